@@ -1,0 +1,92 @@
+//! TagResource, UntagResource, ListTagsForResource for every taggable
+//! resource berth keeps.
+
+use super::task_definitions;
+use super::{clusters, Ecs};
+use crate::records::{scope, too_contended, try_commit, MAX_ATTEMPTS};
+use berth_core::{arn::Arn, tags, EcsError};
+use berth_wire::ecs::*;
+use berth_wire::RequestContext;
+
+/// A taggable resource named by an ARN.
+enum Target {
+    Cluster(String),
+    TaskDefinition(String, i32),
+}
+
+fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
+    let a = Arn::parse(resource_arn)
+        .filter(|a| a.service == "ecs")
+        .ok_or_else(|| EcsError::invalid(format!("The ARN '{resource_arn}' is not a valid ECS resource ARN.")))?;
+    if a.account != ctx.account_id || a.region != ctx.region {
+        return Err(EcsError::invalid(format!(
+            "The ARN '{resource_arn}' does not belong to this account and region."
+        )));
+    }
+    match a.resource_type_and_id() {
+        ("cluster", name) if !name.is_empty() => Ok(Target::Cluster(name.to_string())),
+        ("task-definition", rest) => {
+            let parsed = rest.rsplit_once(':').and_then(|(f, r)| Some((f.to_string(), r.parse().ok()?)));
+            parsed
+                .map(|(f, r)| Target::TaskDefinition(f, r))
+                .ok_or_else(|| EcsError::invalid(format!("The ARN '{resource_arn}' does not name a task definition revision.")))
+        }
+        (t, _) => Err(EcsError::invalid(format!("Tagging is not supported for resources of type '{t}'."))),
+    }
+}
+
+/// Applies `change` to the tags of the resource, with optimistic retries.
+async fn modify_tags(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    resource_arn: &str,
+    change: impl Fn(&mut Vec<Tag>) -> Result<(), EcsError>,
+) -> Result<(), EcsError> {
+    let t = target(ctx, resource_arn)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let write = match &t {
+            Target::Cluster(name) => {
+                let mut c = clusters::load_active(ecs, ctx, Some(name)).await?;
+                change(c.value.tags.get_or_insert_with(Vec::new))?;
+                c.write()
+            }
+            Target::TaskDefinition(f, r) => {
+                let mut d = task_definitions::load_revision(ecs, ctx, f, *r).await?.ok_or_else(not_found)?;
+                change(&mut d.value.tags)?;
+                d.write()
+            }
+        };
+        if try_commit(ecs.store(), &scope(ctx), vec![write]).await? {
+            return Ok(());
+        }
+    }
+    Err(too_contended())
+}
+
+fn not_found() -> EcsError {
+    EcsError::ResourceNotFound("The specified resource could not be found.".into())
+}
+
+pub async fn tag(ecs: &Ecs, ctx: &RequestContext, input: TagResourceRequest) -> Result<TagResourceResponse, EcsError> {
+    tags::validate(&input.tags)?;
+    modify_tags(ecs, ctx, &input.resource_arn, |t| tags::merge(t, &input.tags)).await?;
+    Ok(TagResourceResponse {})
+}
+
+pub async fn untag(ecs: &Ecs, ctx: &RequestContext, input: UntagResourceRequest) -> Result<UntagResourceResponse, EcsError> {
+    tags::validate_keys(&input.tag_keys)?;
+    modify_tags(ecs, ctx, &input.resource_arn, |t| {
+        tags::remove(t, &input.tag_keys);
+        Ok(())
+    })
+    .await?;
+    Ok(UntagResourceResponse {})
+}
+
+pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListTagsForResourceRequest) -> Result<ListTagsForResourceResponse, EcsError> {
+    let tags = match target(ctx, &input.resource_arn)? {
+        Target::Cluster(name) => clusters::load_active(ecs, ctx, Some(&name)).await?.value.tags.unwrap_or_default(),
+        Target::TaskDefinition(f, r) => task_definitions::load_revision(ecs, ctx, &f, r).await?.ok_or_else(not_found)?.value.tags,
+    };
+    Ok(ListTagsForResourceResponse { tags: Some(tags) })
+}

@@ -1,0 +1,9 @@
+//! The control plane's operations: the generated service traits of
+//! `berth-wire` implemented with the rules of `berth-core` over the
+//! documents of `berth-store`. No HTTP here: the server decodes, checks
+//! auth and calls in; tests can call in directly.
+
+pub mod ecs;
+mod records;
+
+pub use ecs::Ecs;

@@ -1,0 +1,405 @@
+//! Server-side verification of SigV4-signed requests (header and presigned forms).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::canonical::{self, percent_decode, sha256_hex, ALGORITHM, TERMINATOR};
+use crate::credentials::CredentialStore;
+use crate::date;
+use crate::error::{AuthError, SIGNATURE_MISMATCH};
+use crate::key::{hmac_sha256, KeyCache};
+
+/// Longest presigned validity AWS allows (one week).
+pub const MAX_PRESIGN_EXPIRES_SECS: u64 = 604_800;
+/// Default allowed difference between request time and server time.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// Derived keys kept before the cache is reset.
+const KEY_CACHE_CAPACITY: usize = 4096;
+
+/// The parts of an HTTP request that SigV4 covers, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    /// Raw path as received, e.g. "/".
+    pub path: &'a str,
+    /// Raw query string without '?', may be "".
+    pub query: &'a str,
+    /// Names any case, values raw; repeated names allowed.
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// Who signed a request, and for what scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub account_id: String,
+    pub principal_arn: String,
+    pub region: String,
+    pub service: String,
+    /// Scope date, `yyyymmdd`.
+    pub date: String,
+}
+
+/// Verifies SigV4 signatures against a credential store.
+pub struct Verifier {
+    store: Arc<dyn CredentialStore>,
+    max_skew: Duration,
+    keys: KeyCache,
+}
+
+/// Signature material pulled from either the header or the query string.
+struct Material<'a> {
+    credential: String,
+    signed_headers: String,
+    signature: String,
+    /// Raw request timestamp and where it came from.
+    amz_date: String,
+    time: OffsetDateTime,
+    /// `Some(seconds)` for a presigned URL.
+    expires: Option<u64>,
+    /// For error messages that quote the header, as AWS does.
+    authorization: Option<&'a str>,
+}
+
+fn header<'a>(req: &SignedRequest<'a>, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .find(|(k, _)| percent_decode(k) == name.as_bytes())
+        .map(|(_, v)| String::from_utf8_lossy(&percent_decode(v)).into_owned())
+}
+
+fn incomplete(msg: impl Into<String>) -> AuthError {
+    AuthError::IncompleteSignature(msg.into())
+}
+
+/// "15 min." / "90 sec." as AWS phrases the skew window.
+fn describe(d: Duration) -> String {
+    // Not `is_multiple_of`: that is newer than the workspace MSRV (1.85).
+    let (mins, rem) = (d.as_secs() / 60, d.as_secs() % 60);
+    if rem == 0 {
+        format!("{mins} min.")
+    } else {
+        format!("{} sec.", d.as_secs())
+    }
+}
+
+fn parse_header_form<'a>(
+    req: &SignedRequest<'a>,
+    authz: &'a str,
+) -> Result<Material<'a>, AuthError> {
+    let authz_trimmed = authz.trim();
+    let (algorithm, rest) = authz_trimmed
+        .split_once(char::is_whitespace)
+        .unwrap_or((authz_trimmed, ""));
+    if algorithm != ALGORITHM {
+        return Err(incomplete(format!(
+            "Unsupported AWS 'algorithm': '{algorithm}'. Authorization={authz}"
+        )));
+    }
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        if let Some((k, v)) = part.trim().split_once('=') {
+            let slot = match k.trim() {
+                "Credential" => &mut credential,
+                "SignedHeaders" => &mut signed_headers,
+                "Signature" => &mut signature,
+                _ => continue,
+            };
+            *slot = Some(v.trim().to_owned());
+        }
+    }
+    let mut missing = String::new();
+    for (name, value) in [
+        ("Credential", &credential),
+        ("Signature", &signature),
+        ("SignedHeaders", &signed_headers),
+    ] {
+        if value.as_deref().is_none_or(str::is_empty) {
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(incomplete(format!("{missing}Authorization={authz}")));
+    }
+
+    // Prefer X-Amz-Date; fall back to the HTTP Date header, which must then be signed.
+    let (date_header, raw, time) = if let Some(v) = header(req, "x-amz-date") {
+        let v = v.trim();
+        let t = date::parse_amz(v).ok_or_else(|| {
+            incomplete(format!(
+                "Date must be in ISO-8601 'basic format'. Got '{v}'. See http://en.wikipedia.org/wiki/ISO_8601"
+            ))
+        })?;
+        ("x-amz-date", v.to_owned(), t)
+    } else if let Some(v) = header(req, "date") {
+        let t = date::parse_http_date(v)
+            .or_else(|| date::parse_amz(v.trim()))
+            .ok_or_else(|| incomplete(format!("Date header is malformed: '{}'.", v.trim())))?;
+        ("date", date::format_amz(t), t)
+    } else {
+        return Err(incomplete(format!(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={authz}"
+        )));
+    };
+    let signed_headers = signed_headers.unwrap_or_default();
+    if !signed_headers
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case(date_header))
+    {
+        return Err(incomplete(format!(
+            "'{}' must be a 'SignedHeader' in the AWS Authorization.",
+            if date_header == "date" {
+                "Date"
+            } else {
+                "X-Amz-Date"
+            }
+        )));
+    }
+    Ok(Material {
+        credential: credential.unwrap_or_default(),
+        signed_headers,
+        signature: signature.unwrap_or_default(),
+        amz_date: raw,
+        time,
+        expires: None,
+        authorization: Some(authz),
+    })
+}
+
+fn parse_query_form<'a>(req: &SignedRequest<'a>) -> Result<Material<'a>, AuthError> {
+    const REQUIRED: &str = "Query-string authentication version 4 requires the X-Amz-Algorithm, \
+X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.";
+    let get = |name: &str| query_param(req.query, name).filter(|v| !v.is_empty());
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(signature),
+        Some(amz_date),
+        Some(signed_headers),
+        Some(expires),
+    ) = (
+        get("X-Amz-Algorithm"),
+        get("X-Amz-Credential"),
+        get("X-Amz-Signature"),
+        get("X-Amz-Date"),
+        get("X-Amz-SignedHeaders"),
+        get("X-Amz-Expires"),
+    )
+    else {
+        return Err(incomplete(REQUIRED));
+    };
+    if algorithm != ALGORITHM {
+        return Err(incomplete(format!(
+            "X-Amz-Algorithm only supports \"{ALGORITHM}\"; got '{algorithm}'."
+        )));
+    }
+    let time = date::parse_amz(&amz_date).ok_or_else(|| {
+        incomplete(format!(
+            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"; got '{amz_date}'."
+        ))
+    })?;
+    let expires: u64 = expires.parse().map_err(|_| {
+        incomplete(format!(
+            "X-Amz-Expires should be a number; got '{expires}'."
+        ))
+    })?;
+    if expires > MAX_PRESIGN_EXPIRES_SECS {
+        return Err(incomplete(format!(
+            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGN_EXPIRES_SECS}"
+        )));
+    }
+    Ok(Material {
+        credential,
+        signed_headers,
+        signature,
+        amz_date,
+        time,
+        expires: Some(expires),
+        authorization: None,
+    })
+}
+
+impl Verifier {
+    pub fn new(store: Arc<dyn CredentialStore>) -> Self {
+        Verifier {
+            store,
+            max_skew: DEFAULT_MAX_SKEW,
+            keys: KeyCache::new(KEY_CACHE_CAPACITY),
+        }
+    }
+
+    /// Allowed difference between the request's time and `now` (default 15 min).
+    pub fn with_max_skew(mut self, d: Duration) -> Self {
+        self.max_skew = d;
+        self
+    }
+
+    /// Verifies `req`.
+    ///
+    /// `expected_service`: the signing name the endpoint serves for this request
+    /// ("ecs", "logs", ...); `region_ok`: whether a region in the scope is acceptable.
+    ///
+    /// Checks run cheapest-first, and the credential store is consulted only
+    /// once the request is well-formed and fresh.
+    pub fn verify(
+        &self,
+        req: &SignedRequest,
+        expected_service: &str,
+        region_ok: &dyn Fn(&str) -> bool,
+        now: SystemTime,
+    ) -> Result<Verified, AuthError> {
+        let m = if let Some(authz) = header(req, "authorization") {
+            parse_header_form(req, authz)?
+        } else if query_param(req.query, "X-Amz-Algorithm").is_some() {
+            parse_query_form(req)?
+        } else {
+            return Err(AuthError::MissingAuthenticationToken);
+        };
+
+        // Scope: keyid/date/region/service/aws4_request.
+        let parts: Vec<&str> = m.credential.split('/').collect();
+        let [access_key_id, scope_date, region, service, terminator] = parts[..] else {
+            return Err(incomplete(format!(
+                "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
+                m.credential
+            )));
+        };
+        if terminator != TERMINATOR {
+            return Err(incomplete(format!(
+                "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. "
+            )));
+        }
+        if service != expected_service {
+            return Err(AuthError::InvalidSignature(format!(
+                "Credential should be scoped to correct service: '{expected_service}'. "
+            )));
+        }
+        if !region_ok(region) {
+            return Err(AuthError::InvalidSignature(
+                "Credential should be scoped to a valid region. ".to_owned(),
+            ));
+        }
+        if scope_date != &m.amz_date[..8] {
+            return Err(AuthError::InvalidSignature(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope_date}' != '{}', from '{}'.",
+                &m.amz_date[..8],
+                m.amz_date
+            )));
+        }
+
+        let signed: Vec<&str> = m.signed_headers.split(';').collect();
+        if !signed.iter().any(|h| h.eq_ignore_ascii_case("host")) {
+            let quoted = m
+                .authorization
+                .map(|a| format!(" Authorization={a}"))
+                .unwrap_or_default();
+            return Err(incomplete(format!(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.{quoted}"
+            )));
+        }
+
+        self.check_time(&m, now)?;
+
+        // This JSON API always signs the real body: a declared hash must match it.
+        let payload_hash = sha256_hex(req.body);
+        if let Some(declared) = header(req, "x-amz-content-sha256") {
+            if !declared.trim().eq_ignore_ascii_case(&payload_hash) {
+                return Err(AuthError::InvalidSignature(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                        .to_owned(),
+                ));
+            }
+        }
+
+        let cred = self
+            .store
+            .lookup(access_key_id)
+            .ok_or(AuthError::UnrecognizedClient)?;
+
+        let signed_lower: Vec<String> = signed.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let signed_lower: Vec<&str> = signed_lower.iter().map(String::as_str).collect();
+        let creq = canonical::canonical_request(
+            req.method,
+            req.path,
+            req.query,
+            req.headers,
+            &signed_lower,
+            &payload_hash,
+            m.expires.is_some(),
+        );
+        let scope = canonical::credential_scope(scope_date, region, service);
+        let sts = canonical::string_to_sign(&m.amz_date, &scope, &creq);
+        let key = self.keys.get_or_derive(
+            access_key_id,
+            &cred.secret_access_key,
+            scope_date,
+            region,
+            service,
+        );
+        let expected = hex::encode(hmac_sha256(&key, sts.as_bytes()));
+        if !bool::from(expected.as_bytes().ct_eq(m.signature.as_bytes())) {
+            return Err(AuthError::InvalidSignature(SIGNATURE_MISMATCH.to_owned()));
+        }
+
+        Ok(Verified {
+            access_key_id: cred.access_key_id,
+            account_id: cred.account_id,
+            principal_arn: cred.principal_arn,
+            region: region.to_owned(),
+            service: service.to_owned(),
+            date: scope_date.to_owned(),
+        })
+    }
+
+    /// Clock skew for both forms; expiry for presigned URLs.
+    fn check_time(&self, m: &Material, now: SystemTime) -> Result<(), AuthError> {
+        let now = date::from_system(now);
+        let skew = time::Duration::try_from(self.max_skew).unwrap_or(time::Duration::MAX);
+        let fmt = date::format_amz;
+        if m.time > now.saturating_add(skew) {
+            return Err(AuthError::SignatureExpired(format!(
+                "Signature not yet current: {} is still later than {} ({} + {})",
+                m.amz_date,
+                fmt(now.saturating_add(skew)),
+                fmt(now),
+                describe(self.max_skew)
+            )));
+        }
+        match m.expires {
+            None if m.time < now.saturating_sub(skew) => Err(AuthError::SignatureExpired(format!(
+                "Signature expired: {} is now earlier than {} ({} - {})",
+                m.amz_date,
+                fmt(now.saturating_sub(skew)),
+                fmt(now),
+                describe(self.max_skew)
+            ))),
+            Some(secs) => {
+                let expiry = m.time.saturating_add(time::Duration::seconds(secs as i64));
+                if now > expiry {
+                    Err(AuthError::SignatureExpired(format!(
+                        "Request has expired: {} + {secs} sec. is now earlier than {}.",
+                        m.amz_date,
+                        fmt(now)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            None => Ok(()),
+        }
+    }
+}

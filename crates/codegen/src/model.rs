@@ -1,0 +1,84 @@
+//! The extract as the generator reads it (`model/<service>.json`). Only what
+//! the generator needs is typed; everything else in the extract is ignored.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Extract {
+    pub botocore_version: String,
+    pub service: String,
+    pub metadata: Metadata,
+    pub operations: BTreeMap<String, Operation>,
+    pub shapes: BTreeMap<String, Shape>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub api_version: String,
+    pub endpoint_prefix: String,
+    pub service_id: String,
+    pub signing_name: Option<String>,
+    pub target_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Operation {
+    pub input: Option<ShapeRef>,
+    pub output: Option<ShapeRef>,
+    #[serde(default)]
+    pub errors: Vec<ShapeRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShapeRef {
+    pub shape: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shape {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub required: Vec<String>,
+    pub member: Option<ShapeRef>,
+    pub key: Option<ShapeRef>,
+    pub value: Option<ShapeRef>,
+    #[serde(rename = "enum")]
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub document: bool,
+    #[serde(default)]
+    pub exception: bool,
+    #[serde(default)]
+    pub fault: bool,
+    pub error: Option<ErrorTrait>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub shape: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorTrait {
+    pub code: Option<String>,
+    pub http_status_code: Option<u16>,
+}
+
+impl Shape {
+    pub fn is_enum(&self) -> bool {
+        self.kind == "string" && self.values.is_some()
+    }
+
+    pub fn is_struct(&self) -> bool {
+        self.kind == "structure" && !self.document
+    }
+}

@@ -1,0 +1,72 @@
+use berth_wire::ApiError;
+
+/// The errors ECS operations answer, named after the modeled exceptions.
+/// `aws_code()` and `http_status_code()` are what goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EcsError {
+    #[error("{0}")]
+    Client(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("Cluster not found.")]
+    ClusterNotFound,
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("The Cluster cannot be deleted while Services are active.")]
+    ClusterContainsServices,
+    #[error("The Cluster cannot be deleted while Container Instances are active or draining.")]
+    ClusterContainsContainerInstances,
+    #[error("The Cluster cannot be deleted while Tasks are active.")]
+    ClusterContainsTasks,
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    UnsupportedFeature(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    Server(String),
+}
+
+impl EcsError {
+    pub fn aws_code(&self) -> &'static str {
+        match self {
+            EcsError::Client(_) => "ClientException",
+            EcsError::InvalidParameter(_) => "InvalidParameterException",
+            EcsError::ClusterNotFound => "ClusterNotFoundException",
+            EcsError::ResourceNotFound(_) => "ResourceNotFoundException",
+            EcsError::ClusterContainsServices => "ClusterContainsServicesException",
+            EcsError::ClusterContainsContainerInstances => {
+                "ClusterContainsContainerInstancesException"
+            }
+            EcsError::ClusterContainsTasks => "ClusterContainsTasksException",
+            EcsError::LimitExceeded(_) => "LimitExceededException",
+            EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
+            EcsError::AccessDenied(_) => "AccessDeniedException",
+            EcsError::Server(_) => "ServerException",
+        }
+    }
+
+    /// ECS answers every modeled client error with 400 and `ServerException`
+    /// (the model's only fault) with 500.
+    pub fn http_status_code(&self) -> u16 {
+        match self {
+            EcsError::Server(_) => 500,
+            _ => 400,
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        EcsError::InvalidParameter(msg.into())
+    }
+
+    pub fn client(msg: impl Into<String>) -> Self {
+        EcsError::Client(msg.into())
+    }
+}
+
+impl From<EcsError> for ApiError {
+    fn from(e: EcsError) -> Self {
+        ApiError::new(e.aws_code(), e.http_status_code(), e.to_string())
+    }
+}

@@ -1,0 +1,18 @@
+//! berth's domain model: the rules of ECS resources, independent of how
+//! requests arrive (HTTP) or where state lives (SQL).
+//!
+//! The data shapes themselves are the generated wire types (`berth_wire::ecs`):
+//! they *are* the ECS resource model, and duplicating ~600 shapes by hand
+//! would only add drift. This crate adds what the shapes cannot say:
+//! validation, defaults, ARNs, naming rules, pagination tokens and errors.
+
+pub mod account_settings;
+pub mod arn;
+pub mod error;
+pub mod fargate;
+pub mod names;
+pub mod pagination;
+pub mod tags;
+pub mod task_definition;
+
+pub use error::EcsError;

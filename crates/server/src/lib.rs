@@ -1,0 +1,67 @@
+//! The control-plane server: binds the HTTP listener, verifies SigV4, routes
+//! each request by its `X-Amz-Target` to a service, and answers in the AWS
+//! JSON 1.1 envelope. Startup prepares the data directory: the store,
+//! credentials and the key that signs pagination tokens.
+
+pub mod config;
+pub mod credentials;
+mod http;
+mod services;
+
+pub use config::ServerConfig;
+
+use anyhow::Context;
+use berth_api::Ecs;
+use berth_auth::{StaticCredentials, Verifier};
+use berth_store::SqliteStore;
+use std::sync::Arc;
+
+/// The default address `berth server` listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8450";
+
+/// Starts the server and serves until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let creds = credentials::resolve(&config)?;
+    let token_key = credentials::load_or_create_key(&config.data_dir.join("token.key"))?;
+    let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
+    let ecs = Ecs::new(Arc::new(store), token_key);
+    let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
+    let state = http::AppState::new(ecs, verifier, config.regions.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = format!("http://{addr}");
+    credentials::write_atomically(&config.data_dir.join("endpoint"), endpoint.as_bytes())?;
+
+    println!("berth server listening on {endpoint}");
+    println!("  data dir: {}", config.data_dir.display());
+    if let Some(note) = &creds.generated_note {
+        println!("  {note}");
+    }
+    println!("  point the aws-cli and boto3 at it with:");
+    println!("    eval \"$(berth env --data-dir {})\"", config.data_dir.display());
+
+    let app = http::router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

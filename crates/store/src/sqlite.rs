@@ -1,0 +1,331 @@
+//! The embedded SQLite backend.
+//!
+//! Writes go through one writer thread that groups whatever commits are
+//! waiting into a single SQLite transaction (one savepoint each, so one
+//! failed precondition does not spoil its neighbours) and syncs once:
+//! durable with `synchronous=FULL`, yet not one fsync per request. Reads use
+//! a small pool of read-only connections; WAL lets them run beside the
+//! writer and see every acknowledged commit.
+
+use crate::schema::MIGRATIONS;
+use crate::{Doc, Expect, Query, Result, Scope, Store, StoreError, Write};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Commits grouped into one transaction at most.
+const MAX_GROUP: usize = 256;
+
+struct Job {
+    scope: Scope,
+    writes: Vec<Write>,
+    reply: oneshot::Sender<Result<Vec<i64>>>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the store was written by a newer berth (schema {current}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open(&path)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("berth-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(SqliteStore { path, writer: Mutex::new(tx), readers: Mutex::new(Vec::new()) })
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.readers.lock().pop() {
+            Some(c) => c,
+            None => {
+                let c = open(&self.path)?;
+                c.execute_batch("PRAGMA query_only=1;")?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock();
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = apply_group(&mut conn, &jobs);
+        for (job, result) in jobs.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+fn apply_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Vec<i64>>> {
+    let failed = |e: &dyn std::fmt::Display| {
+        jobs.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect::<Vec<_>>()
+    };
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let outcome = (|| {
+            let sp = tx.unchecked_transaction_savepoint()?;
+            let out = job.writes.iter().map(|w| apply(&sp, &job.scope, w)).collect::<Result<Vec<_>>>();
+            match out {
+                Ok(v) => {
+                    sp.commit()?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    drop(sp); // rolls the savepoint back
+                    Err(e)
+                }
+            }
+        })();
+        results.push(outcome);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => failed(&e),
+    }
+}
+
+trait SavepointExt {
+    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>>;
+}
+
+/// A savepoint on a borrowed transaction; rolled back unless committed.
+struct Savepoint<'c> {
+    conn: &'c Connection,
+    done: bool,
+}
+
+impl SavepointExt for rusqlite::Transaction<'_> {
+    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
+        self.execute_batch("SAVEPOINT job")?;
+        Ok(Savepoint { conn: self, done: false })
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Savepoint<'_> {
+    fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.conn.execute_batch("RELEASE job")?;
+        Ok(())
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        }
+    }
+}
+
+fn current_version(conn: &Connection, scope: &Scope, kind: &str, id: &str) -> Result<Option<i64>> {
+    let mut st = conn.prepare_cached(
+        "SELECT version FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+    )?;
+    Ok(st.query_row(params![scope.account, scope.region, kind, id], |r| r.get(0)).optional()?)
+}
+
+fn check(expect: Expect, current: Option<i64>, kind: &'static str, id: &str) -> Result<()> {
+    let ok = match expect {
+        Expect::Any => true,
+        Expect::Absent => current.is_none(),
+        Expect::Version(v) => current == Some(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict { kind, id: id.to_string() })
+    }
+}
+
+fn apply(conn: &Connection, scope: &Scope, w: &Write) -> Result<i64> {
+    match w {
+        Write::Put { doc, expect } => {
+            let current = current_version(conn, scope, doc.kind, &doc.id)?;
+            check(*expect, current, doc.kind, &doc.id)?;
+            let version = current.unwrap_or(0) + 1;
+            let mut st = conn.prepare_cached(
+                "INSERT INTO docs (account, region, kind, id, sort, parent, status, version, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (account, region, kind, id) DO UPDATE SET
+                   sort=excluded.sort, parent=excluded.parent, status=excluded.status,
+                   version=excluded.version, body=excluded.body",
+            )?;
+            st.execute(params![
+                scope.account,
+                scope.region,
+                doc.kind,
+                doc.id,
+                doc.sort,
+                doc.parent,
+                doc.status,
+                version,
+                doc.body
+            ])?;
+            Ok(version)
+        }
+        Write::Delete { kind, id, expect } => {
+            let current = current_version(conn, scope, kind, id)?;
+            check(*expect, current, kind, id)?;
+            let mut st = conn.prepare_cached(
+                "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+            )?;
+            st.execute(params![scope.account, scope.region, kind, id])?;
+            Ok(0)
+        }
+    }
+}
+
+fn row_to_doc(kind: &'static str, r: &rusqlite::Row) -> rusqlite::Result<Doc> {
+    Ok(Doc {
+        kind,
+        id: r.get(0)?,
+        sort: r.get(1)?,
+        parent: r.get(2)?,
+        status: r.get(3)?,
+        version: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, scope: &Scope, kind: &'static str, id: &str) -> Result<Option<Doc>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, sort, parent, status, version, body FROM docs
+                 WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+            )?;
+            Ok(st
+                .query_row(params![scope.account, scope.region, kind, id], |r| row_to_doc(kind, r))
+                .optional()?)
+        })
+    }
+
+    async fn list(&self, scope: &Scope, kind: &'static str, q: &Query) -> Result<Vec<Doc>> {
+        let mut sql = String::from(
+            "SELECT id, sort, parent, status, version, body FROM docs
+             WHERE account=?1 AND region=?2 AND kind=?3",
+        );
+        let mut args: Vec<Box<dyn ToSql>> =
+            vec![Box::new(scope.account.clone()), Box::new(scope.region.clone()), Box::new(kind)];
+        let mut push = |clause: &str, v: String, args: &mut Vec<Box<dyn ToSql>>| {
+            args.push(Box::new(v));
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(p) = &q.parent {
+            push("parent =", p.clone(), &mut args);
+        }
+        if let Some(s) = &q.status {
+            push("status =", s.clone(), &mut args);
+        }
+        if let Some(p) = &q.sort_prefix {
+            push("sort >=", p.clone(), &mut args);
+            push("sort <", prefix_end(p), &mut args);
+        }
+        if let Some(a) = &q.after {
+            push(if q.descending { "sort <" } else { "sort >" }, a.clone(), &mut args);
+        }
+        sql.push_str(if q.descending { " ORDER BY sort DESC" } else { " ORDER BY sort ASC" });
+        sql.push_str(&format!(" LIMIT {}", q.limit.min(i64::MAX as usize)));
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let rows = st.query_map(refs.as_slice(), |r| row_to_doc(kind, r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    async fn count(
+        &self,
+        scope: &Scope,
+        kind: &'static str,
+        parent: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<u64> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT COUNT(*) FROM docs WHERE account=?1 AND region=?2 AND kind=?3
+                 AND (?4 IS NULL OR parent=?4) AND (?5 IS NULL OR status=?5)",
+            )?;
+            let n: i64 =
+                st.query_row(params![scope.account, scope.region, kind, parent, status], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    async fn commit(&self, scope: &Scope, writes: Vec<Write>) -> Result<Vec<i64>> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .lock()
+            .send(Job { scope: scope.clone(), writes, reply })
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests;

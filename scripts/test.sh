@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: generated code is current, formatting and lints are
+# clean, unit tests pass, and the conformance suite drives a real
+# `berth server` with the real aws-cli and boto3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "python test dependencies"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+
+step "generated wire code matches model/ (cargo run -p berth-codegen -- check)"
+cargo run --quiet -p berth-codegen -- check
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -- -D warnings"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --quiet --workspace --bins
+
+step "unit and integration tests (cargo test)"
+cargo test --quiet --workspace
+
+step "conformance suite: real berth server, aws-cli and boto3 (pytest)"
+BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest tests/conformance -q -p no:cacheprovider

@@ -1,0 +1,154 @@
+"""Fixtures for the berth ECS conformance suite.
+
+* ``server``        session-scoped server shared by most tests
+* ``fresh_server``  function-scoped berth server on its own data dir (kill/restart)
+* ``two_accounts``  berth server started with ``--config`` holding two accounts
+* ``recorder``      collects strict-validation violations of every response of
+                    the test; the test fails at teardown if there are any
+* ``ecs``           validating boto3 ECS client for ``server``
+* ``make_ecs``      factory for more validating clients (other server / creds)
+* ``cli``           the real aws-cli against ``server`` (validated by a plugin)
+* ``raw``           hand-signed raw HTTP requests against ``server``
+* ``name``          unique-name factory: ``name("cluster")``
+
+Target: ``BERTH_CONFORMANCE_TARGET=berth`` (default) or ``moto``.  Against
+moto, violations are reported but do not fail tests unless
+``BERTH_CONFORMANCE_STRICT=1``; berth-only tests are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import BerthServer, Cli, RawClient, start_server, target_name, unique
+from shape_validator import format_violations
+from validation_hook import Recorder
+
+
+def pytest_collection_modifyitems(config, items):
+    if target_name() != "berth":
+        skip = pytest.mark.skip(reason=f"berth-only test (target is {target_name()})")
+        for item in items:
+            if "berth_only" in item.keywords:
+                item.add_marker(skip)
+
+
+def _strict() -> bool:
+    if os.environ.get("BERTH_CONFORMANCE_STRICT"):
+        return os.environ["BERTH_CONFORMANCE_STRICT"] == "1"
+    return target_name() == "berth"
+
+
+@pytest.fixture(scope="session")
+def target() -> str:
+    return target_name()
+
+
+@pytest.fixture(scope="session")
+def is_berth(target) -> bool:
+    return target == "berth"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("server")
+    srv = start_server(workdir)
+    yield srv
+    alive = srv.alive()
+    srv.stop()
+    if not alive:
+        pytest.fail(f"the shared {srv.name} server died during the run:\n{srv.tail_log()}")
+
+
+def _new_berth(tmp_path: Path, config: Path | None = None) -> BerthServer:
+    if target_name() != "berth":
+        pytest.skip("needs a berth server")
+    return BerthServer(tmp_path / "data", config=config).start()
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    srv = _new_berth(tmp_path)
+    yield srv
+    srv.stop()
+
+
+ACCOUNT_A = harness.Creds("AKIABERTHTESTAAAAAAA", "secretA/" + "a" * 32, "111111111111")
+ACCOUNT_A2 = harness.Creds("AKIABERTHTESTAAAAAA2", "secretA2/" + "c" * 31, "111111111111")
+ACCOUNT_B = harness.Creds("AKIABERTHTESTBBBBBBB", "secretB/" + "b" * 32, "222222222222")
+
+
+@pytest.fixture(scope="session")
+def two_accounts(tmp_path_factory):
+    """A berth server configured (``--config``) with keys for two accounts.
+
+    ``.creds`` is ``[A, A2, B]``: two keys of account 111111111111 and one
+    of account 222222222222.
+    """
+    if target_name() != "berth":
+        pytest.skip("needs a berth server")
+    tmp = tmp_path_factory.mktemp("accounts")
+    config = tmp / "berth.toml"
+    config.write_text("".join(
+        f'[[credentials]]\naccess_key_id = "{c.access_key_id}"\n'
+        f'secret_access_key = "{c.secret_access_key}"\naccount_id = "{c.account_id}"\n\n'
+        for c in (ACCOUNT_A, ACCOUNT_A2, ACCOUNT_B)))
+    srv = BerthServer(tmp / "data", config=config).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def recorder(request):
+    rec = Recorder(strict_envelope=_strict(), require_request_id=_strict())
+    yield rec
+    records = rec.take()
+    if records:
+        text = format_violations(records)
+        if _strict():
+            pytest.fail(f"{len(records)} response(s) violated the ECS model:\n{text}",
+                        pytrace=False)
+        else:
+            warnings.warn(f"[{target_name()}] {len(records)} invalid response(s):\n{text}")
+
+
+@pytest.fixture
+def make_ecs(server, recorder):
+    def make(srv=None, creds=None, **config):
+        return (srv or server).client(creds=creds, recorder=recorder, **config)
+    return make
+
+
+@pytest.fixture
+def ecs(make_ecs):
+    return make_ecs()
+
+
+@pytest.fixture
+def raw(server, recorder):
+    return RawClient(server, recorder)
+
+
+@pytest.fixture
+def cli(server, recorder, tmp_path):
+    return Cli(server, tmp_path / "cli", recorder)
+
+
+@pytest.fixture
+def name():
+    return unique
+
+
+@pytest.fixture(scope="session")
+def account_id(server):
+    return server.default_creds().account_id
+
+
+@pytest.fixture(scope="session")
+def region():
+    return harness.REGION
