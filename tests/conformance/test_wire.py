@@ -37,12 +37,19 @@ def test_body_not_json(raw, body):
     assert_error_status(raw.call("CreateCluster", body), "SerializationException")
 
 
-@pytest.mark.parametrize("body", [b"[]", b'"string"', b"5", b"null", b"true"])
+@pytest.mark.parametrize("body", [b"[]", b"[{}]", b'"string"', b"5", b"null", b"true"])
 def test_body_json_but_not_an_object(raw, body):
     assert_error_status(raw.call("ListClusters", body), "SerializationException")
 
 
 @pytest.mark.parametrize("op,body", [
+    # A JSON array is not a structure, even if a deserializer could map its
+    # elements onto the members in order (serde does that by default).
+    ("CreateCluster", ["positional-name"]),
+    ("ListClusters", []),
+    ("CreateCluster", {"clusterName": "x", "tags": [["k", "v"]]}),
+    ("CreateCluster", {"clusterName": "x", "settings": [["containerInsights", "enabled"]]}),
+    ("RegisterTaskDefinition", {"family": "f", "containerDefinitions": [["a", "busybox"]]}),
     ("CreateCluster", {"clusterName": 5}),
     ("CreateCluster", {"clusterName": ["a"]}),
     ("CreateCluster", {"tags": {"key": "k", "value": "v"}}),
@@ -61,7 +68,7 @@ def test_body_json_but_not_an_object(raw, body):
         {"name": "a", "image": "busybox", "memory": 128, "dockerLabels": {"k": 1}}]}),
 ])
 def test_member_of_wrong_type(raw, op, body):
-    assert_error_status(raw.call(op, body), "SerializationException")
+    assert_error_status(raw.call(op, json.dumps(body)), "SerializationException")
 
 
 def test_empty_body_is_treated_as_empty_object_or_refused(raw):

@@ -4,6 +4,7 @@
 //! auth and calls in; tests can call in directly.
 
 pub mod ecs;
+mod locks;
 mod records;
 
 pub use ecs::Ecs;

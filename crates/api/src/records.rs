@@ -79,11 +79,16 @@ pub async fn list<T: Record>(store: &dyn Store, scope: &Scope, q: &Query) -> Res
 /// How many times a read–decide–commit loop retries on conflicting writers.
 pub const MAX_ATTEMPTS: usize = 32;
 
-/// Commits `writes`; `Ok(false)` means someone else wrote first: re-read and retry.
+/// Commits `writes`; `Ok(false)` means someone else wrote first: re-read and
+/// retry (after a short random pause, so competing writers spread out).
 pub async fn try_commit(store: &dyn Store, scope: &Scope, writes: Vec<Write>) -> Result<bool, EcsError> {
     match store.commit(scope, writes).await {
         Ok(_) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(StoreError::Conflict { .. }) => {
+            let pause = rand::random::<u64>() % 5_000;
+            tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+            Ok(false)
+        }
         Err(e) => Err(store_error(e)),
     }
 }

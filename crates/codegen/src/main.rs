@@ -37,8 +37,17 @@ enum Cmd {
     Check,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let root = match cli.root {
         Some(r) => r,
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),

@@ -18,9 +18,15 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn absent_members_are_not_serialized() {
-    let c = ecs::Cluster { cluster_name: Some("x".to_string()), ..Default::default() };
+    let c = ecs::Cluster {
+        cluster_name: Some("x".to_string()),
+        ..Default::default()
+    };
     assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"clusterName":"x"}"#);
-    assert_eq!(serde_json::to_string(&ecs::Cluster::default()).unwrap(), "{}");
+    assert_eq!(
+        serde_json::to_string(&ecs::Cluster::default()).unwrap(),
+        "{}"
+    );
 }
 
 #[test]
@@ -33,10 +39,16 @@ fn enums_round_trip_and_keep_unknown_values() {
     assert!(!u.is_known());
     assert_eq!(serde_json::to_string(&u).unwrap(), r#""MOON""#);
     assert!(serde_json::from_str::<ecs::LaunchType>("3").is_err());
-    assert_eq!(ecs::LaunchType::default().as_str(), ecs::LaunchType::VALUES[0]);
+    assert_eq!(
+        ecs::LaunchType::default().as_str(),
+        ecs::LaunchType::VALUES[0]
+    );
     assert_eq!(ecs::LaunchType::from("EC2").to_string(), "EC2");
     // The model's own "UNKNOWN" value cannot take the catch-all's name.
-    assert_eq!(ecs::HealthStatus::from("UNKNOWN"), ecs::HealthStatus::UnknownValue);
+    assert_eq!(
+        ecs::HealthStatus::from("UNKNOWN"),
+        ecs::HealthStatus::UnknownValue
+    );
 }
 
 #[test]
@@ -73,13 +85,23 @@ impl logs::LogsApi for Nothing {}
 #[test]
 fn default_methods_answer_not_implemented() {
     let ctx = RequestContext::for_account("123456789012", "us-east-1");
-    let e: ApiError =
-        block_on(ecs::dispatch(&Nothing, &ctx, ecs::Operation::CreateCluster, b"{}")).unwrap_err();
+    let e: ApiError = block_on(ecs::dispatch(
+        &Nothing,
+        &ctx,
+        ecs::Operation::CreateCluster,
+        b"{}",
+    ))
+    .unwrap_err();
     assert_eq!(e.code, "UnsupportedFeatureException");
     assert_eq!(e.status, 400);
     assert!(e.message.contains("CreateCluster"), "{}", e.message);
-    let e = block_on(logs::dispatch(&Nothing, &ctx, logs::Operation::CreateLogGroup, b""))
-        .unwrap_err();
+    let e = block_on(logs::dispatch(
+        &Nothing,
+        &ctx,
+        logs::Operation::CreateLogGroup,
+        b"",
+    ))
+    .unwrap_err();
     // The body is decoded first: a missing required member wins.
     assert_eq!(e.code, "InvalidParameterException");
 }
@@ -89,7 +111,12 @@ fn dispatch_futures_are_send() {
     fn is_send<T: Send>(_: &T) {}
     let ctx = RequestContext::for_account("123456789012", "us-east-1");
     let svc: &dyn ecs::EcsApi = &Nothing;
-    is_send(&ecs::dispatch(svc, &ctx, ecs::Operation::ListClusters, b"{}"));
+    is_send(&ecs::dispatch(
+        svc,
+        &ctx,
+        ecs::Operation::ListClusters,
+        b"{}",
+    ));
 }
 
 struct Implemented;

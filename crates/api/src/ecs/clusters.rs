@@ -116,6 +116,7 @@ pub async fn create(ecs: &Ecs, ctx: &RequestContext, input: CreateClusterRequest
     let strategy = input.default_capacity_provider_strategy.clone().unwrap_or_default();
     validate_capacity_providers(&providers, &strategy)?;
     let sc = scope(ctx);
+    let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
     for _ in 0..MAX_ATTEMPTS {
         let existing = load::<Cluster>(ecs.store(), &sc, &name).await?;
         if let Some(c) = &existing {
@@ -261,6 +262,8 @@ async fn modify(
     cluster: &str,
     change: impl Fn(&mut Cluster) -> Result<(), EcsError>,
 ) -> Result<Cluster, EcsError> {
+    let name = cluster_name(ctx, Some(cluster))?;
+    let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
     for _ in 0..MAX_ATTEMPTS {
         let mut c = load_active(ecs, ctx, Some(cluster)).await?;
         change(&mut c.value)?;
@@ -303,6 +306,8 @@ pub async fn update_settings(ecs: &Ecs, ctx: &RequestContext, input: UpdateClust
 }
 
 pub async fn delete(ecs: &Ecs, ctx: &RequestContext, input: DeleteClusterRequest) -> Result<DeleteClusterResponse, EcsError> {
+    let name = cluster_name(ctx, Some(&input.cluster))?;
+    let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
     for _ in 0..MAX_ATTEMPTS {
         let mut c = load_active(ecs, ctx, Some(&input.cluster)).await?;
         let name = c.value.id();

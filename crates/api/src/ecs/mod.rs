@@ -5,6 +5,7 @@ mod clusters;
 mod tags;
 mod task_definitions;
 
+use crate::locks::StripedLocks;
 use berth_core::pagination::TokenCodec;
 use berth_store::Store;
 use berth_wire::ecs::*;
@@ -16,17 +17,23 @@ use std::sync::Arc;
 pub struct Ecs {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) tokens: TokenCodec,
+    pub(crate) locks: Arc<StripedLocks>,
 }
 
 impl Ecs {
     /// `token_key` signs pagination tokens; keep it stable across restarts
     /// so tokens handed out before a restart stay valid.
     pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>) -> Self {
-        Ecs { store, tokens: TokenCodec::new(token_key) }
+        Ecs { store, tokens: TokenCodec::new(token_key), locks: Arc::default() }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// Serializes this process's writers of one resource (see `locks`).
+    pub(crate) async fn lock(&self, ctx: &RequestContext, kind: &str, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks.lock(&[&ctx.account_id, &ctx.region, kind, id]).await
     }
 }
 

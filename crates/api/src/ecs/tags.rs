@@ -3,7 +3,7 @@
 
 use super::task_definitions;
 use super::{clusters, Ecs};
-use crate::records::{scope, too_contended, try_commit, MAX_ATTEMPTS};
+use crate::records::{kind, scope, too_contended, try_commit, MAX_ATTEMPTS};
 use berth_core::{arn::Arn, tags, EcsError};
 use berth_wire::ecs::*;
 use berth_wire::RequestContext;
@@ -43,6 +43,10 @@ async fn modify_tags(
     change: impl Fn(&mut Vec<Tag>) -> Result<(), EcsError>,
 ) -> Result<(), EcsError> {
     let t = target(ctx, resource_arn)?;
+    let _serialized = match &t {
+        Target::Cluster(name) => ecs.lock(ctx, kind::CLUSTER, name).await,
+        Target::TaskDefinition(family, _) => ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await,
+    };
     for _ in 0..MAX_ATTEMPTS {
         let write = match &t {
             Target::Cluster(name) => {

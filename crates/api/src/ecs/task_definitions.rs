@@ -132,6 +132,7 @@ pub async fn register(ecs: &Ecs, ctx: &RequestContext, input: RegisterTaskDefini
     td::validate(&input)?;
     let doc_tags = tags::initial(input.tags.as_ref())?;
     let sc = scope(ctx);
+    let _serialized = ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, &input.family).await;
     for _ in 0..MAX_ATTEMPTS {
         let mut family = load::<FamilyDoc>(ecs.store(), &sc, &input.family).await?.unwrap_or_else(|| {
             Versioned::new(FamilyDoc { family: input.family.clone(), latest_revision: 0, active_revisions: 0 })
@@ -229,6 +230,7 @@ fn revision_reference(ctx: &RequestContext, s: &str) -> Result<(String, i32), Ec
 pub async fn deregister(ecs: &Ecs, ctx: &RequestContext, input: DeregisterTaskDefinitionRequest) -> Result<DeregisterTaskDefinitionResponse, EcsError> {
     let (family, revision) = revision_reference(ctx, &input.task_definition)?;
     let sc = scope(ctx);
+    let _serialized = ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, &family).await;
     for _ in 0..MAX_ATTEMPTS {
         let mut doc = load::<TaskDefinitionDoc>(ecs.store(), &sc, &format!("{family}:{revision}"))
             .await?
