@@ -103,18 +103,46 @@ def two_accounts(tmp_path_factory):
     srv.stop()
 
 
+def _report(records, exc=None):
+    """Fail (strict) or warn (lax) about invalid responses."""
+    text = format_violations(records)
+    msg = f"{len(records)} response(s) violated the ECS model:\n{text}"
+    if not _strict():
+        warnings.warn(f"[{target_name()}] {msg}")
+        return
+    if exc is not None:
+        exc.add_note(msg)
+        return
+    pytest.fail(msg, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Check the responses seen while the test ran, so that an invalid
+    response fails the test itself (not just its teardown)."""
+    exc = None
+    try:
+        result = yield
+    except BaseException as e:  # noqa: BLE001 - re-raised below
+        exc = e
+    rec = item.funcargs.get("recorder")
+    records = rec.take() if isinstance(rec, Recorder) else []
+    if records:
+        _report(records, exc)
+    if exc is not None:
+        raise exc
+    return result
+
+
 @pytest.fixture
-def recorder(request):
+def recorder():
+    """Collects model violations of every response of the test (boto3
+    clients from ``ecs``/``make_ecs``, the ``cli`` and ``raw`` helpers)."""
     rec = Recorder(strict_envelope=_strict(), require_request_id=_strict())
     yield rec
-    records = rec.take()
+    records = rec.take()  # responses seen during teardown of other fixtures
     if records:
-        text = format_violations(records)
-        if _strict():
-            pytest.fail(f"{len(records)} response(s) violated the ECS model:\n{text}",
-                        pytrace=False)
-        else:
-            warnings.warn(f"[{target_name()}] {len(records)} invalid response(s):\n{text}")
+        _report(records)
 
 
 @pytest.fixture

@@ -252,3 +252,47 @@ def test_raw_requests_per_account(two_accounts, recorder, name):
     assert rc.call("CreateCluster", {"clusterName": n}, creds=a).status == 200
     r = rc.call("DescribeClusters", {"clusters": [n]}, creds=b)
     assert r.json()["clusters"] == []
+
+
+# --------------------------------------------------------------------------
+# Regions
+# --------------------------------------------------------------------------
+
+def test_resources_are_regional(raw, name, account_id):
+    """ECS is a regional service: the region comes from the signature's
+    credential scope, ARNs carry it, and one region's clusters are invisible
+    from another."""
+    n = name("eu")
+    req = raw.sign(raw.build("CreateCluster", {"clusterName": n}), region="eu-west-1")
+    r = raw.send(req, "CreateCluster")
+    assert r.status == 200, r
+    assert r.json()["cluster"]["clusterArn"] == f"arn:aws:ecs:eu-west-1:{account_id}:cluster/{n}"
+    here = raw.call("DescribeClusters", {"clusters": [n]}).json()
+    assert here["clusters"] == []
+    assert here["failures"] == [
+        {"arn": f"arn:aws:ecs:us-east-1:{account_id}:cluster/{n}", "reason": "MISSING"}]
+    there = raw.send(raw.sign(raw.build("ListClusters", {}), region="eu-west-1"), "ListClusters")
+    assert f"arn:aws:ecs:eu-west-1:{account_id}:cluster/{n}" in there.json()["clusterArns"]
+
+
+def test_invalid_region_in_scope(raw):
+    req = raw.sign(raw.build("ListClusters", {}), region="not-a-region")
+    assert_auth_error(raw.send(req, "ListClusters"), "InvalidSignatureException")
+
+
+def test_region_allowlist(tmp_path, recorder):
+    from harness import BerthServer
+    config = tmp_path / "berth.toml"
+    c = Creds("AKIABERTHREGIONTEST1", "regionsecret/" + "r" * 27, "333333333333")
+    config.write_text(
+        'regions = ["us-east-1"]\n\n'
+        f'[[credentials]]\naccess_key_id = "{c.access_key_id}"\n'
+        f'secret_access_key = "{c.secret_access_key}"\naccount_id = "{c.account_id}"\n')
+    srv = BerthServer(tmp_path / "data", config=config).start()
+    try:
+        rc = RawClient(srv, recorder)
+        assert rc.call("ListClusters", {}).status == 200
+        r = rc.send(rc.sign(rc.build("ListClusters", {}), region="eu-west-1"), "ListClusters")
+        assert_auth_error(r, "InvalidSignatureException")
+    finally:
+        srv.stop()

@@ -70,6 +70,17 @@ def test_create_existing_active_cluster_returns_it(ecs, name):
     assert arns.count(first["clusterArn"]) == 1
 
 
+def test_concurrent_create_of_one_name_yields_one_cluster(make_ecs, name):
+    from concurrent.futures import ThreadPoolExecutor
+    n = name("race")
+    clients = [make_ecs() for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        arns = set(pool.map(lambda i: clients[i % 4].create_cluster(clusterName=n)[
+            "cluster"]["clusterArn"], range(16)))
+    assert len(arns) == 1
+    assert list_all_cluster_arns(clients[0]).count(arns.pop()) == 1
+
+
 def test_cluster_name_of_255_allowed_chars_is_accepted(ecs, name):
     n = (name("Az09_-") + "x" * 255)[:255]
     c = ecs.create_cluster(clusterName=n)["cluster"]

@@ -201,6 +201,40 @@ def test_revisions_increment(ecs, name, region, account_id):
     assert latest["taskDefinitionArn"] == td_arn(region, account_id, family, 3)
 
 
+def test_concurrent_registrations_get_distinct_revisions(make_ecs, name):
+    """Registrations racing on one family each get their own revision."""
+    from concurrent.futures import ThreadPoolExecutor
+    family = name("race")
+    clients = [make_ecs() for _ in range(4)]
+
+    def one(i):
+        return register(clients[i % 4], family)["taskDefinition"]["revision"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        revs = list(pool.map(one, range(24)))
+    assert sorted(revs) == list(range(1, 25))
+    listed = clients[0].list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    assert [int(a.rsplit(":", 1)[1]) for a in listed] == list(range(1, 25))
+
+
+def test_registered_by_is_the_caller(ecs, name, account_id):
+    td = register(ecs, name("who"))["taskDefinition"]
+    if "registeredBy" in td:
+        assert td["registeredBy"] == f"arn:aws:iam::{account_id}:root"
+
+
+def test_unicode_round_trips(ecs, name):
+    env = [{"name": "GREETING", "value": "grüß dich — 你好 🚀"}]
+    labels = {"note": "ünïcödé ✓"}
+    td = register(ecs, name("uni"), [simple_container(environment=env, dockerLabels=labels)],
+                  tags=[{"key": "owner", "value": "zoë"}])
+    got = ecs.describe_task_definition(taskDefinition=td["taskDefinition"]["taskDefinitionArn"],
+                                       include=["TAGS"])
+    c = got["taskDefinition"]["containerDefinitions"][0]
+    assert c["environment"] == env and c["dockerLabels"] == labels
+    assert got["tags"] == [{"key": "owner", "value": "zoë"}]
+
+
 def test_describe_by_family_revision_and_arn(ecs, name):
     family = name("desc")
     r1 = register(ecs, family, [simple_container(command=["one"])])["taskDefinition"]

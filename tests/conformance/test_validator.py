@@ -169,9 +169,8 @@ def test_blob_must_be_base64():
 
 
 def test_double_accepts_int_and_float_but_not_bool():
-    # ECS outputs carry doubles only deep inside daemon shapes; use CloudWatch
-    # Logs' GetMetricData-free double: logs has none either, so use ssm? No -- use
-    # the generic walker directly on a double shape from the ECS model.
+    # ECS outputs carry doubles only deep inside daemon shapes, so exercise
+    # the walker directly on one of them (a double with a 0..100 range).
     from shape_validator import service_model, validate_value
     shape = service_model().shape_for("DaemonDrainPercent")
     for good in (0, 12.5, 100):
@@ -257,8 +256,7 @@ def test_error_prefix_and_Message_tolerated_only_when_lax():
     ("not json", 400, err_headers("ClientException"), "$: body is not JSON"),
 ])
 def test_invalid_errors_fail(obj, status, headers, expected):
-    # ListTagsForResource does not model ClusterNotFoundException... use
-    # ListClusters, whose errors are Server/Client/InvalidParameter.
+    # ListClusters models only Server/Client/InvalidParameter/AccessDenied.
     raw = obj.encode() if isinstance(obj, str) else body(obj)
     found = validate_response("ListClusters", raw, status, headers)
     assert any(v.startswith(expected) or expected in v for v in found), found
@@ -271,8 +269,8 @@ def test_unknown_operation_only_allows_common_errors():
 
 
 def test_error_with_modeled_extra_member():
-    # ConflictException (UpdateTaskProtection? no: ecs:DeleteTaskDefinitions?)
-    # carries resourceIds; find an operation that models it.
+    # ConflictException carries a modeled `resourceIds` member besides the
+    # message; such members are allowed in the envelope and validated.
     from shape_validator import service_model
     m = service_model()
     op = next(o for o in m.operation_names

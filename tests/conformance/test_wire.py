@@ -66,7 +66,7 @@ def test_body_json_but_not_an_object(raw, body):
         {"name": "a", "image": "busybox", "memory": 128, "essential": "yes"}]}),
     ("RegisterTaskDefinition", {"family": "f", "containerDefinitions": [
         {"name": "a", "image": "busybox", "memory": 128, "dockerLabels": {"k": 1}}]}),
-])
+], ids=lambda v: v if isinstance(v, str) else json.dumps(v)[:60])
 def test_member_of_wrong_type(raw, op, body):
     assert_error_status(raw.call(op, json.dumps(body)), "SerializationException")
 
@@ -92,6 +92,19 @@ def test_numbers_in_range(raw):
     assert r.status == 400, r
     assert r.error_code in ("SerializationException", "InvalidParameterException",
                             "ClientException"), r
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    b'{"clusterName": "x", "unknown": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+], ids=["deep-array", "deep-object", "deep-unknown-member"])
+def test_deeply_nested_json_does_not_crash(raw, body):
+    r = raw.call("ListClusters", body)
+    assert r.status in (200, 400), r
+    if r.status == 400:
+        assert r.error_code == "SerializationException", r
+    assert raw.call("ListClusters", {}).status == 200
 
 
 def test_huge_body_is_refused_and_server_survives(raw, server):

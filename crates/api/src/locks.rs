@@ -18,7 +18,9 @@ pub struct StripedLocks {
 
 impl Default for StripedLocks {
     fn default() -> Self {
-        StripedLocks { stripes: (0..STRIPES).map(|_| Mutex::new(())).collect() }
+        StripedLocks {
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
     }
 }
 

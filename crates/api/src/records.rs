@@ -49,10 +49,14 @@ pub fn store_error(e: StoreError) -> EcsError {
 }
 
 fn to_doc<T: Record>(value: &T, version: i64) -> Doc {
-    let mut d = Doc::new(T::KIND, value.id(), serde_json::to_vec(value).expect("records serialize"))
-        .with_sort(value.sort())
-        .with_parent(value.parent())
-        .with_status(value.status());
+    let mut d = Doc::new(
+        T::KIND,
+        value.id(),
+        serde_json::to_vec(value).expect("records serialize"),
+    )
+    .with_sort(value.sort())
+    .with_parent(value.parent())
+    .with_status(value.status());
     d.version = version;
     d
 }
@@ -62,18 +66,35 @@ fn from_doc<T: Record>(d: Doc) -> Result<Versioned<T>, EcsError> {
         tracing::error!(kind = T::KIND, id = %d.id, error = %e, "undecodable document");
         EcsError::Server("A stored resource could not be read.".into())
     })?;
-    Ok(Versioned { value, version: d.version })
+    Ok(Versioned {
+        value,
+        version: d.version,
+    })
 }
 
-pub async fn load<T: Record>(store: &dyn Store, scope: &Scope, id: &str) -> Result<Option<Versioned<T>>, EcsError> {
+pub async fn load<T: Record>(
+    store: &dyn Store,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Versioned<T>>, EcsError> {
     match store.get(scope, T::KIND, id).await.map_err(store_error)? {
         Some(d) => Ok(Some(from_doc(d)?)),
         None => Ok(None),
     }
 }
 
-pub async fn list<T: Record>(store: &dyn Store, scope: &Scope, q: &Query) -> Result<Vec<Versioned<T>>, EcsError> {
-    store.list(scope, T::KIND, q).await.map_err(store_error)?.into_iter().map(from_doc).collect()
+pub async fn list<T: Record>(
+    store: &dyn Store,
+    scope: &Scope,
+    q: &Query,
+) -> Result<Vec<Versioned<T>>, EcsError> {
+    store
+        .list(scope, T::KIND, q)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(from_doc)
+        .collect()
 }
 
 /// How many times a read–decide–commit loop retries on conflicting writers.
@@ -81,7 +102,11 @@ pub const MAX_ATTEMPTS: usize = 32;
 
 /// Commits `writes`; `Ok(false)` means someone else wrote first: re-read and
 /// retry (after a short random pause, so competing writers spread out).
-pub async fn try_commit(store: &dyn Store, scope: &Scope, writes: Vec<Write>) -> Result<bool, EcsError> {
+pub async fn try_commit(
+    store: &dyn Store,
+    scope: &Scope,
+    writes: Vec<Write>,
+) -> Result<bool, EcsError> {
     match store.commit(scope, writes).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { .. }) => {

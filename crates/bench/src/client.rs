@@ -103,7 +103,11 @@ impl Conn {
     }
 
     /// Signs and sends `POST /` for `operation`; returns the status and body.
-    pub async fn call(&mut self, operation: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
+    pub async fn call(
+        &mut self,
+        operation: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let req = signed_request(&self.target, operation, body)?;
         let sender = self.ready().await?;
         let result = async {
@@ -133,7 +137,11 @@ async fn open(target: &Target) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-fn signed_request(target: &Target, operation: &str, body: Bytes) -> anyhow::Result<Request<Full<Bytes>>> {
+fn signed_request(
+    target: &Target,
+    operation: &str,
+    body: Bytes,
+) -> anyhow::Result<Request<Full<Bytes>>> {
     let amz_target = format!("{TARGET_PREFIX}{operation}");
     let headers = [
         ("host", target.host.as_str()),

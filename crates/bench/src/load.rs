@@ -219,7 +219,8 @@ pub async fn open_loop(
     let t0 = Instant::now() + Duration::from_millis(20);
     let warm_end = t0 + warmup;
     // After the schedule ends, queued requests get this long to be sent.
-    let give_up = warm_end + duration + duration.clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let give_up =
+        warm_end + duration + duration.clamp(Duration::from_secs(2), Duration::from_secs(10));
 
     let (tx, rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     // A thread paces the schedule: its sleep is finer than tokio's 1 ms timer.

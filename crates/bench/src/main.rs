@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "berth-bench", about = "Benchmark berth against moto on the ECS API")]
+#[command(
+    name = "berth-bench",
+    about = "Benchmark berth against moto on the ECS API"
+)]
 struct Args {
     /// Measured seconds of each run (after the warm-up).
     #[arg(long, default_value_t = 5.0)]
@@ -84,8 +87,14 @@ impl WorkloadArg {
 }
 
 fn validate(a: &Args) -> anyhow::Result<()> {
-    ensure!(a.duration > 0.0 && a.duration <= 300.0, "--duration must be in (0, 300] seconds");
-    ensure!(a.warmup >= 0.0 && a.warmup <= 60.0, "--warmup must be in [0, 60] seconds");
+    ensure!(
+        a.duration > 0.0 && a.duration <= 300.0,
+        "--duration must be in (0, 300] seconds"
+    );
+    ensure!(
+        a.warmup >= 0.0 && a.warmup <= 60.0,
+        "--warmup must be in [0, 60] seconds"
+    );
     for (name, c) in [
         ("--concurrency", a.concurrency),
         ("--moto-concurrency", a.moto_concurrency),
@@ -93,8 +102,14 @@ fn validate(a: &Args) -> anyhow::Result<()> {
     ] {
         ensure!((1..=1024).contains(&c), "{name} must be in 1..=1024");
     }
-    ensure!((1..=100_000).contains(&a.rate), "--rate must be in 1..=100000");
-    ensure!((1..=64).contains(&a.client_threads), "--client-threads must be in 1..=64");
+    ensure!(
+        (1..=100_000).contains(&a.rate),
+        "--rate must be in 1..=100000"
+    );
+    ensure!(
+        (1..=64).contains(&a.client_threads),
+        "--client-threads must be in 1..=64"
+    );
     Ok(())
 }
 
@@ -192,7 +207,10 @@ async fn bench_target(
     let label = workload.label();
     workload.setup(target).await?;
     for &concurrency in concurrencies {
-        eprintln!("{label} {}: closed loop, {concurrency} connections...", target.name);
+        eprintln!(
+            "{label} {}: closed loop, {concurrency} connections...",
+            target.name
+        );
         let r = load::closed_loop(target, workload, concurrency, warmup, duration).await?;
         report.add(label, &target.name, Mode::Closed { concurrency }, r);
     }

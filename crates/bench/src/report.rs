@@ -89,9 +89,10 @@ impl Report {
             if a.target == "moto" {
                 continue;
             }
-            let moto = self.rows.iter().find(|b| {
-                b.target == "moto" && b.workload == a.workload && b.mode == a.mode
-            });
+            let moto = self
+                .rows
+                .iter()
+                .find(|b| b.target == "moto" && b.workload == a.workload && b.mode == a.mode);
             if let Some(b) = moto {
                 let ratio = a.result.rate() / b.result.rate().max(1e-9);
                 println!(

@@ -93,7 +93,11 @@ impl Spawned {
             let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!("{} exited early ({status}):\n{}", self.name, tail.join("\n"));
+            bail!(
+                "{} exited early ({status}):\n{}",
+                self.name,
+                tail.join("\n")
+            );
         }
         Ok(())
     }
@@ -170,11 +174,20 @@ pub async fn spawn_berth(bin: &Path) -> anyhow::Result<Spawned> {
 /// `python3 -m moto.server -H 127.0.0.1 -p PORT` on a free port; waits
 /// until the port accepts connections. Moto accepts any credentials.
 pub async fn spawn_moto(python: &str) -> anyhow::Result<Spawned> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let dir = make_temp_dir("berth-bench-moto")?;
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .current_dir(&dir);
+    cmd.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ])
+    .current_dir(&dir);
     let mut s = spawn("moto", cmd, dir, "testing", "testing")?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     s.wait_until("listen", |_| {

@@ -39,7 +39,10 @@ pub fn print(args: EnvArgs) -> anyhow::Result<()> {
     };
     println!("export AWS_ENDPOINT_URL={}", quote(&endpoint));
     println!("export AWS_ACCESS_KEY_ID={}", quote(&c.access_key_id));
-    println!("export AWS_SECRET_ACCESS_KEY={}", quote(&c.secret_access_key));
+    println!(
+        "export AWS_SECRET_ACCESS_KEY={}",
+        quote(&c.secret_access_key)
+    );
     println!("export AWS_DEFAULT_REGION={}", quote(&args.region));
     println!("unset AWS_SESSION_TOKEN AWS_PROFILE");
     Ok(())

@@ -10,7 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "A self-hosted container orchestrator that speaks the Amazon ECS API")]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted container orchestrator that speaks the Amazon ECS API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,10 @@ fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
     };
     let mut credentials = file.credentials;
     // BERTH_ACCESS_KEY_ID / BERTH_SECRET_ACCESS_KEY / BERTH_ACCOUNT_ID add one more key.
-    if let (Ok(id), Ok(secret)) = (std::env::var("BERTH_ACCESS_KEY_ID"), std::env::var("BERTH_SECRET_ACCESS_KEY")) {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("BERTH_ACCESS_KEY_ID"),
+        std::env::var("BERTH_SECRET_ACCESS_KEY"),
+    ) {
         credentials.push(CredentialEntry {
             access_key_id: id,
             secret_access_key: secret,
@@ -64,7 +71,8 @@ fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -21,6 +21,9 @@ pub struct Service {
     pub api_trait: String,
     /// Modeled error code the trait's default methods answer.
     pub not_implemented: String,
+    /// Error code for a request member outside its modeled values (an
+    /// unknown enum value).
+    pub invalid_value: String,
     /// Operations to keep; `None` keeps all of them.
     pub operations: Option<Vec<String>>,
 }

@@ -324,7 +324,56 @@ impl<'a> Gen<'a> {
             }
         }
         out.push_str("}\n\n");
+        self.emit_enum_check(name, out);
         uses
+    }
+
+    /// Whether a value of this shape can hold an enum anywhere inside it.
+    fn can_hold_enum(&self, name: &str, seen: &mut BTreeSet<String>) -> bool {
+        if !seen.insert(name.to_string()) {
+            return false;
+        }
+        let s = self.shape(name);
+        if s.is_enum() {
+            return true;
+        }
+        let refs = s
+            .members
+            .iter()
+            .map(|m| &m.shape)
+            .chain(s.member.iter().map(|r| &r.shape))
+            .chain(s.key.iter().map(|r| &r.shape))
+            .chain(s.value.iter().map(|r| &r.shape));
+        let refs: Vec<&String> = refs.collect();
+        refs.into_iter().any(|r| self.can_hold_enum(r, seen))
+    }
+
+    /// `CheckEnums` for a structure: visits only members that can hold enums.
+    fn emit_enum_check(&self, name: &str, out: &mut String) {
+        let s = self.shape(name);
+        let t = &self.types[name];
+        let member_names: Vec<&str> = s.members.iter().map(|m| m.name.as_str()).collect();
+        let mut body = String::new();
+        for (m, field) in s.members.iter().zip(names::field_names(&member_names)) {
+            if self.can_hold_enum(&m.shape, &mut BTreeSet::new()) {
+                writeln!(
+                    body,
+                    "crate::validate::member({:?}, &self.{field})?;",
+                    m.name
+                )
+                .unwrap();
+            }
+        }
+        writeln!(
+            out,
+            "impl crate::validate::CheckEnums for {t} {{
+             fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {{
+{body}Ok(())
+}}
+}}
+"
+        )
+        .unwrap();
     }
 
     fn emit_enum(&self, name: &str, out: &mut String) {
@@ -383,6 +432,13 @@ impl<'a> Gen<'a> {
              impl<'de> serde::Deserialize<'de> for {t} {{\n\
              fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{\n\
              <String as serde::Deserialize>::deserialize(d).map(Self::from)\n}}\n}}\n"
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "impl crate::validate::CheckEnums for {t} {{\n\
+             fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {{\n\
+             crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)\n}}\n}}\n"
         )
         .unwrap();
     }
@@ -513,10 +569,17 @@ impl<'a> Gen<'a> {
         .unwrap();
         for (name, op) in &ex.operations {
             let method = names::field_name(name);
-            let arg = if op.input.is_some() {
-                ", crate::codec::decode(body)?"
+            let (decode, arg) = if op.input.is_some() {
+                (
+                    format!(
+                        "let input = crate::codec::decode(body)?;\n\
+                         crate::validate::reject_unknown_enums(&input, {:?})?;\n",
+                        svc.invalid_value
+                    ),
+                    ", input",
+                )
             } else {
-                ""
+                (String::new(), "")
             };
             // Operations without output return `()`, which is encoded as `{}`.
             let (bind, out) = if op.output.is_some() {
@@ -526,7 +589,7 @@ impl<'a> Gen<'a> {
             };
             writeln!(
                 o,
-                "Operation::{name} => {{\n{bind}svc.{method}(ctx{arg}).await?;\ncrate::codec::encode(&{out})\n}}"
+                "Operation::{name} => {{\n{decode}{bind}svc.{method}(ctx{arg}).await?;\ncrate::codec::encode(&{out})\n}}"
             )
             .unwrap();
         }

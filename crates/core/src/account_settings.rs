@@ -11,7 +11,9 @@ pub fn rule(name: &SettingName) -> Option<(&'static [&'static str], &'static str
         ServiceLongArnFormat | TaskLongArnFormat | ContainerInstanceLongArnFormat => {
             (&["enabled", "disabled"], "enabled")
         }
-        AwsvpcTrunking | FargateFipsMode | FargateEventWindows => (&["enabled", "disabled"], "disabled"),
+        AwsvpcTrunking | FargateFipsMode | FargateEventWindows => {
+            (&["enabled", "disabled"], "disabled")
+        }
         ContainerInsights => (&["enabled", "disabled", "enhanced"], "disabled"),
         TagResourceAuthorization => (&["on", "off"], "on"),
         FargateTaskRetirementWaitPeriod => (&["0", "7", "14"], "7"),
@@ -23,7 +25,10 @@ pub fn rule(name: &SettingName) -> Option<(&'static [&'static str], &'static str
 
 /// Every setting name berth knows, in model order.
 pub fn all() -> Vec<SettingName> {
-    SettingName::VALUES.iter().map(|v| SettingName::from(*v)).collect()
+    SettingName::VALUES
+        .iter()
+        .map(|v| SettingName::from(*v))
+        .collect()
 }
 
 pub fn validate(name: &SettingName, value: &str) -> Result<(), EcsError> {

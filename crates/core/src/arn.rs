@@ -26,7 +26,13 @@ impl Arn {
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
             return None;
         }
-        Some(Arn { partition, service, region, account, resource })
+        Some(Arn {
+            partition,
+            service,
+            region,
+            account,
+            resource,
+        })
     }
 
     /// `cluster/prod` → `("cluster", "prod")`.

@@ -32,7 +32,9 @@ pub fn parse_memory(s: &str) -> Option<u32> {
 /// Whether Fargate (Linux) supports `cpu` units with `memory` MiB.
 pub fn is_supported(cpu: u32, memory: u32) -> bool {
     let gib = |g: u32| g * 1024;
-    let stepped = |lo: u32, hi: u32, step: u32| memory >= lo && memory <= hi && (memory - lo) % step == 0;
+    let stepped = |lo: u32, hi: u32, step: u32| {
+        memory >= lo && memory <= hi && (memory - lo).is_multiple_of(step)
+    };
     match cpu {
         256 => matches!(memory, 512 | 1024 | 2048),
         512 => stepped(gib(1), gib(4), 1024),

@@ -56,7 +56,11 @@ impl TokenCodec {
         })
         .expect("token payload serializes");
         let mac = self.mac(&payload);
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
     }
 
     /// Returns the sort key to continue after.
@@ -91,18 +95,30 @@ pub fn page_size(max_results: Option<i32>, default: usize, max: usize) -> Result
 mod tests {
     use super::*;
 
-    const PAGE: PageKey = PageKey { operation: "ListClusters", account: "1", region: "us-east-1" };
+    const PAGE: PageKey = PageKey {
+        operation: "ListClusters",
+        account: "1",
+        region: "us-east-1",
+    };
 
     #[test]
     fn round_trip_and_refusals() {
         let c = TokenCodec::new(b"secret".to_vec());
         let t = c.encode(&PAGE, "web\t0000000003");
         assert_eq!(c.decode(&PAGE, &t).unwrap(), "web\t0000000003");
-        let other_op = PageKey { operation: "ListTaskDefinitions", ..PAGE };
+        let other_op = PageKey {
+            operation: "ListTaskDefinitions",
+            ..PAGE
+        };
         assert!(c.decode(&other_op, &t).is_err());
-        let other_account = PageKey { account: "2", ..PAGE };
+        let other_account = PageKey {
+            account: "2",
+            ..PAGE
+        };
         assert!(c.decode(&other_account, &t).is_err());
-        assert!(TokenCodec::new(b"other".to_vec()).decode(&PAGE, &t).is_err());
+        assert!(TokenCodec::new(b"other".to_vec())
+            .decode(&PAGE, &t)
+            .is_err());
         assert!(c.decode(&PAGE, "garbage").is_err());
         let mut forged = t.clone();
         forged.replace_range(0..2, "ey");

@@ -36,7 +36,10 @@ fn validate_key(key: &str) -> Result<(), EcsError> {
 /// Validates tags given in a request.
 pub fn validate(tags: &[Tag]) -> Result<(), EcsError> {
     for t in tags {
-        let key = t.key.as_deref().ok_or_else(|| EcsError::invalid("Tag key must not be empty."))?;
+        let key = t
+            .key
+            .as_deref()
+            .ok_or_else(|| EcsError::invalid("Tag key must not be empty."))?;
         validate_key(key)?;
         let value = t.value.as_deref().unwrap_or("");
         if value.chars().count() > MAX_VALUE_LEN {
@@ -64,7 +67,10 @@ pub fn merge(existing: &mut Vec<Tag>, new: &[Tag]) -> Result<(), EcsError> {
     for t in new {
         match existing.iter_mut().find(|e| e.key == t.key) {
             Some(e) => e.value = Some(t.value.clone().unwrap_or_default()),
-            None => existing.push(Tag { key: t.key.clone(), value: Some(t.value.clone().unwrap_or_default()) }),
+            None => existing.push(Tag {
+                key: t.key.clone(),
+                value: Some(t.value.clone().unwrap_or_default()),
+            }),
         }
     }
     if existing.len() > MAX_TAGS {
@@ -94,7 +100,10 @@ mod tests {
     use super::*;
 
     fn tag(k: &str, v: &str) -> Tag {
-        Tag { key: Some(k.into()), value: Some(v.into()) }
+        Tag {
+            key: Some(k.into()),
+            value: Some(v.into()),
+        }
     }
 
     #[test]

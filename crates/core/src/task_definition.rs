@@ -116,15 +116,27 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), EcsError> {
             )));
         }
         if !seen.insert(name) {
-            return Err(client(format!("Duplicate container name '{name}' in task definition.")));
+            return Err(client(format!(
+                "Duplicate container name '{name}' in task definition."
+            )));
         }
     }
-    if !req.container_definitions.iter().any(|c| c.essential.unwrap_or(true)) {
-        return Err(client("Task definition does not have any essential container."));
+    if !req
+        .container_definitions
+        .iter()
+        .any(|c| c.essential.unwrap_or(true))
+    {
+        return Err(client(
+            "Task definition does not have any essential container.",
+        ));
     }
 
-    let volume_names: HashSet<&str> =
-        req.volumes.iter().flatten().filter_map(|v| v.name.as_deref()).collect();
+    let volume_names: HashSet<&str> = req
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.name.as_deref())
+        .collect();
     for c in &req.container_definitions {
         validate_container(c, &mode, fargate, task_memory, &seen, &volume_names)?;
     }
@@ -142,13 +154,17 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), EcsError> {
     }
     if let Some(e) = &req.ephemeral_storage {
         if !(21..=200).contains(&e.size_in_gi_b) {
-            return Err(client("The ephemeral storage size must be between 21 and 200 GiB."));
+            return Err(client(
+                "The ephemeral storage size must be between 21 and 200 GiB.",
+            ));
         }
     }
     if let Some(t) = &req.tags {
         crate::tags::validate(t)?;
         if t.len() > crate::tags::MAX_TAGS {
-            return Err(EcsError::invalid("A task definition can have at most 50 tags."));
+            return Err(EcsError::invalid(
+                "A task definition can have at most 50 tags.",
+            ));
         }
     }
     Ok(())
@@ -164,7 +180,9 @@ fn validate_container(
 ) -> Result<(), EcsError> {
     let name = c.name.as_deref().unwrap_or("");
     if c.image.as_deref().unwrap_or("").trim().is_empty() {
-        return Err(client(format!("Container.image should not be null or empty (container '{name}').")));
+        return Err(client(format!(
+            "Container.image should not be null or empty (container '{name}')."
+        )));
     }
     if let Some(m) = c.memory {
         if m < 6 {
@@ -200,13 +218,18 @@ fn validate_container(
         )));
     }
     if c.cpu.is_some_and(|cpu| cpu < 0) {
-        return Err(client(format!("Invalid 'cpu' setting for container '{name}'.")));
+        return Err(client(format!(
+            "Invalid 'cpu' setting for container '{name}'."
+        )));
     }
-    if (fargate || *mode == NetworkMode::Awsvpc) && c.links.as_ref().is_some_and(|l| !l.is_empty()) {
+    if (fargate || *mode == NetworkMode::Awsvpc) && c.links.as_ref().is_some_and(|l| !l.is_empty())
+    {
         return Err(client("Links are not supported when networkMode=awsvpc."));
     }
     if fargate && c.privileged == Some(true) {
-        return Err(client("Privileged containers are not supported on Fargate."));
+        return Err(client(
+            "Privileged containers are not supported on Fargate.",
+        ));
     }
     for pm in c.port_mappings.iter().flatten() {
         validate_port_mapping(name, pm, mode)?;
@@ -214,7 +237,9 @@ fn validate_container(
     for d in c.depends_on.iter().flatten() {
         check_enum("dependsOn.condition", Some(&d.condition))?;
         if d.container_name == name {
-            return Err(client(format!("Container '{name}' cannot depend on itself.")));
+            return Err(client(format!(
+                "Container '{name}' cannot depend on itself."
+            )));
         }
         if !containers.contains(d.container_name.as_str()) {
             return Err(client(format!(
@@ -241,7 +266,9 @@ fn validate_container(
     }
     if let Some(h) = &c.health_check {
         if h.command.is_empty() {
-            return Err(client(format!("Health check command for container '{name}' is empty.")));
+            return Err(client(format!(
+                "Health check command for container '{name}' is empty."
+            )));
         }
         let within = |v: Option<i32>, lo: i32, hi: i32| v.is_none_or(|v| (lo..=hi).contains(&v));
         if !within(h.interval, 5, 300)
@@ -278,9 +305,14 @@ fn validate_port_mapping(name: &str, pm: &PortMapping, mode: &NetworkMode) -> Re
     }
     if let Some(h) = pm.host_port {
         if !(0..=65535).contains(&h) {
-            return Err(client(format!("Invalid 'hostPort' {h} for container '{name}'.")));
+            return Err(client(format!(
+                "Invalid 'hostPort' {h} for container '{name}'."
+            )));
         }
-        if matches!(mode, NetworkMode::Awsvpc | NetworkMode::Host) && h != 0 && Some(h) != pm.container_port {
+        if matches!(mode, NetworkMode::Awsvpc | NetworkMode::Host)
+            && h != 0
+            && Some(h) != pm.container_port
+        {
             return Err(client(format!(
                 "When networkMode={}, the host ports and container ports in port mappings must match.",
                 mode.as_str()
@@ -291,7 +323,10 @@ fn validate_port_mapping(name: &str, pm: &PortMapping, mode: &NetworkMode) -> Re
 }
 
 fn requires(req: &RegisterTaskDefinitionRequest, c: Compatibility) -> bool {
-    req.requires_compatibilities.iter().flatten().any(|x| *x == c)
+    req.requires_compatibilities
+        .iter()
+        .flatten()
+        .any(|x| *x == c)
 }
 
 /// Where a registered definition comes from and when.
@@ -308,10 +343,21 @@ pub struct Registration<'a> {
 /// ports) and computing `compatibilities` and `requiresAttributes`.
 pub fn build(req: RegisterTaskDefinitionRequest, reg: &Registration) -> TaskDefinition {
     let mode = effective_network_mode(req.network_mode.as_ref());
-    let containers: Vec<ContainerDefinition> =
-        req.container_definitions.into_iter().map(|c| with_container_defaults(c, mode.clone())).collect();
-    let cpu = req.cpu.as_deref().and_then(fargate::parse_cpu).map(|v| v.to_string());
-    let memory = req.memory.as_deref().and_then(fargate::parse_memory).map(|v| v.to_string());
+    let containers: Vec<ContainerDefinition> = req
+        .container_definitions
+        .into_iter()
+        .map(|c| with_container_defaults(c, mode.clone()))
+        .collect();
+    let cpu = req
+        .cpu
+        .as_deref()
+        .and_then(fargate::parse_cpu)
+        .map(|v| v.to_string());
+    let memory = req
+        .memory
+        .as_deref()
+        .and_then(fargate::parse_memory)
+        .map(|v| v.to_string());
     let fargate_ok = mode == NetworkMode::Awsvpc
         && matches!((cpu.as_deref(), memory.as_deref()), (Some(c), Some(m))
             if fargate::is_supported(c.parse().unwrap_or(0), m.parse().unwrap_or(0)))
@@ -324,9 +370,19 @@ pub fn build(req: RegisterTaskDefinitionRequest, reg: &Registration) -> TaskDefi
     if fargate_ok {
         compatibilities.push(Compatibility::Fargate);
     }
-    let requires_attributes = required_attributes(&containers, &mode, req.task_role_arn.is_some(), req.execution_role_arn.is_some());
+    let requires_attributes = required_attributes(
+        &containers,
+        &mode,
+        req.task_role_arn.is_some(),
+        req.execution_role_arn.is_some(),
+    );
     TaskDefinition {
-        task_definition_arn: Some(arn::task_definition(reg.region, reg.account, &req.family, reg.revision)),
+        task_definition_arn: Some(arn::task_definition(
+            reg.region,
+            reg.account,
+            &req.family,
+            reg.revision,
+        )),
         container_definitions: Some(containers),
         family: Some(req.family),
         task_role_arn: req.task_role_arn,
@@ -389,7 +445,10 @@ fn required_attributes(
     }
     for c in containers {
         if let Some(l) = &c.log_configuration {
-            names.push(format!("com.amazonaws.ecs.capability.logging-driver.{}", l.log_driver.as_str()));
+            names.push(format!(
+                "com.amazonaws.ecs.capability.logging-driver.{}",
+                l.log_driver.as_str()
+            ));
             if execution_role && l.log_driver.as_str() == "awslogs" {
                 names.push("ecs.capability.execution-role-awslogs".into());
             }
@@ -408,7 +467,10 @@ fn required_attributes(
     names.retain(|n| seen.insert(n.clone()));
     names
         .into_iter()
-        .map(|name| Attribute { name, ..Default::default() })
+        .map(|name| Attribute {
+            name,
+            ..Default::default()
+        })
         .collect()
 }
 

@@ -40,8 +40,10 @@ pub fn stored(data_dir: &Path) -> anyhow::Result<Vec<CredentialEntry>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let f: CredentialsFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let f: CredentialsFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     Ok(f.credentials)
 }
 
@@ -51,14 +53,19 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<Resolved> {
     }
     if !config.credentials.is_empty() {
         let credentials = config.credentials.iter().map(to_credential).collect();
-        return Ok(Resolved { credentials, generated_note: None });
+        return Ok(Resolved {
+            credentials,
+            generated_note: None,
+        });
     }
     let mut entries = stored(&config.data_dir)?;
     let mut generated_note = None;
     if entries.is_empty() {
         let e = generate();
         let path = config.data_dir.join(CREDENTIALS_FILE);
-        let text = toml::to_string(&CredentialsFile { credentials: vec![e.clone()] })?;
+        let text = toml::to_string(&CredentialsFile {
+            credentials: vec![e.clone()],
+        })?;
         write_atomically(&path, text.as_bytes())?;
         generated_note = Some(format!(
             "no credentials were configured: generated access key {} for account {} into {}",
@@ -68,12 +75,22 @@ pub fn resolve(config: &ServerConfig) -> anyhow::Result<Resolved> {
         ));
         entries.push(e);
     }
-    Ok(Resolved { credentials: entries.iter().map(to_credential).collect(), generated_note })
+    Ok(Resolved {
+        credentials: entries.iter().map(to_credential).collect(),
+        generated_note,
+    })
 }
 
 fn validate(e: &CredentialEntry) -> anyhow::Result<()> {
-    anyhow::ensure!(!e.access_key_id.is_empty(), "a credential has an empty access_key_id");
-    anyhow::ensure!(!e.secret_access_key.is_empty(), "credential {} has an empty secret", e.access_key_id);
+    anyhow::ensure!(
+        !e.access_key_id.is_empty(),
+        "a credential has an empty access_key_id"
+    );
+    anyhow::ensure!(
+        !e.secret_access_key.is_empty(),
+        "credential {} has an empty secret",
+        e.access_key_id
+    );
     anyhow::ensure!(
         e.account_id.len() == 12 && e.account_id.bytes().all(|b| b.is_ascii_digit()),
         "credential {}: account_id must be 12 digits",
@@ -84,7 +101,9 @@ fn validate(e: &CredentialEntry) -> anyhow::Result<()> {
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 fn generate() -> CredentialEntry {
@@ -124,7 +143,9 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.write_all(data)?;
         f.sync_all()?;
     }

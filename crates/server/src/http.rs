@@ -29,7 +29,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(ecs: berth_api::Ecs, verifier: Verifier, regions: Option<Vec<String>>) -> Arc<Self> {
-        Arc::new(AppState { ecs, verifier, regions })
+        Arc::new(AppState {
+            ecs,
+            verifier,
+            regions,
+        })
     }
 
     fn region_ok(&self, region: &str) -> bool {
@@ -63,7 +67,8 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
             } else {
                 tracing::debug!(code = %e.code, message = %e.message, request_id, "request refused");
             }
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             respond(status, e.body(), &request_id, Some(&e.code))
         }
     }
@@ -73,7 +78,10 @@ fn respond(status: StatusCode, body: Vec<u8>, request_id: &str, error: Option<&s
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-RequestId", v);
     }
@@ -85,7 +93,10 @@ fn respond(status: StatusCode, body: Vec<u8>, request_id: &str, error: Option<&s
 
 fn has_auth(parts: &http::request::Parts) -> bool {
     parts.headers.contains_key(http::header::AUTHORIZATION)
-        || parts.uri.query().is_some_and(|q| q.contains("X-Amz-Signature") || q.contains("X-Amz-Credential"))
+        || parts
+            .uri
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature") || q.contains("X-Amz-Credential"))
 }
 
 async fn process(
@@ -95,7 +106,11 @@ async fn process(
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
     if !has_auth(parts) {
-        return Err(ApiError::new("MissingAuthenticationTokenException", 403, "Missing Authentication Token"));
+        return Err(ApiError::new(
+            "MissingAuthenticationTokenException",
+            403,
+            "Missing Authentication Token",
+        ));
     }
     let target = parts
         .headers
@@ -103,7 +118,8 @@ async fn process(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let (service, op) = Service::from_target(&target).ok_or_else(|| services::unknown_operation(&target))?;
+    let (service, op) =
+        Service::from_target(&target).ok_or_else(|| services::unknown_operation(&target))?;
 
     let headers: Vec<(&str, &str)> = parts
         .headers
@@ -120,7 +136,12 @@ async fn process(
     let region_ok = |r: &str| state.region_ok(r);
     let verified = state
         .verifier
-        .verify(&signed, service.signing_name(), &region_ok, SystemTime::now())
+        .verify(
+            &signed,
+            service.signing_name(),
+            &region_ok,
+            SystemTime::now(),
+        )
         .map_err(|e| ApiError::new(e.aws_code(), e.http_status_code(), e.message()))?;
 
     if parts.method != http::Method::POST {

@@ -43,10 +43,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         println!("  {note}");
     }
     println!("  point the aws-cli and boto3 at it with:");
-    println!("    eval \"$(berth env --data-dir {})\"", config.data_dir.display());
+    println!(
+        "    eval \"$(berth env --data-dir {})\"",
+        config.data_dir.display()
+    );
 
     let app = http::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -56,7 +61,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

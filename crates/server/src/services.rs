@@ -44,7 +44,10 @@ impl secretsmanager::SecretsManagerApi for NotYetImplemented {}
 impl ssm::SsmApi for NotYetImplemented {}
 
 pub fn unknown_operation(target: &str) -> ApiError {
-    ApiError::client("UnknownOperationException", format!("Unknown operation {target}"))
+    ApiError::client(
+        "UnknownOperationException",
+        format!("Unknown operation {target}"),
+    )
 }
 
 pub async fn call(

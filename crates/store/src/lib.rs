@@ -27,7 +27,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(account: impl Into<String>, region: impl Into<String>) -> Self {
-        Scope { account: account.into(), region: region.into() }
+        Scope {
+            account: account.into(),
+            region: region.into(),
+        }
     }
 }
 
@@ -52,7 +55,15 @@ impl Doc {
     /// A new document whose sort key is its id.
     pub fn new(kind: &'static str, id: impl Into<String>, body: Vec<u8>) -> Self {
         let id = id.into();
-        Doc { kind, sort: id.clone(), id, parent: String::new(), status: String::new(), version: 0, body }
+        Doc {
+            kind,
+            sort: id.clone(),
+            id,
+            parent: String::new(),
+            status: String::new(),
+            version: 0,
+            body,
+        }
     }
 
     pub fn with_sort(mut self, sort: impl Into<String>) -> Self {
@@ -86,14 +97,22 @@ pub enum Expect {
 pub enum Write {
     /// Insert or replace `doc` (its `version` field is ignored).
     Put { doc: Doc, expect: Expect },
-    Delete { kind: &'static str, id: String, expect: Expect },
+    Delete {
+        kind: &'static str,
+        id: String,
+        expect: Expect,
+    },
 }
 
 impl Write {
     /// Put `doc`, requiring that nobody changed it since it was read at
     /// `doc.version` (0 meaning "it did not exist").
     pub fn put_over(doc: Doc) -> Write {
-        let expect = if doc.version == 0 { Expect::Absent } else { Expect::Version(doc.version) };
+        let expect = if doc.version == 0 {
+            Expect::Absent
+        } else {
+            Expect::Version(doc.version)
+        };
         Write::Put { doc, expect }
     }
 }

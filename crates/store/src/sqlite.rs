@@ -39,7 +39,8 @@ fn open(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
             "the store was written by a newer berth (schema {current}, this build knows {})",
@@ -67,7 +68,11 @@ impl SqliteStore {
             .name("berth-store-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(SqliteStore { path, writer: Mutex::new(tx), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(tx),
+            readers: Mutex::new(Vec::new()),
+        })
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -106,7 +111,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 
 fn apply_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Vec<i64>>> {
     let failed = |e: &dyn std::fmt::Display| {
-        jobs.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect::<Vec<_>>()
+        jobs.iter()
+            .map(|_| Err(StoreError::Backend(e.to_string())))
+            .collect::<Vec<_>>()
     };
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -116,7 +123,11 @@ fn apply_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Vec<i64>>> {
     for job in jobs {
         let outcome = (|| {
             let sp = tx.unchecked_transaction_savepoint()?;
-            let out = job.writes.iter().map(|w| apply(&sp, &job.scope, w)).collect::<Result<Vec<_>>>();
+            let out = job
+                .writes
+                .iter()
+                .map(|w| apply(&sp, &job.scope, w))
+                .collect::<Result<Vec<_>>>();
             match out {
                 Ok(v) => {
                     sp.commit()?;
@@ -149,7 +160,10 @@ struct Savepoint<'c> {
 impl SavepointExt for rusqlite::Transaction<'_> {
     fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
         self.execute_batch("SAVEPOINT job")?;
-        Ok(Savepoint { conn: self, done: false })
+        Ok(Savepoint {
+            conn: self,
+            done: false,
+        })
     }
 }
 
@@ -180,7 +194,9 @@ fn current_version(conn: &Connection, scope: &Scope, kind: &str, id: &str) -> Re
     let mut st = conn.prepare_cached(
         "SELECT version FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
     )?;
-    Ok(st.query_row(params![scope.account, scope.region, kind, id], |r| r.get(0)).optional()?)
+    Ok(st
+        .query_row(params![scope.account, scope.region, kind, id], |r| r.get(0))
+        .optional()?)
 }
 
 fn check(expect: Expect, current: Option<i64>, kind: &'static str, id: &str) -> Result<()> {
@@ -192,7 +208,10 @@ fn check(expect: Expect, current: Option<i64>, kind: &'static str, id: &str) -> 
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict { kind, id: id.to_string() })
+        Err(StoreError::Conflict {
+            kind,
+            id: id.to_string(),
+        })
     }
 }
 
@@ -260,7 +279,9 @@ impl Store for SqliteStore {
                  WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
             )?;
             Ok(st
-                .query_row(params![scope.account, scope.region, kind, id], |r| row_to_doc(kind, r))
+                .query_row(params![scope.account, scope.region, kind, id], |r| {
+                    row_to_doc(kind, r)
+                })
                 .optional()?)
         })
     }
@@ -270,8 +291,11 @@ impl Store for SqliteStore {
             "SELECT id, sort, parent, status, version, body FROM docs
              WHERE account=?1 AND region=?2 AND kind=?3",
         );
-        let mut args: Vec<Box<dyn ToSql>> =
-            vec![Box::new(scope.account.clone()), Box::new(scope.region.clone()), Box::new(kind)];
+        let mut args: Vec<Box<dyn ToSql>> = vec![
+            Box::new(scope.account.clone()),
+            Box::new(scope.region.clone()),
+            Box::new(kind),
+        ];
         let mut push = |clause: &str, v: String, args: &mut Vec<Box<dyn ToSql>>| {
             args.push(Box::new(v));
             sql.push_str(&format!(" AND {clause} ?{}", args.len()));
@@ -287,9 +311,17 @@ impl Store for SqliteStore {
             push("sort <", prefix_end(p), &mut args);
         }
         if let Some(a) = &q.after {
-            push(if q.descending { "sort <" } else { "sort >" }, a.clone(), &mut args);
+            push(
+                if q.descending { "sort <" } else { "sort >" },
+                a.clone(),
+                &mut args,
+            );
         }
-        sql.push_str(if q.descending { " ORDER BY sort DESC" } else { " ORDER BY sort ASC" });
+        sql.push_str(if q.descending {
+            " ORDER BY sort DESC"
+        } else {
+            " ORDER BY sort ASC"
+        });
         sql.push_str(&format!(" LIMIT {}", q.limit.min(i64::MAX as usize)));
         self.with_reader(|c| {
             let mut st = c.prepare_cached(&sql)?;
@@ -311,8 +343,10 @@ impl Store for SqliteStore {
                 "SELECT COUNT(*) FROM docs WHERE account=?1 AND region=?2 AND kind=?3
                  AND (?4 IS NULL OR parent=?4) AND (?5 IS NULL OR status=?5)",
             )?;
-            let n: i64 =
-                st.query_row(params![scope.account, scope.region, kind, parent, status], |r| r.get(0))?;
+            let n: i64 = st.query_row(
+                params![scope.account, scope.region, kind, parent, status],
+                |r| r.get(0),
+            )?;
             Ok(n as u64)
         })
     }
@@ -321,9 +355,14 @@ impl Store for SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.writer
             .lock()
-            .send(Job { scope: scope.clone(), writes, reply })
+            .send(Job {
+                scope: scope.clone(),
+                writes,
+                reply,
+            })
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 }
 

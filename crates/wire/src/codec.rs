@@ -13,7 +13,11 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// `SerializationException`, as on AWS; a missing required member is an
 /// `InvalidParameterException` naming it, which is what an ECS user can act on.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| classify(&e))
 }
 
@@ -35,8 +39,9 @@ fn classify(e: &serde_json::Error) -> ApiError {
 
 /// Encodes an operation's output. `()` (operations without output) is `{}`.
 pub fn encode<T: Serialize>(out: &T) -> Result<Vec<u8>, ApiError> {
-    let v = serde_json::to_vec(out)
-        .map_err(|e| ApiError::server("ServerException", format!("response encoding failed: {e}")))?;
+    let v = serde_json::to_vec(out).map_err(|e| {
+        ApiError::server("ServerException", format!("response encoding failed: {e}"))
+    })?;
     Ok(if v == b"null" { b"{}".to_vec() } else { v })
 }
 
@@ -55,9 +60,14 @@ mod tests {
 
     #[test]
     fn classifies_decode_failures() {
-        assert_eq!(decode::<In>(b"{not json").unwrap_err().code, "SerializationException");
         assert_eq!(
-            decode::<In>(br#"{"name":"a","count":"3"}"#).unwrap_err().code,
+            decode::<In>(b"{not json").unwrap_err().code,
+            "SerializationException"
+        );
+        assert_eq!(
+            decode::<In>(br#"{"name":"a","count":"3"}"#)
+                .unwrap_err()
+                .code,
             "SerializationException"
         );
         let e = decode::<In>(b"{}").unwrap_err();

@@ -11,8 +11,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(code: impl Into<Cow<'static, str>>, status: u16, message: impl Into<String>) -> Self {
-        ApiError { code: code.into(), status, message: message.into() }
+    pub fn new(
+        code: impl Into<Cow<'static, str>>,
+        status: u16,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            code: code.into(),
+            status,
+            message: message.into(),
+        }
     }
 
     /// A 400 client error with the given modeled code.

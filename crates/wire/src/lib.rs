@@ -14,6 +14,7 @@ pub mod codec;
 pub mod context;
 pub mod error;
 pub mod timestamp;
+pub mod validate;
 
 pub mod ecs;
 pub mod logs;

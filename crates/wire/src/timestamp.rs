@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn whole_seconds_are_integers_and_millis_are_kept() {
-        assert_eq!(serde_json::to_string(&Timestamp(1700000000.0)).unwrap(), "1700000000");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1700000000.0)).unwrap(),
+            "1700000000"
+        );
         assert_eq!(
             serde_json::to_string(&Timestamp::from_millis(1700000000123)).unwrap(),
             "1700000000.123"

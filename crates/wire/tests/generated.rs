@@ -146,3 +146,23 @@ fn dispatch_decodes_calls_and_encodes() {
     .unwrap();
     assert_eq!(out, br#"{"clusterArns":["max=Some(5)"]}"#);
 }
+
+#[test]
+fn unknown_enum_values_are_refused_with_their_member_path() {
+    use berth_wire::ecs::RegisterTaskDefinitionRequest;
+    let body = br#"{"family":"f","containerDefinitions":[{"name":"a"},{"name":"b","portMappings":[{"containerPort":80,"protocol":"sctp"}]}]}"#;
+    let input: RegisterTaskDefinitionRequest = berth_wire::codec::decode(body).unwrap();
+    let err = berth_wire::validate::reject_unknown_enums(&input, "InvalidParameterException")
+        .unwrap_err();
+    assert_eq!(err.code, "InvalidParameterException");
+    assert!(
+        err.message
+            .contains("'sctp' at 'containerDefinitions[1].portMappings[0].protocol'"),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("[tcp, udp]"), "{}", err.message);
+    let ok: RegisterTaskDefinitionRequest =
+        berth_wire::codec::decode(br#"{"family":"f","containerDefinitions":[{"name":"a","portMappings":[{"protocol":"udp"}]}]}"#).unwrap();
+    assert!(berth_wire::validate::reject_unknown_enums(&ok, "X").is_ok());
+}

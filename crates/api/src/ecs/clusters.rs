@@ -2,7 +2,9 @@
 //! UpdateClusterSettings, DeleteCluster.
 
 use super::Ecs;
-use crate::records::{self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS};
+use crate::records::{
+    self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
+};
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::{arn, names, tags, EcsError};
 use berth_store::Query;
@@ -30,7 +32,8 @@ pub fn cluster_name(ctx: &RequestContext, cluster: Option<&str>) -> Result<Strin
     if !arn::looks_like_arn(c) {
         return Ok(c.to_string());
     }
-    let a = arn::Arn::parse(c).ok_or_else(|| EcsError::invalid(format!("Invalid cluster ARN '{c}'.")))?;
+    let a = arn::Arn::parse(c)
+        .ok_or_else(|| EcsError::invalid(format!("Invalid cluster ARN '{c}'.")))?;
     match a.resource_type_and_id() {
         ("cluster", name) if a.service == "ecs" && !name.is_empty() => {
             if a.account != ctx.account_id || a.region != ctx.region {
@@ -43,7 +46,11 @@ pub fn cluster_name(ctx: &RequestContext, cluster: Option<&str>) -> Result<Strin
 }
 
 /// Loads an ACTIVE cluster, or `ClusterNotFoundException`.
-pub async fn load_active(ecs: &Ecs, ctx: &RequestContext, cluster: Option<&str>) -> Result<Versioned<Cluster>, EcsError> {
+pub async fn load_active(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: Option<&str>,
+) -> Result<Versioned<Cluster>, EcsError> {
     let name = cluster_name(ctx, cluster)?;
     match load::<Cluster>(ecs.store(), &scope(ctx), &name).await? {
         Some(c) if c.value.status.as_deref() == Some(ACTIVE) => Ok(c),
@@ -53,9 +60,14 @@ pub async fn load_active(ecs: &Ecs, ctx: &RequestContext, cluster: Option<&str>)
 
 fn validate_settings(settings: &[ClusterSetting]) -> Result<(), EcsError> {
     for s in settings {
-        let name = s.name.as_ref().ok_or_else(|| EcsError::invalid("Cluster setting name is required."))?;
+        let name = s
+            .name
+            .as_ref()
+            .ok_or_else(|| EcsError::invalid("Cluster setting name is required."))?;
         if !name.is_known() {
-            return Err(EcsError::invalid(format!("Invalid cluster setting name '{name}'.")));
+            return Err(EcsError::invalid(format!(
+                "Invalid cluster setting name '{name}'."
+            )));
         }
         let v = s.value.as_deref().unwrap_or("");
         if !["enabled", "disabled", "enhanced"].contains(&v) {
@@ -76,10 +88,15 @@ fn merge_settings(current: &mut Vec<ClusterSetting>, new: &[ClusterSetting]) {
     }
 }
 
-fn validate_capacity_providers(providers: &[String], strategy: &[CapacityProviderStrategyItem]) -> Result<(), EcsError> {
+fn validate_capacity_providers(
+    providers: &[String],
+    strategy: &[CapacityProviderStrategyItem],
+) -> Result<(), EcsError> {
     for p in providers {
         if p != "FARGATE" && p != "FARGATE_SPOT" {
-            return Err(EcsError::invalid(format!("The specified capacity provider '{p}' does not exist.")));
+            return Err(EcsError::invalid(format!(
+                "The specified capacity provider '{p}' does not exist."
+            )));
         }
     }
     for item in strategy {
@@ -89,15 +106,26 @@ fn validate_capacity_providers(providers: &[String], strategy: &[CapacityProvide
                 item.capacity_provider
             )));
         }
-        if item.weight.is_some_and(|w| !(0..=1000).contains(&w)) || item.base.is_some_and(|b| !(0..=100000).contains(&b)) {
-            return Err(EcsError::invalid("Capacity provider strategy weight must be 0-1000 and base 0-100000."));
+        if item.weight.is_some_and(|w| !(0..=1000).contains(&w))
+            || item.base.is_some_and(|b| !(0..=100000).contains(&b))
+        {
+            return Err(EcsError::invalid(
+                "Capacity provider strategy weight must be 0-1000 and base 0-100000.",
+            ));
         }
     }
     Ok(())
 }
 
-pub async fn create(ecs: &Ecs, ctx: &RequestContext, input: CreateClusterRequest) -> Result<CreateClusterResponse, EcsError> {
-    let name = input.cluster_name.clone().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
+pub async fn create(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: CreateClusterRequest,
+) -> Result<CreateClusterResponse, EcsError> {
+    let name = input
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     if !names::is_valid_name(&name) {
         return Err(EcsError::invalid(
             "Cluster name must be 1-255 characters: letters, numbers, hyphens and underscores.",
@@ -106,14 +134,20 @@ pub async fn create(ecs: &Ecs, ctx: &RequestContext, input: CreateClusterRequest
     let cluster_tags = tags::initial(input.tags.as_ref())?;
     let mut settings = vec![ClusterSetting {
         name: Some(ClusterSettingName::ContainerInsights),
-        value: Some(super::account_settings::effective_value(ecs, ctx, &SettingName::ContainerInsights).await?),
+        value: Some(
+            super::account_settings::effective_value(ecs, ctx, &SettingName::ContainerInsights)
+                .await?,
+        ),
     }];
     if let Some(s) = &input.settings {
         validate_settings(s)?;
         merge_settings(&mut settings, s);
     }
     let providers = input.capacity_providers.clone().unwrap_or_default();
-    let strategy = input.default_capacity_provider_strategy.clone().unwrap_or_default();
+    let strategy = input
+        .default_capacity_provider_strategy
+        .clone()
+        .unwrap_or_default();
     validate_capacity_providers(&providers, &strategy)?;
     let sc = scope(ctx);
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
@@ -122,7 +156,17 @@ pub async fn create(ecs: &Ecs, ctx: &RequestContext, input: CreateClusterRequest
         if let Some(c) = &existing {
             if c.value.status.as_deref() == Some(ACTIVE) {
                 // ECS answers CreateCluster for an existing cluster with that cluster.
-                return Ok(CreateClusterResponse { cluster: Some(describe_one(ecs, ctx, c.value.clone(), &[ClusterField::Tags, ClusterField::Settings]).await?) });
+                return Ok(CreateClusterResponse {
+                    cluster: Some(
+                        describe_one(
+                            ecs,
+                            ctx,
+                            c.value.clone(),
+                            &[ClusterField::Tags, ClusterField::Settings],
+                        )
+                        .await?,
+                    ),
+                });
             }
         }
         let cluster = Cluster {
@@ -134,27 +178,53 @@ pub async fn create(ecs: &Ecs, ctx: &RequestContext, input: CreateClusterRequest
             settings: Some(settings.clone()),
             capacity_providers: Some(providers.clone()),
             default_capacity_provider_strategy: Some(strategy.clone()),
-            service_connect_defaults: input.service_connect_defaults.as_ref().map(|d| ClusterServiceConnectDefaults {
-                namespace: Some(d.namespace.clone()),
+            service_connect_defaults: input.service_connect_defaults.as_ref().map(|d| {
+                ClusterServiceConnectDefaults {
+                    namespace: Some(d.namespace.clone()),
+                }
             }),
             ..Default::default()
         };
-        let rec = Versioned { value: cluster, version: existing.map_or(0, |e| e.version) };
+        let rec = Versioned {
+            value: cluster,
+            version: existing.map_or(0, |e| e.version),
+        };
         if try_commit(ecs.store(), &sc, vec![rec.write()]).await? {
-            let out = describe_one(ecs, ctx, rec.value, &[ClusterField::Tags, ClusterField::Settings]).await?;
+            let out = describe_one(
+                ecs,
+                ctx,
+                rec.value,
+                &[ClusterField::Tags, ClusterField::Settings],
+            )
+            .await?;
             return Ok(CreateClusterResponse { cluster: Some(out) });
         }
     }
     Err(too_contended())
 }
 
-async fn count(ecs: &Ecs, ctx: &RequestContext, kind: &'static str, cluster: &str, status: &str) -> Result<i32, EcsError> {
-    let n = ecs.store().count(&scope(ctx), kind, Some(cluster), Some(status)).await.map_err(records::store_error)?;
+async fn count(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    kind: &'static str,
+    cluster: &str,
+    status: &str,
+) -> Result<i32, EcsError> {
+    let n = ecs
+        .store()
+        .count(&scope(ctx), kind, Some(cluster), Some(status))
+        .await
+        .map_err(records::store_error)?;
     Ok(n as i32)
 }
 
 /// The stored cluster with live counts, and the optional parts the caller asked for.
-async fn describe_one(ecs: &Ecs, ctx: &RequestContext, mut c: Cluster, include: &[ClusterField]) -> Result<Cluster, EcsError> {
+async fn describe_one(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    mut c: Cluster,
+    include: &[ClusterField],
+) -> Result<Cluster, EcsError> {
     let name = c.cluster_name.clone().unwrap_or_default();
     let instances = count(ecs, ctx, kind::CONTAINER_INSTANCE, &name, "ACTIVE").await?
         + count(ecs, ctx, kind::CONTAINER_INSTANCE, &name, "DRAINING").await?;
@@ -166,7 +236,11 @@ async fn describe_one(ecs: &Ecs, ctx: &RequestContext, mut c: Cluster, include: 
     c.pending_tasks_count = Some(pending);
     c.active_services_count = Some(services);
     let has = |f: ClusterField| include.contains(&f);
-    c.statistics = Some(if has(ClusterField::Statistics) { statistics(running, pending, services) } else { vec![] });
+    c.statistics = Some(if has(ClusterField::Statistics) {
+        statistics(running, pending, services)
+    } else {
+        vec![]
+    });
     if !has(ClusterField::Tags) {
         c.tags = Some(vec![]);
     }
@@ -183,14 +257,18 @@ async fn describe_one(ecs: &Ecs, ctx: &RequestContext, mut c: Cluster, include: 
         c.attachments_status = None;
     }
     c.capacity_providers.get_or_insert_with(Vec::new);
-    c.default_capacity_provider_strategy.get_or_insert_with(Vec::new);
+    c.default_capacity_provider_strategy
+        .get_or_insert_with(Vec::new);
     Ok(c)
 }
 
 /// Tasks and services by launch type. Until launch types are tracked per
 /// task (tasks arrive with the agent), everything counts as EC2.
 fn statistics(running: i32, pending: i32, services: i32) -> Vec<KeyValuePair> {
-    let kv = |k: &str, v: i32| KeyValuePair { name: Some(k.into()), value: Some(v.to_string()) };
+    let kv = |k: &str, v: i32| KeyValuePair {
+        name: Some(k.into()),
+        value: Some(v.to_string()),
+    };
     vec![
         kv("runningEC2TasksCount", running),
         kv("runningFargateTasksCount", 0),
@@ -207,10 +285,18 @@ fn statistics(running: i32, pending: i32, services: i32) -> Vec<KeyValuePair> {
     ]
 }
 
-pub async fn describe(ecs: &Ecs, ctx: &RequestContext, input: DescribeClustersRequest) -> Result<DescribeClustersResponse, EcsError> {
-    let wanted = input.clusters.unwrap_or_else(|| vec![DEFAULT_CLUSTER.to_string()]);
+pub async fn describe(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DescribeClustersRequest,
+) -> Result<DescribeClustersResponse, EcsError> {
+    let wanted = input
+        .clusters
+        .unwrap_or_else(|| vec![DEFAULT_CLUSTER.to_string()]);
     if wanted.len() > 100 {
-        return Err(EcsError::invalid("At most 100 clusters can be described at a time."));
+        return Err(EcsError::invalid(
+            "At most 100 clusters can be described at a time.",
+        ));
     }
     let include = input.include.unwrap_or_default();
     if let Some(bad) = include.iter().find(|f| !f.is_known()) {
@@ -223,7 +309,11 @@ pub async fn describe(ecs: &Ecs, ctx: &RequestContext, input: DescribeClustersRe
         let name = match cluster_name(ctx, Some(w)) {
             Ok(n) => n,
             Err(_) => {
-                failures.push(Failure { arn: Some(w.clone()), reason: Some("MISSING".into()), detail: None });
+                failures.push(Failure {
+                    arn: Some(w.clone()),
+                    reason: Some("MISSING".into()),
+                    detail: None,
+                });
                 continue;
             }
         };
@@ -236,21 +326,45 @@ pub async fn describe(ecs: &Ecs, ctx: &RequestContext, input: DescribeClustersRe
             }),
         }
     }
-    Ok(DescribeClustersResponse { clusters: Some(clusters), failures: Some(failures) })
+    Ok(DescribeClustersResponse {
+        clusters: Some(clusters),
+        failures: Some(failures),
+    })
 }
 
-pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListClustersRequest) -> Result<ListClustersResponse, EcsError> {
+pub async fn list(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: ListClustersRequest,
+) -> Result<ListClustersResponse, EcsError> {
     let limit = page_size(input.max_results, 100, 100)?;
-    let page = PageKey { operation: "ListClusters", account: &ctx.account_id, region: &ctx.region };
-    let after = input.next_token.as_deref().map(|t| ecs.tokens.decode(&page, t)).transpose()?;
-    let q = Query { status: Some(ACTIVE.into()), after, limit: limit + 1, ..Default::default() };
+    let page = PageKey {
+        operation: "ListClusters",
+        account: &ctx.account_id,
+        region: &ctx.region,
+    };
+    let after = input
+        .next_token
+        .as_deref()
+        .map(|t| ecs.tokens.decode(&page, t))
+        .transpose()?;
+    let q = Query {
+        status: Some(ACTIVE.into()),
+        after,
+        limit: limit + 1,
+        ..Default::default()
+    };
     let mut docs = records::list::<Cluster>(ecs.store(), &scope(ctx), &q).await?;
     let next_token = (docs.len() > limit).then(|| {
         docs.truncate(limit);
         ecs.tokens.encode(&page, &docs[limit - 1].value.id())
     });
     Ok(ListClustersResponse {
-        cluster_arns: Some(docs.into_iter().filter_map(|d| d.value.cluster_arn).collect()),
+        cluster_arns: Some(
+            docs.into_iter()
+                .filter_map(|d| d.value.cluster_arn)
+                .collect(),
+        ),
         next_token,
     })
 }
@@ -274,7 +388,11 @@ async fn modify(
     Err(too_contended())
 }
 
-pub async fn update(ecs: &Ecs, ctx: &RequestContext, input: UpdateClusterRequest) -> Result<UpdateClusterResponse, EcsError> {
+pub async fn update(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: UpdateClusterRequest,
+) -> Result<UpdateClusterResponse, EcsError> {
     if let Some(s) = &input.settings {
         validate_settings(s)?;
     }
@@ -286,26 +404,44 @@ pub async fn update(ecs: &Ecs, ctx: &RequestContext, input: UpdateClusterRequest
             c.configuration = Some(conf.clone());
         }
         if let Some(d) = &input.service_connect_defaults {
-            c.service_connect_defaults = Some(ClusterServiceConnectDefaults { namespace: Some(d.namespace.clone()) });
+            c.service_connect_defaults = Some(ClusterServiceConnectDefaults {
+                namespace: Some(d.namespace.clone()),
+            });
         }
         Ok(())
     })
     .await?;
-    let all = [ClusterField::Settings, ClusterField::Configurations, ClusterField::Tags];
-    Ok(UpdateClusterResponse { cluster: Some(describe_one(ecs, ctx, c, &all).await?) })
+    let all = [
+        ClusterField::Settings,
+        ClusterField::Configurations,
+        ClusterField::Tags,
+    ];
+    Ok(UpdateClusterResponse {
+        cluster: Some(describe_one(ecs, ctx, c, &all).await?),
+    })
 }
 
-pub async fn update_settings(ecs: &Ecs, ctx: &RequestContext, input: UpdateClusterSettingsRequest) -> Result<UpdateClusterSettingsResponse, EcsError> {
+pub async fn update_settings(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: UpdateClusterSettingsRequest,
+) -> Result<UpdateClusterSettingsResponse, EcsError> {
     validate_settings(&input.settings)?;
     let c = modify(ecs, ctx, &input.cluster, |c| {
         merge_settings(c.settings.get_or_insert_with(Vec::new), &input.settings);
         Ok(())
     })
     .await?;
-    Ok(UpdateClusterSettingsResponse { cluster: Some(describe_one(ecs, ctx, c, &[ClusterField::Settings]).await?) })
+    Ok(UpdateClusterSettingsResponse {
+        cluster: Some(describe_one(ecs, ctx, c, &[ClusterField::Settings]).await?),
+    })
 }
 
-pub async fn delete(ecs: &Ecs, ctx: &RequestContext, input: DeleteClusterRequest) -> Result<DeleteClusterResponse, EcsError> {
+pub async fn delete(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DeleteClusterRequest,
+) -> Result<DeleteClusterResponse, EcsError> {
     let name = cluster_name(ctx, Some(&input.cluster))?;
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
     for _ in 0..MAX_ATTEMPTS {
@@ -316,15 +452,23 @@ pub async fn delete(ecs: &Ecs, ctx: &RequestContext, input: DeleteClusterRequest
         if instances > 0 {
             return Err(EcsError::ClusterContainsContainerInstances);
         }
-        if count(ecs, ctx, kind::SERVICE, &name, "ACTIVE").await? + count(ecs, ctx, kind::SERVICE, &name, "DRAINING").await? > 0 {
+        if count(ecs, ctx, kind::SERVICE, &name, "ACTIVE").await?
+            + count(ecs, ctx, kind::SERVICE, &name, "DRAINING").await?
+            > 0
+        {
             return Err(EcsError::ClusterContainsServices);
         }
-        if count(ecs, ctx, kind::TASK, &name, "RUNNING").await? + count(ecs, ctx, kind::TASK, &name, "PENDING").await? > 0 {
+        if count(ecs, ctx, kind::TASK, &name, "RUNNING").await?
+            + count(ecs, ctx, kind::TASK, &name, "PENDING").await?
+            > 0
+        {
             return Err(EcsError::ClusterContainsTasks);
         }
         c.value.status = Some(INACTIVE.into());
         if try_commit(ecs.store(), &scope(ctx), vec![c.write()]).await? {
-            return Ok(DeleteClusterResponse { cluster: Some(describe_one(ecs, ctx, c.value, &[]).await?) });
+            return Ok(DeleteClusterResponse {
+                cluster: Some(describe_one(ecs, ctx, c.value, &[]).await?),
+            });
         }
     }
     Err(too_contended())

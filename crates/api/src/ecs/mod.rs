@@ -24,7 +24,11 @@ impl Ecs {
     /// `token_key` signs pagination tokens; keep it stable across restarts
     /// so tokens handed out before a restart stay valid.
     pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>) -> Self {
-        Ecs { store, tokens: TokenCodec::new(token_key), locks: Arc::default() }
+        Ecs {
+            store,
+            tokens: TokenCodec::new(token_key),
+            locks: Arc::default(),
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -32,8 +36,15 @@ impl Ecs {
     }
 
     /// Serializes this process's writers of one resource (see `locks`).
-    pub(crate) async fn lock(&self, ctx: &RequestContext, kind: &str, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        self.locks.lock(&[&ctx.account_id, &ctx.region, kind, id]).await
+    pub(crate) async fn lock(
+        &self,
+        ctx: &RequestContext,
+        kind: &str,
+        id: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks
+            .lock(&[&ctx.account_id, &ctx.region, kind, id])
+            .await
     }
 }
 
@@ -41,61 +52,137 @@ impl Ecs {
 /// the generated default, a modeled `UnsupportedFeatureException` naming it.
 #[async_trait::async_trait]
 impl EcsApi for Ecs {
-    async fn create_cluster(&self, ctx: &RequestContext, input: CreateClusterRequest) -> Result<CreateClusterResponse, ApiError> {
+    async fn create_cluster(
+        &self,
+        ctx: &RequestContext,
+        input: CreateClusterRequest,
+    ) -> Result<CreateClusterResponse, ApiError> {
         Ok(clusters::create(self, ctx, input).await?)
     }
-    async fn describe_clusters(&self, ctx: &RequestContext, input: DescribeClustersRequest) -> Result<DescribeClustersResponse, ApiError> {
+    async fn describe_clusters(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeClustersRequest,
+    ) -> Result<DescribeClustersResponse, ApiError> {
         Ok(clusters::describe(self, ctx, input).await?)
     }
-    async fn list_clusters(&self, ctx: &RequestContext, input: ListClustersRequest) -> Result<ListClustersResponse, ApiError> {
+    async fn list_clusters(
+        &self,
+        ctx: &RequestContext,
+        input: ListClustersRequest,
+    ) -> Result<ListClustersResponse, ApiError> {
         Ok(clusters::list(self, ctx, input).await?)
     }
-    async fn update_cluster(&self, ctx: &RequestContext, input: UpdateClusterRequest) -> Result<UpdateClusterResponse, ApiError> {
+    async fn update_cluster(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateClusterRequest,
+    ) -> Result<UpdateClusterResponse, ApiError> {
         Ok(clusters::update(self, ctx, input).await?)
     }
-    async fn update_cluster_settings(&self, ctx: &RequestContext, input: UpdateClusterSettingsRequest) -> Result<UpdateClusterSettingsResponse, ApiError> {
+    async fn update_cluster_settings(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateClusterSettingsRequest,
+    ) -> Result<UpdateClusterSettingsResponse, ApiError> {
         Ok(clusters::update_settings(self, ctx, input).await?)
     }
-    async fn delete_cluster(&self, ctx: &RequestContext, input: DeleteClusterRequest) -> Result<DeleteClusterResponse, ApiError> {
+    async fn delete_cluster(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteClusterRequest,
+    ) -> Result<DeleteClusterResponse, ApiError> {
         Ok(clusters::delete(self, ctx, input).await?)
     }
-    async fn register_task_definition(&self, ctx: &RequestContext, input: RegisterTaskDefinitionRequest) -> Result<RegisterTaskDefinitionResponse, ApiError> {
+    async fn register_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterTaskDefinitionRequest,
+    ) -> Result<RegisterTaskDefinitionResponse, ApiError> {
         Ok(task_definitions::register(self, ctx, input).await?)
     }
-    async fn describe_task_definition(&self, ctx: &RequestContext, input: DescribeTaskDefinitionRequest) -> Result<DescribeTaskDefinitionResponse, ApiError> {
+    async fn describe_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTaskDefinitionRequest,
+    ) -> Result<DescribeTaskDefinitionResponse, ApiError> {
         Ok(task_definitions::describe(self, ctx, input).await?)
     }
-    async fn list_task_definitions(&self, ctx: &RequestContext, input: ListTaskDefinitionsRequest) -> Result<ListTaskDefinitionsResponse, ApiError> {
+    async fn list_task_definitions(
+        &self,
+        ctx: &RequestContext,
+        input: ListTaskDefinitionsRequest,
+    ) -> Result<ListTaskDefinitionsResponse, ApiError> {
         Ok(task_definitions::list(self, ctx, input).await?)
     }
-    async fn list_task_definition_families(&self, ctx: &RequestContext, input: ListTaskDefinitionFamiliesRequest) -> Result<ListTaskDefinitionFamiliesResponse, ApiError> {
+    async fn list_task_definition_families(
+        &self,
+        ctx: &RequestContext,
+        input: ListTaskDefinitionFamiliesRequest,
+    ) -> Result<ListTaskDefinitionFamiliesResponse, ApiError> {
         Ok(task_definitions::list_families(self, ctx, input).await?)
     }
-    async fn deregister_task_definition(&self, ctx: &RequestContext, input: DeregisterTaskDefinitionRequest) -> Result<DeregisterTaskDefinitionResponse, ApiError> {
+    async fn deregister_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterTaskDefinitionRequest,
+    ) -> Result<DeregisterTaskDefinitionResponse, ApiError> {
         Ok(task_definitions::deregister(self, ctx, input).await?)
     }
-    async fn delete_task_definitions(&self, ctx: &RequestContext, input: DeleteTaskDefinitionsRequest) -> Result<DeleteTaskDefinitionsResponse, ApiError> {
+    async fn delete_task_definitions(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTaskDefinitionsRequest,
+    ) -> Result<DeleteTaskDefinitionsResponse, ApiError> {
         Ok(task_definitions::delete(self, ctx, input).await?)
     }
-    async fn tag_resource(&self, ctx: &RequestContext, input: TagResourceRequest) -> Result<TagResourceResponse, ApiError> {
+    async fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: TagResourceRequest,
+    ) -> Result<TagResourceResponse, ApiError> {
         Ok(tags::tag(self, ctx, input).await?)
     }
-    async fn untag_resource(&self, ctx: &RequestContext, input: UntagResourceRequest) -> Result<UntagResourceResponse, ApiError> {
+    async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceRequest,
+    ) -> Result<UntagResourceResponse, ApiError> {
         Ok(tags::untag(self, ctx, input).await?)
     }
-    async fn list_tags_for_resource(&self, ctx: &RequestContext, input: ListTagsForResourceRequest) -> Result<ListTagsForResourceResponse, ApiError> {
+    async fn list_tags_for_resource(
+        &self,
+        ctx: &RequestContext,
+        input: ListTagsForResourceRequest,
+    ) -> Result<ListTagsForResourceResponse, ApiError> {
         Ok(tags::list(self, ctx, input).await?)
     }
-    async fn put_account_setting(&self, ctx: &RequestContext, input: PutAccountSettingRequest) -> Result<PutAccountSettingResponse, ApiError> {
+    async fn put_account_setting(
+        &self,
+        ctx: &RequestContext,
+        input: PutAccountSettingRequest,
+    ) -> Result<PutAccountSettingResponse, ApiError> {
         Ok(account_settings::put(self, ctx, input).await?)
     }
-    async fn put_account_setting_default(&self, ctx: &RequestContext, input: PutAccountSettingDefaultRequest) -> Result<PutAccountSettingDefaultResponse, ApiError> {
+    async fn put_account_setting_default(
+        &self,
+        ctx: &RequestContext,
+        input: PutAccountSettingDefaultRequest,
+    ) -> Result<PutAccountSettingDefaultResponse, ApiError> {
         Ok(account_settings::put_default(self, ctx, input).await?)
     }
-    async fn delete_account_setting(&self, ctx: &RequestContext, input: DeleteAccountSettingRequest) -> Result<DeleteAccountSettingResponse, ApiError> {
+    async fn delete_account_setting(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAccountSettingRequest,
+    ) -> Result<DeleteAccountSettingResponse, ApiError> {
         Ok(account_settings::delete(self, ctx, input).await?)
     }
-    async fn list_account_settings(&self, ctx: &RequestContext, input: ListAccountSettingsRequest) -> Result<ListAccountSettingsResponse, ApiError> {
+    async fn list_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: ListAccountSettingsRequest,
+    ) -> Result<ListAccountSettingsResponse, ApiError> {
         Ok(account_settings::list(self, ctx, input).await?)
     }
 }

@@ -17,7 +17,11 @@ enum Target {
 fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
     let a = Arn::parse(resource_arn)
         .filter(|a| a.service == "ecs")
-        .ok_or_else(|| EcsError::invalid(format!("The ARN '{resource_arn}' is not a valid ECS resource ARN.")))?;
+        .ok_or_else(|| {
+            EcsError::invalid(format!(
+                "The ARN '{resource_arn}' is not a valid ECS resource ARN."
+            ))
+        })?;
     if a.account != ctx.account_id || a.region != ctx.region {
         return Err(EcsError::invalid(format!(
             "The ARN '{resource_arn}' does not belong to this account and region."
@@ -26,12 +30,20 @@ fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> 
     match a.resource_type_and_id() {
         ("cluster", name) if !name.is_empty() => Ok(Target::Cluster(name.to_string())),
         ("task-definition", rest) => {
-            let parsed = rest.rsplit_once(':').and_then(|(f, r)| Some((f.to_string(), r.parse().ok()?)));
+            let parsed = rest
+                .rsplit_once(':')
+                .and_then(|(f, r)| Some((f.to_string(), r.parse().ok()?)));
             parsed
                 .map(|(f, r)| Target::TaskDefinition(f, r))
-                .ok_or_else(|| EcsError::invalid(format!("The ARN '{resource_arn}' does not name a task definition revision.")))
+                .ok_or_else(|| {
+                    EcsError::invalid(format!(
+                        "The ARN '{resource_arn}' does not name a task definition revision."
+                    ))
+                })
         }
-        (t, _) => Err(EcsError::invalid(format!("Tagging is not supported for resources of type '{t}'."))),
+        (t, _) => Err(EcsError::invalid(format!(
+            "Tagging is not supported for resources of type '{t}'."
+        ))),
     }
 }
 
@@ -45,7 +57,9 @@ async fn modify_tags(
     let t = target(ctx, resource_arn)?;
     let _serialized = match &t {
         Target::Cluster(name) => ecs.lock(ctx, kind::CLUSTER, name).await,
-        Target::TaskDefinition(family, _) => ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await,
+        Target::TaskDefinition(family, _) => {
+            ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await
+        }
     };
     for _ in 0..MAX_ATTEMPTS {
         let write = match &t {
@@ -55,7 +69,9 @@ async fn modify_tags(
                 c.write()
             }
             Target::TaskDefinition(f, r) => {
-                let mut d = task_definitions::load_revision(ecs, ctx, f, *r).await?.ok_or_else(not_found)?;
+                let mut d = task_definitions::load_revision(ecs, ctx, f, *r)
+                    .await?
+                    .ok_or_else(not_found)?;
                 change(&mut d.value.tags)?;
                 d.write()
             }
@@ -71,13 +87,24 @@ fn not_found() -> EcsError {
     EcsError::ResourceNotFound("The specified resource could not be found.".into())
 }
 
-pub async fn tag(ecs: &Ecs, ctx: &RequestContext, input: TagResourceRequest) -> Result<TagResourceResponse, EcsError> {
+pub async fn tag(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: TagResourceRequest,
+) -> Result<TagResourceResponse, EcsError> {
     tags::validate(&input.tags)?;
-    modify_tags(ecs, ctx, &input.resource_arn, |t| tags::merge(t, &input.tags)).await?;
+    modify_tags(ecs, ctx, &input.resource_arn, |t| {
+        tags::merge(t, &input.tags)
+    })
+    .await?;
     Ok(TagResourceResponse {})
 }
 
-pub async fn untag(ecs: &Ecs, ctx: &RequestContext, input: UntagResourceRequest) -> Result<UntagResourceResponse, EcsError> {
+pub async fn untag(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: UntagResourceRequest,
+) -> Result<UntagResourceResponse, EcsError> {
     tags::validate_keys(&input.tag_keys)?;
     modify_tags(ecs, ctx, &input.resource_arn, |t| {
         tags::remove(t, &input.tag_keys);
@@ -87,10 +114,24 @@ pub async fn untag(ecs: &Ecs, ctx: &RequestContext, input: UntagResourceRequest)
     Ok(UntagResourceResponse {})
 }
 
-pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListTagsForResourceRequest) -> Result<ListTagsForResourceResponse, EcsError> {
+pub async fn list(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: ListTagsForResourceRequest,
+) -> Result<ListTagsForResourceResponse, EcsError> {
     let tags = match target(ctx, &input.resource_arn)? {
-        Target::Cluster(name) => clusters::load_active(ecs, ctx, Some(&name)).await?.value.tags.unwrap_or_default(),
-        Target::TaskDefinition(f, r) => task_definitions::load_revision(ecs, ctx, &f, r).await?.ok_or_else(not_found)?.value.tags,
+        Target::Cluster(name) => clusters::load_active(ecs, ctx, Some(&name))
+            .await?
+            .value
+            .tags
+            .unwrap_or_default(),
+        Target::TaskDefinition(f, r) => {
+            task_definitions::load_revision(ecs, ctx, &f, r)
+                .await?
+                .ok_or_else(not_found)?
+                .value
+                .tags
+        }
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags) })
 }

@@ -3,7 +3,9 @@
 //! DeregisterTaskDefinition, DeleteTaskDefinitions.
 
 use super::Ecs;
-use crate::records::{self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS};
+use crate::records::{
+    self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
+};
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::task_definition::{self as td, Registration};
 use berth_core::{arn, names, tags, EcsError};
@@ -51,7 +53,9 @@ impl Record for TaskDefinitionDoc {
         self.family().to_string()
     }
     fn status(&self) -> String {
-        self.status().map(|s| s.as_str().to_string()).unwrap_or_default()
+        self.status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -69,7 +73,12 @@ impl Record for FamilyDoc {
         self.family.clone()
     }
     fn status(&self) -> String {
-        if self.active_revisions > 0 { "ACTIVE" } else { "INACTIVE" }.into()
+        if self.active_revisions > 0 {
+            "ACTIVE"
+        } else {
+            "INACTIVE"
+        }
+        .into()
     }
 }
 
@@ -82,7 +91,8 @@ enum Reference {
 fn parse_reference(ctx: &RequestContext, s: &str) -> Result<Reference, EcsError> {
     let unable = || EcsError::client("Unable to describe task definition.");
     let body = if arn::looks_like_arn(s) {
-        let a = arn::Arn::parse(s).ok_or_else(|| EcsError::invalid(format!("Invalid task definition ARN '{s}'.")))?;
+        let a = arn::Arn::parse(s)
+            .ok_or_else(|| EcsError::invalid(format!("Invalid task definition ARN '{s}'.")))?;
         match a.resource_type_and_id() {
             ("task-definition", rest) if a.service == "ecs" => {
                 if a.account != ctx.account_id || a.region != ctx.region {
@@ -90,25 +100,31 @@ fn parse_reference(ctx: &RequestContext, s: &str) -> Result<Reference, EcsError>
                 }
                 rest.to_string()
             }
-            _ => return Err(EcsError::invalid(format!("'{s}' is not a task definition ARN."))),
+            _ => {
+                return Err(EcsError::invalid(format!(
+                    "'{s}' is not a task definition ARN."
+                )))
+            }
         }
     } else {
         s.to_string()
     };
     match body.rsplit_once(':') {
         Some((family, rev)) => {
-            let rev: i32 = rev
-                .parse()
-                .ok()
-                .filter(|r| *r >= 1)
-                .ok_or_else(|| EcsError::client(format!("Invalid revision number. Number: {rev}")))?;
+            let rev: i32 = rev.parse().ok().filter(|r| *r >= 1).ok_or_else(|| {
+                EcsError::client(format!("Invalid revision number. Number: {rev}"))
+            })?;
             Ok(Reference::Revision(family.to_string(), rev))
         }
         None => Ok(Reference::Family(body)),
     }
 }
 
-async fn latest_active(ecs: &Ecs, ctx: &RequestContext, family: &str) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
+async fn latest_active(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    family: &str,
+) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
     let q = Query {
         parent: Some(family.to_string()),
         status: Some("ACTIVE".into()),
@@ -116,27 +132,47 @@ async fn latest_active(ecs: &Ecs, ctx: &RequestContext, family: &str) -> Result<
         limit: 1,
         ..Default::default()
     };
-    Ok(records::list::<TaskDefinitionDoc>(ecs.store(), &scope(ctx), &q).await?.pop())
+    Ok(
+        records::list::<TaskDefinitionDoc>(ecs.store(), &scope(ctx), &q)
+            .await?
+            .pop(),
+    )
 }
 
 /// Resolves a `taskDefinition` parameter: a bare family means its newest
 /// ACTIVE revision; an explicit revision is found in any status.
-pub async fn resolve(ecs: &Ecs, ctx: &RequestContext, reference: &str) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
+pub async fn resolve(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    reference: &str,
+) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
     match parse_reference(ctx, reference)? {
         Reference::Family(f) => latest_active(ecs, ctx, &f).await,
         Reference::Revision(f, r) => load(ecs.store(), &scope(ctx), &format!("{f}:{r}")).await,
     }
 }
 
-pub async fn register(ecs: &Ecs, ctx: &RequestContext, input: RegisterTaskDefinitionRequest) -> Result<RegisterTaskDefinitionResponse, EcsError> {
+pub async fn register(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: RegisterTaskDefinitionRequest,
+) -> Result<RegisterTaskDefinitionResponse, EcsError> {
     td::validate(&input)?;
     let doc_tags = tags::initial(input.tags.as_ref())?;
     let sc = scope(ctx);
-    let _serialized = ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, &input.family).await;
+    let _serialized = ecs
+        .lock(ctx, kind::TASK_DEFINITION_FAMILY, &input.family)
+        .await;
     for _ in 0..MAX_ATTEMPTS {
-        let mut family = load::<FamilyDoc>(ecs.store(), &sc, &input.family).await?.unwrap_or_else(|| {
-            Versioned::new(FamilyDoc { family: input.family.clone(), latest_revision: 0, active_revisions: 0 })
-        });
+        let mut family = load::<FamilyDoc>(ecs.store(), &sc, &input.family)
+            .await?
+            .unwrap_or_else(|| {
+                Versioned::new(FamilyDoc {
+                    family: input.family.clone(),
+                    latest_revision: 0,
+                    active_revisions: 0,
+                })
+            });
         family.value.latest_revision += 1;
         family.value.active_revisions += 1;
         let reg = Registration {
@@ -146,16 +182,26 @@ pub async fn register(ecs: &Ecs, ctx: &RequestContext, input: RegisterTaskDefini
             registered_by: &ctx.principal_arn,
             now: Timestamp::now(),
         };
-        let doc = Versioned::new(TaskDefinitionDoc { task_definition: td::build(input.clone(), &reg), tags: doc_tags.clone() });
+        let doc = Versioned::new(TaskDefinitionDoc {
+            task_definition: td::build(input.clone(), &reg),
+            tags: doc_tags.clone(),
+        });
         if try_commit(ecs.store(), &sc, vec![family.write(), doc.write()]).await? {
             let tags = (!doc.value.tags.is_empty()).then(|| doc.value.tags.clone());
-            return Ok(RegisterTaskDefinitionResponse { task_definition: Some(doc.value.task_definition), tags });
+            return Ok(RegisterTaskDefinitionResponse {
+                task_definition: Some(doc.value.task_definition),
+                tags,
+            });
         }
     }
     Err(too_contended())
 }
 
-pub async fn describe(ecs: &Ecs, ctx: &RequestContext, input: DescribeTaskDefinitionRequest) -> Result<DescribeTaskDefinitionResponse, EcsError> {
+pub async fn describe(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DescribeTaskDefinitionRequest,
+) -> Result<DescribeTaskDefinitionResponse, EcsError> {
     let include = input.include.unwrap_or_default();
     if let Some(bad) = include.iter().find(|f| !f.is_known()) {
         return Err(EcsError::invalid(format!("Invalid include field '{bad}'.")));
@@ -163,11 +209,20 @@ pub async fn describe(ecs: &Ecs, ctx: &RequestContext, input: DescribeTaskDefini
     let doc = resolve(ecs, ctx, &input.task_definition)
         .await?
         .ok_or_else(|| EcsError::client("Unable to describe task definition."))?;
-    let tags = include.contains(&TaskDefinitionField::Tags).then(|| doc.value.tags.clone());
-    Ok(DescribeTaskDefinitionResponse { task_definition: Some(doc.value.task_definition), tags })
+    let tags = include
+        .contains(&TaskDefinitionField::Tags)
+        .then(|| doc.value.tags.clone());
+    Ok(DescribeTaskDefinitionResponse {
+        task_definition: Some(doc.value.task_definition),
+        tags,
+    })
 }
 
-pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListTaskDefinitionsRequest) -> Result<ListTaskDefinitionsResponse, EcsError> {
+pub async fn list(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: ListTaskDefinitionsRequest,
+) -> Result<ListTaskDefinitionsResponse, EcsError> {
     let limit = page_size(input.max_results, 100, 100)?;
     let status = input.status.unwrap_or(TaskDefinitionStatus::Active);
     if !status.is_known() {
@@ -177,8 +232,16 @@ pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListTaskDefinitionsReq
     if !sort.is_known() {
         return Err(EcsError::invalid(format!("Invalid sort order '{sort}'.")));
     }
-    let page = PageKey { operation: "ListTaskDefinitions", account: &ctx.account_id, region: &ctx.region };
-    let after = input.next_token.as_deref().map(|t| ecs.tokens.decode(&page, t)).transpose()?;
+    let page = PageKey {
+        operation: "ListTaskDefinitions",
+        account: &ctx.account_id,
+        region: &ctx.region,
+    };
+    let after = input
+        .next_token
+        .as_deref()
+        .map(|t| ecs.tokens.decode(&page, t))
+        .transpose()?;
     // `familyPrefix` is, despite its name, an exact family match in ECS.
     let q = Query {
         parent: input.family_prefix.clone(),
@@ -194,28 +257,55 @@ pub async fn list(ecs: &Ecs, ctx: &RequestContext, input: ListTaskDefinitionsReq
         ecs.tokens.encode(&page, &docs[limit - 1].value.sort())
     });
     Ok(ListTaskDefinitionsResponse {
-        task_definition_arns: Some(docs.into_iter().filter_map(|d| d.value.task_definition.task_definition_arn).collect()),
+        task_definition_arns: Some(
+            docs.into_iter()
+                .filter_map(|d| d.value.task_definition.task_definition_arn)
+                .collect(),
+        ),
         next_token,
     })
 }
 
-pub async fn list_families(ecs: &Ecs, ctx: &RequestContext, input: ListTaskDefinitionFamiliesRequest) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
+pub async fn list_families(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: ListTaskDefinitionFamiliesRequest,
+) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
     let limit = page_size(input.max_results, 100, 100)?;
     let status = input.status.unwrap_or(TaskDefinitionFamilyStatus::Active);
     let status = match status {
         TaskDefinitionFamilyStatus::All => None,
-        TaskDefinitionFamilyStatus::Unknown(s) => return Err(EcsError::invalid(format!("Invalid status '{s}'."))),
+        TaskDefinitionFamilyStatus::Unknown(s) => {
+            return Err(EcsError::invalid(format!("Invalid status '{s}'.")))
+        }
         s => Some(s.as_str().to_string()),
     };
-    let page = PageKey { operation: "ListTaskDefinitionFamilies", account: &ctx.account_id, region: &ctx.region };
-    let after = input.next_token.as_deref().map(|t| ecs.tokens.decode(&page, t)).transpose()?;
-    let q = Query { status, sort_prefix: input.family_prefix.clone(), after, limit: limit + 1, ..Default::default() };
+    let page = PageKey {
+        operation: "ListTaskDefinitionFamilies",
+        account: &ctx.account_id,
+        region: &ctx.region,
+    };
+    let after = input
+        .next_token
+        .as_deref()
+        .map(|t| ecs.tokens.decode(&page, t))
+        .transpose()?;
+    let q = Query {
+        status,
+        sort_prefix: input.family_prefix.clone(),
+        after,
+        limit: limit + 1,
+        ..Default::default()
+    };
     let mut docs = records::list::<FamilyDoc>(ecs.store(), &scope(ctx), &q).await?;
     let next_token = (docs.len() > limit).then(|| {
         docs.truncate(limit);
         ecs.tokens.encode(&page, &docs[limit - 1].value.family)
     });
-    Ok(ListTaskDefinitionFamiliesResponse { families: Some(docs.into_iter().map(|d| d.value.family).collect()), next_token })
+    Ok(ListTaskDefinitionFamiliesResponse {
+        families: Some(docs.into_iter().map(|d| d.value.family).collect()),
+        next_token,
+    })
 }
 
 fn revision_reference(ctx: &RequestContext, s: &str) -> Result<(String, i32), EcsError> {
@@ -227,7 +317,11 @@ fn revision_reference(ctx: &RequestContext, s: &str) -> Result<(String, i32), Ec
     }
 }
 
-pub async fn deregister(ecs: &Ecs, ctx: &RequestContext, input: DeregisterTaskDefinitionRequest) -> Result<DeregisterTaskDefinitionResponse, EcsError> {
+pub async fn deregister(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DeregisterTaskDefinitionRequest,
+) -> Result<DeregisterTaskDefinitionResponse, EcsError> {
     let (family, revision) = revision_reference(ctx, &input.task_definition)?;
     let sc = scope(ctx);
     let _serialized = ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, &family).await;
@@ -237,34 +331,53 @@ pub async fn deregister(ecs: &Ecs, ctx: &RequestContext, input: DeregisterTaskDe
             .ok_or_else(|| EcsError::client("The specified task definition does not exist."))?;
         if doc.value.status() != Some(&TaskDefinitionStatus::Active) {
             // Already deregistered: ECS answers with the definition as it is.
-            return Ok(DeregisterTaskDefinitionResponse { task_definition: Some(doc.value.task_definition) });
+            return Ok(DeregisterTaskDefinitionResponse {
+                task_definition: Some(doc.value.task_definition),
+            });
         }
-        let mut fam = load::<FamilyDoc>(ecs.store(), &sc, &family).await?.ok_or_else(|| EcsError::Server("family record missing".into()))?;
+        let mut fam = load::<FamilyDoc>(ecs.store(), &sc, &family)
+            .await?
+            .ok_or_else(|| EcsError::Server("family record missing".into()))?;
         fam.value.active_revisions = fam.value.active_revisions.saturating_sub(1);
         doc.value.task_definition.status = Some(TaskDefinitionStatus::Inactive);
         doc.value.task_definition.deregistered_at = Some(Timestamp::now());
         if try_commit(ecs.store(), &sc, vec![fam.write(), doc.write()]).await? {
-            return Ok(DeregisterTaskDefinitionResponse { task_definition: Some(doc.value.task_definition) });
+            return Ok(DeregisterTaskDefinitionResponse {
+                task_definition: Some(doc.value.task_definition),
+            });
         }
     }
     Err(too_contended())
 }
 
-pub async fn delete(ecs: &Ecs, ctx: &RequestContext, input: DeleteTaskDefinitionsRequest) -> Result<DeleteTaskDefinitionsResponse, EcsError> {
+pub async fn delete(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DeleteTaskDefinitionsRequest,
+) -> Result<DeleteTaskDefinitionsResponse, EcsError> {
     if input.task_definitions.is_empty() || input.task_definitions.len() > 10 {
-        return Err(EcsError::invalid("Between 1 and 10 task definitions can be deleted at a time."));
+        return Err(EcsError::invalid(
+            "Between 1 and 10 task definitions can be deleted at a time.",
+        ));
     }
     let sc = scope(ctx);
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     'each: for reference in &input.task_definitions {
-        let fail = |reason: &str| Failure { arn: Some(reference.clone()), reason: Some(reason.into()), detail: None };
+        let fail = |reason: &str| Failure {
+            arn: Some(reference.clone()),
+            reason: Some(reason.into()),
+            detail: None,
+        };
         let Ok((family, revision)) = revision_reference(ctx, reference) else {
             failures.push(fail("The specified task definition identifier is invalid. Specify a family and revision or a full ARN."));
             continue;
         };
         for _ in 0..MAX_ATTEMPTS {
-            let Some(mut doc) = load::<TaskDefinitionDoc>(ecs.store(), &sc, &format!("{family}:{revision}")).await? else {
+            let Some(mut doc) =
+                load::<TaskDefinitionDoc>(ecs.store(), &sc, &format!("{family}:{revision}"))
+                    .await?
+            else {
                 failures.push(fail("The specified task definition does not exist."));
                 continue 'each;
             };
@@ -288,10 +401,18 @@ pub async fn delete(ecs: &Ecs, ctx: &RequestContext, input: DeleteTaskDefinition
         }
         return Err(too_contended());
     }
-    Ok(DeleteTaskDefinitionsResponse { task_definitions: Some(deleted), failures: Some(failures) })
+    Ok(DeleteTaskDefinitionsResponse {
+        task_definitions: Some(deleted),
+        failures: Some(failures),
+    })
 }
 
 /// Loads one revision for tagging, by `family:revision`.
-pub async fn load_revision(ecs: &Ecs, ctx: &RequestContext, family: &str, revision: i32) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
+pub async fn load_revision(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    family: &str,
+    revision: i32,
+) -> Result<Option<Versioned<TaskDefinitionDoc>>, EcsError> {
     load(ecs.store(), &scope(ctx), &format!("{family}:{revision}")).await
 }

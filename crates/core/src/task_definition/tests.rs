@@ -73,7 +73,11 @@ fn memory_rules() {
 #[test]
 fn port_rules() {
     let mut c = container("app");
-    c.port_mappings = Some(vec![PortMapping { container_port: Some(80), host_port: Some(8080), ..Default::default() }]);
+    c.port_mappings = Some(vec![PortMapping {
+        container_port: Some(80),
+        host_port: Some(8080),
+        ..Default::default()
+    }]);
     let mut r = request(vec![c]);
     validate(&r).unwrap();
     r.network_mode = Some(NetworkMode::Awsvpc);
@@ -84,28 +88,47 @@ fn port_rules() {
 fn unknown_enum_values_are_invalid_parameters() {
     let mut r = request(vec![container("app")]);
     r.network_mode = Some(NetworkMode::from("bridged"));
-    assert_eq!(validate(&r).unwrap_err().aws_code(), "InvalidParameterException");
+    assert_eq!(
+        validate(&r).unwrap_err().aws_code(),
+        "InvalidParameterException"
+    );
 }
 
 #[test]
 fn health_check_ranges() {
     let mut c = container("app");
-    c.health_check = Some(HealthCheck { command: vec!["CMD".into(), "true".into()], interval: Some(1), ..Default::default() });
+    c.health_check = Some(HealthCheck {
+        command: vec!["CMD".into(), "true".into()],
+        interval: Some(1),
+        ..Default::default()
+    });
     assert!(err(&request(vec![c])).contains("health check"));
 }
 
 #[test]
 fn build_fills_ecs_defaults() {
     let mut c = container("app");
-    c.port_mappings = Some(vec![PortMapping { container_port: Some(80), ..Default::default() }]);
+    c.port_mappings = Some(vec![PortMapping {
+        container_port: Some(80),
+        ..Default::default()
+    }]);
     let mut r = request(vec![c]);
     r.cpu = Some("1 vCPU".into());
     r.memory = Some("2 GB".into());
     let td = build(
         r,
-        &Registration { region: "us-east-1", account: "123456789012", revision: 3, registered_by: "arn:aws:iam::123456789012:root", now: Timestamp(1.0) },
+        &Registration {
+            region: "us-east-1",
+            account: "123456789012",
+            revision: 3,
+            registered_by: "arn:aws:iam::123456789012:root",
+            now: Timestamp(1.0),
+        },
     );
-    assert_eq!(td.task_definition_arn.as_deref(), Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"));
+    assert_eq!(
+        td.task_definition_arn.as_deref(),
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:3")
+    );
     assert_eq!(td.cpu.as_deref(), Some("1024"));
     assert_eq!(td.memory.as_deref(), Some("2048"));
     let c = &td.container_definitions.as_ref().unwrap()[0];
@@ -113,5 +136,8 @@ fn build_fills_ecs_defaults() {
     let pm = &c.port_mappings.as_ref().unwrap()[0];
     assert_eq!(pm.host_port, Some(0));
     assert_eq!(pm.protocol, Some(TransportProtocol::Tcp));
-    assert_eq!(td.compatibilities, Some(vec![Compatibility::External, Compatibility::Ec2]));
+    assert_eq!(
+        td.compatibilities,
+        Some(vec![Compatibility::External, Compatibility::Ec2])
+    );
 }

@@ -15,7 +15,12 @@ fn scope() -> Scope {
 async fn put_get_and_versions() {
     let (_d, s) = store();
     let doc = Doc::new("cluster", "a", b"{}".to_vec()).with_status("ACTIVE");
-    assert_eq!(s.commit(&scope(), vec![Write::put_over(doc.clone())]).await.unwrap(), vec![1]);
+    assert_eq!(
+        s.commit(&scope(), vec![Write::put_over(doc.clone())])
+            .await
+            .unwrap(),
+        vec![1]
+    );
     let got = s.get(&scope(), "cluster", "a").await.unwrap().unwrap();
     assert_eq!(got.version, 1);
     assert_eq!(got.status, "ACTIVE");
@@ -24,22 +29,41 @@ async fn put_get_and_versions() {
         s.commit(&scope(), vec![Write::put_over(doc.clone())]).await,
         Err(StoreError::Conflict { .. })
     ));
-    assert_eq!(s.commit(&scope(), vec![Write::put_over(got.clone())]).await.unwrap(), vec![2]);
+    assert_eq!(
+        s.commit(&scope(), vec![Write::put_over(got.clone())])
+            .await
+            .unwrap(),
+        vec![2]
+    );
     // A stale version conflicts.
-    assert!(s.commit(&scope(), vec![Write::put_over(got)]).await.is_err());
+    assert!(s
+        .commit(&scope(), vec![Write::put_over(got)])
+        .await
+        .is_err());
     // Other scopes do not see it.
-    assert!(s.get(&Scope::new("other", "us-east-1"), "cluster", "a").await.unwrap().is_none());
+    assert!(s
+        .get(&Scope::new("other", "us-east-1"), "cluster", "a")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
 async fn batches_are_atomic() {
     let (_d, s) = store();
     let a = Doc::new("k", "a", b"1".to_vec());
-    s.commit(&scope(), vec![Write::put_over(a.clone())]).await.unwrap();
+    s.commit(&scope(), vec![Write::put_over(a.clone())])
+        .await
+        .unwrap();
     let b = Doc::new("k", "b", b"2".to_vec());
-    let res = s.commit(&scope(), vec![Write::put_over(b), Write::put_over(a)]).await;
+    let res = s
+        .commit(&scope(), vec![Write::put_over(b), Write::put_over(a)])
+        .await;
     assert!(res.is_err());
-    assert!(s.get(&scope(), "k", "b").await.unwrap().is_none(), "b must not be written");
+    assert!(
+        s.get(&scope(), "k", "b").await.unwrap().is_none(),
+        "b must not be written"
+    );
 }
 
 #[tokio::test]
@@ -58,15 +82,50 @@ async fn list_filters_orders_and_pages() {
     }
     s.commit(&scope(), writes).await.unwrap();
     let ids = |docs: Vec<Doc>| docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
-    let all = s.list(&scope(), "td", &Query { limit: 100, ..Default::default() }).await.unwrap();
+    let all = s
+        .list(
+            &scope(),
+            "td",
+            &Query {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(ids(all)[..4], ["web:1", "web:2", "web:3", "web-api:1"]);
-    let q = Query { sort_prefix: Some("web-".into()), limit: 100, ..Default::default() };
-    assert_eq!(ids(s.list(&scope(), "td", &q).await.unwrap()), ["web-api:1", "web-api:2", "web-api:3"]);
-    let q = Query { parent: Some("web".into()), status: Some("ACTIVE".into()), descending: true, limit: 1, ..Default::default() };
+    let q = Query {
+        sort_prefix: Some("web-".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(s.list(&scope(), "td", &q).await.unwrap()),
+        ["web-api:1", "web-api:2", "web-api:3"]
+    );
+    let q = Query {
+        parent: Some("web".into()),
+        status: Some("ACTIVE".into()),
+        descending: true,
+        limit: 1,
+        ..Default::default()
+    };
     assert_eq!(ids(s.list(&scope(), "td", &q).await.unwrap()), ["web:3"]);
-    let q = Query { after: Some("web\t0000000003".into()), limit: 2, ..Default::default() };
-    assert_eq!(ids(s.list(&scope(), "td", &q).await.unwrap()), ["web-api:1", "web-api:2"]);
-    assert_eq!(s.count(&scope(), "td", Some("worker"), Some("ACTIVE")).await.unwrap(), 2);
+    let q = Query {
+        after: Some("web\t0000000003".into()),
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(s.list(&scope(), "td", &q).await.unwrap()),
+        ["web-api:1", "web-api:2"]
+    );
+    assert_eq!(
+        s.count(&scope(), "td", Some("worker"), Some("ACTIVE"))
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(s.count(&scope(), "td", None, None).await.unwrap(), 9);
 }
 
@@ -78,7 +137,11 @@ async fn concurrent_commits_are_grouped_and_all_land() {
     for i in 0..200 {
         let s = s.clone();
         handles.push(tokio::spawn(async move {
-            s.commit(&scope(), vec![Write::put_over(Doc::new("k", format!("{i:04}"), vec![]))]).await
+            s.commit(
+                &scope(),
+                vec![Write::put_over(Doc::new("k", format!("{i:04}"), vec![]))],
+            )
+            .await
         }));
     }
     for h in handles {
@@ -86,5 +149,8 @@ async fn concurrent_commits_are_grouped_and_all_land() {
     }
     drop(s);
     let reopened = SqliteStore::open(dir.path().join("berth.db")).unwrap();
-    assert_eq!(reopened.count(&scope(), "k", None, None).await.unwrap(), 200);
+    assert_eq!(
+        reopened.count(&scope(), "k", None, None).await.unwrap(),
+        200
+    );
 }

@@ -1016,425 +1016,465 @@ pub async fn dispatch<S: EcsApi + ?Sized>(
 ) -> Result<Vec<u8>, crate::ApiError> {
     match op {
         Operation::ContinueServiceDeployment => {
-            let output = svc
-                .continue_service_deployment(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.continue_service_deployment(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateCapacityProvider => {
-            let output = svc
-                .create_capacity_provider(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_capacity_provider(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateCluster => {
-            let output = svc.create_cluster(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_cluster(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateDaemon => {
-            let output = svc.create_daemon(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_daemon(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateExpressGatewayService => {
-            let output = svc
-                .create_express_gateway_service(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_express_gateway_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateService => {
-            let output = svc.create_service(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::CreateTaskSet => {
-            let output = svc
-                .create_task_set(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_task_set(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteAccountSetting => {
-            let output = svc
-                .delete_account_setting(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_account_setting(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteAttributes => {
-            let output = svc
-                .delete_attributes(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_attributes(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteCapacityProvider => {
-            let output = svc
-                .delete_capacity_provider(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_capacity_provider(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteCluster => {
-            let output = svc.delete_cluster(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_cluster(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteDaemon => {
-            let output = svc.delete_daemon(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_daemon(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteDaemonTaskDefinition => {
-            let output = svc
-                .delete_daemon_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_daemon_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteExpressGatewayService => {
-            let output = svc
-                .delete_express_gateway_service(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_express_gateway_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteService => {
-            let output = svc.delete_service(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteTaskDefinitions => {
-            let output = svc
-                .delete_task_definitions(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_task_definitions(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteTaskSet => {
-            let output = svc
-                .delete_task_set(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_task_set(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeregisterContainerInstance => {
-            let output = svc
-                .deregister_container_instance(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.deregister_container_instance(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeregisterTaskDefinition => {
-            let output = svc
-                .deregister_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.deregister_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeCapacityProviders => {
-            let output = svc
-                .describe_capacity_providers(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_capacity_providers(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeClusters => {
-            let output = svc
-                .describe_clusters(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_clusters(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeContainerInstances => {
-            let output = svc
-                .describe_container_instances(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_container_instances(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeDaemon => {
-            let output = svc
-                .describe_daemon(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_daemon(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeDaemonDeployments => {
-            let output = svc
-                .describe_daemon_deployments(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_daemon_deployments(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeDaemonRevisions => {
-            let output = svc
-                .describe_daemon_revisions(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_daemon_revisions(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeDaemonTaskDefinition => {
-            let output = svc
-                .describe_daemon_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_daemon_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeExpressGatewayService => {
-            let output = svc
-                .describe_express_gateway_service(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_express_gateway_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeServiceDeployments => {
-            let output = svc
-                .describe_service_deployments(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_service_deployments(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeServiceRevisions => {
-            let output = svc
-                .describe_service_revisions(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_service_revisions(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeServices => {
-            let output = svc
-                .describe_services(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_services(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeTaskDefinition => {
-            let output = svc
-                .describe_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeTaskSets => {
-            let output = svc
-                .describe_task_sets(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_task_sets(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeTasks => {
-            let output = svc.describe_tasks(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_tasks(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DiscoverPollEndpoint => {
-            let output = svc
-                .discover_poll_endpoint(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.discover_poll_endpoint(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ExecuteCommand => {
-            let output = svc
-                .execute_command(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.execute_command(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetTaskProtection => {
-            let output = svc
-                .get_task_protection(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.get_task_protection(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListAccountSettings => {
-            let output = svc
-                .list_account_settings(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_account_settings(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListAttributes => {
-            let output = svc
-                .list_attributes(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_attributes(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListClusters => {
-            let output = svc.list_clusters(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_clusters(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListContainerInstances => {
-            let output = svc
-                .list_container_instances(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_container_instances(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListDaemonDeployments => {
-            let output = svc
-                .list_daemon_deployments(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_daemon_deployments(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListDaemonTaskDefinitions => {
-            let output = svc
-                .list_daemon_task_definitions(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_daemon_task_definitions(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListDaemons => {
-            let output = svc.list_daemons(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_daemons(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListServiceDeployments => {
-            let output = svc
-                .list_service_deployments(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_service_deployments(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListServices => {
-            let output = svc.list_services(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_services(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListServicesByNamespace => {
-            let output = svc
-                .list_services_by_namespace(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_services_by_namespace(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTagsForResource => {
-            let output = svc
-                .list_tags_for_resource(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_tags_for_resource(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTaskDefinitionFamilies => {
-            let output = svc
-                .list_task_definition_families(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_task_definition_families(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTaskDefinitions => {
-            let output = svc
-                .list_task_definitions(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_task_definitions(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTasks => {
-            let output = svc.list_tasks(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_tasks(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutAccountSetting => {
-            let output = svc
-                .put_account_setting(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_account_setting(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutAccountSettingDefault => {
-            let output = svc
-                .put_account_setting_default(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_account_setting_default(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutAttributes => {
-            let output = svc.put_attributes(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_attributes(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutClusterCapacityProviders => {
-            let output = svc
-                .put_cluster_capacity_providers(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_cluster_capacity_providers(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::RegisterContainerInstance => {
-            let output = svc
-                .register_container_instance(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.register_container_instance(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::RegisterDaemonTaskDefinition => {
-            let output = svc
-                .register_daemon_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.register_daemon_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::RegisterTaskDefinition => {
-            let output = svc
-                .register_task_definition(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.register_task_definition(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::RunTask => {
-            let output = svc.run_task(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.run_task(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::StartTask => {
-            let output = svc.start_task(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.start_task(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::StopServiceDeployment => {
-            let output = svc
-                .stop_service_deployment(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.stop_service_deployment(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::StopTask => {
-            let output = svc.stop_task(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.stop_task(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::SubmitAttachmentStateChanges => {
-            let output = svc
-                .submit_attachment_state_changes(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.submit_attachment_state_changes(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::SubmitContainerStateChange => {
-            let output = svc
-                .submit_container_state_change(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.submit_container_state_change(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::SubmitTaskStateChange => {
-            let output = svc
-                .submit_task_state_change(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.submit_task_state_change(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::TagResource => {
-            let output = svc.tag_resource(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.tag_resource(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UntagResource => {
-            let output = svc.untag_resource(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.untag_resource(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateCapacityProvider => {
-            let output = svc
-                .update_capacity_provider(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_capacity_provider(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateCluster => {
-            let output = svc.update_cluster(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_cluster(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateClusterSettings => {
-            let output = svc
-                .update_cluster_settings(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_cluster_settings(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateContainerAgent => {
-            let output = svc
-                .update_container_agent(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_container_agent(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateContainerInstancesState => {
-            let output = svc
-                .update_container_instances_state(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_container_instances_state(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateDaemon => {
-            let output = svc.update_daemon(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_daemon(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateExpressGatewayService => {
-            let output = svc
-                .update_express_gateway_service(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_express_gateway_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateService => {
-            let output = svc.update_service(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_service(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateServicePrimaryTaskSet => {
-            let output = svc
-                .update_service_primary_task_set(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_service_primary_task_set(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateTaskProtection => {
-            let output = svc
-                .update_task_protection(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_task_protection(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::UpdateTaskSet => {
-            let output = svc
-                .update_task_set(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.update_task_set(ctx, input).await?;
             crate::codec::encode(&output)
         }
     }

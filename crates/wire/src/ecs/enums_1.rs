@@ -79,6 +79,12 @@ impl<'de> serde::Deserialize<'de> for AcceleratorManufacturer {
     }
 }
 
+impl crate::validate::CheckEnums for AcceleratorManufacturer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum AcceleratorName {
     /// `a100`
@@ -199,6 +205,12 @@ impl<'de> serde::Deserialize<'de> for AcceleratorName {
     }
 }
 
+impl crate::validate::CheckEnums for AcceleratorName {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum AcceleratorType {
     /// `gpu`
@@ -270,6 +282,12 @@ impl<'de> serde::Deserialize<'de> for AcceleratorType {
     }
 }
 
+impl crate::validate::CheckEnums for AcceleratorType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum AccessType {
     /// `PUBLIC`
@@ -334,6 +352,12 @@ impl serde::Serialize for AccessType {
 impl<'de> serde::Deserialize<'de> for AccessType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for AccessType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -422,6 +446,12 @@ impl<'de> serde::Deserialize<'de> for AgentUpdateStatus {
     }
 }
 
+impl crate::validate::CheckEnums for AgentUpdateStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ApplicationProtocol {
     /// `http`
@@ -493,6 +523,12 @@ impl<'de> serde::Deserialize<'de> for ApplicationProtocol {
     }
 }
 
+impl crate::validate::CheckEnums for ApplicationProtocol {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum AssignPublicIp {
     /// `ENABLED`
@@ -557,6 +593,12 @@ impl serde::Serialize for AssignPublicIp {
 impl<'de> serde::Deserialize<'de> for AssignPublicIp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for AssignPublicIp {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -627,6 +669,12 @@ impl<'de> serde::Deserialize<'de> for AutoRepairActionsStatus {
     }
 }
 
+impl crate::validate::CheckEnums for AutoRepairActionsStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum AvailabilityZoneRebalancing {
     /// `ENABLED`
@@ -691,6 +739,12 @@ impl serde::Serialize for AvailabilityZoneRebalancing {
 impl<'de> serde::Deserialize<'de> for AvailabilityZoneRebalancing {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for AvailabilityZoneRebalancing {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -765,6 +819,12 @@ impl<'de> serde::Deserialize<'de> for BareMetal {
     }
 }
 
+impl crate::validate::CheckEnums for BareMetal {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum BurstablePerformance {
     /// `included`
@@ -836,6 +896,12 @@ impl<'de> serde::Deserialize<'de> for BurstablePerformance {
     }
 }
 
+impl crate::validate::CheckEnums for BurstablePerformance {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum CPUArchitecture {
     /// `X86_64`
@@ -900,6 +966,12 @@ impl serde::Serialize for CPUArchitecture {
 impl<'de> serde::Deserialize<'de> for CPUArchitecture {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CPUArchitecture {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -974,6 +1046,12 @@ impl<'de> serde::Deserialize<'de> for CapacityOptionType {
     }
 }
 
+impl crate::validate::CheckEnums for CapacityOptionType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum CapacityProviderField {
     /// `TAGS`
@@ -1034,6 +1112,12 @@ impl serde::Serialize for CapacityProviderField {
 impl<'de> serde::Deserialize<'de> for CapacityProviderField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CapacityProviderField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1109,6 +1193,12 @@ impl serde::Serialize for CapacityProviderStatus {
 impl<'de> serde::Deserialize<'de> for CapacityProviderStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CapacityProviderStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1189,6 +1279,12 @@ impl serde::Serialize for CapacityProviderType {
 impl<'de> serde::Deserialize<'de> for CapacityProviderType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CapacityProviderType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1297,6 +1393,12 @@ impl<'de> serde::Deserialize<'de> for CapacityProviderUpdateStatus {
     }
 }
 
+impl crate::validate::CheckEnums for CapacityProviderUpdateStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum CapacityReservationPreference {
     /// `RESERVATIONS_ONLY`
@@ -1369,5 +1471,11 @@ impl serde::Serialize for CapacityReservationPreference {
 impl<'de> serde::Deserialize<'de> for CapacityReservationPreference {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CapacityReservationPreference {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -85,6 +85,12 @@ impl<'de> serde::Deserialize<'de> for ClusterField {
     }
 }
 
+impl crate::validate::CheckEnums for ClusterField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ClusterSettingName {
     /// `containerInsights`
@@ -145,6 +151,12 @@ impl serde::Serialize for ClusterSettingName {
 impl<'de> serde::Deserialize<'de> for ClusterSettingName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ClusterSettingName {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -223,6 +235,12 @@ impl<'de> serde::Deserialize<'de> for Compatibility {
     }
 }
 
+impl crate::validate::CheckEnums for Compatibility {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Connectivity {
     /// `CONNECTED`
@@ -287,6 +305,12 @@ impl serde::Serialize for Connectivity {
 impl<'de> serde::Deserialize<'de> for Connectivity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for Connectivity {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -365,6 +389,12 @@ impl<'de> serde::Deserialize<'de> for ContainerCondition {
     }
 }
 
+impl crate::validate::CheckEnums for ContainerCondition {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ContainerInstanceField {
     /// `TAGS`
@@ -429,6 +459,12 @@ impl serde::Serialize for ContainerInstanceField {
 impl<'de> serde::Deserialize<'de> for ContainerInstanceField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ContainerInstanceField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -517,6 +553,12 @@ impl<'de> serde::Deserialize<'de> for ContainerInstanceStatus {
     }
 }
 
+impl crate::validate::CheckEnums for ContainerInstanceStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum CpuManufacturer {
     /// `intel`
@@ -585,6 +627,12 @@ impl serde::Serialize for CpuManufacturer {
 impl<'de> serde::Deserialize<'de> for CpuManufacturer {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for CpuManufacturer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -660,6 +708,12 @@ impl serde::Serialize for DaemonDeploymentRollbackMonitorsStatus {
 impl<'de> serde::Deserialize<'de> for DaemonDeploymentRollbackMonitorsStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DaemonDeploymentRollbackMonitorsStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -763,6 +817,12 @@ impl<'de> serde::Deserialize<'de> for DaemonDeploymentStatus {
     }
 }
 
+impl crate::validate::CheckEnums for DaemonDeploymentStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DaemonPropagateTags {
     /// `DAEMON`
@@ -827,6 +887,12 @@ impl serde::Serialize for DaemonPropagateTags {
 impl<'de> serde::Deserialize<'de> for DaemonPropagateTags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DaemonPropagateTags {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -897,6 +963,12 @@ impl<'de> serde::Deserialize<'de> for DaemonStatus {
     }
 }
 
+impl crate::validate::CheckEnums for DaemonStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DaemonTaskDefinitionRevisionFilter {
     /// `LAST_REGISTERED`
@@ -957,6 +1029,12 @@ impl serde::Serialize for DaemonTaskDefinitionRevisionFilter {
 impl<'de> serde::Deserialize<'de> for DaemonTaskDefinitionRevisionFilter {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DaemonTaskDefinitionRevisionFilter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1031,6 +1109,12 @@ impl<'de> serde::Deserialize<'de> for DaemonTaskDefinitionStatus {
     }
 }
 
+impl crate::validate::CheckEnums for DaemonTaskDefinitionStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DaemonTaskDefinitionStatusFilter {
     /// `ACTIVE`
@@ -1099,6 +1183,12 @@ impl serde::Serialize for DaemonTaskDefinitionStatusFilter {
 impl<'de> serde::Deserialize<'de> for DaemonTaskDefinitionStatusFilter {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DaemonTaskDefinitionStatusFilter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1173,6 +1263,12 @@ impl<'de> serde::Deserialize<'de> for DeploymentControllerType {
     }
 }
 
+impl crate::validate::CheckEnums for DeploymentControllerType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DeploymentLifecycleHookAction {
     /// `ROLLBACK`
@@ -1237,6 +1333,12 @@ impl serde::Serialize for DeploymentLifecycleHookAction {
 impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookAction {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DeploymentLifecycleHookAction {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1340,6 +1442,12 @@ impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookStage {
     }
 }
 
+impl crate::validate::CheckEnums for DeploymentLifecycleHookStage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DeploymentLifecycleHookStatus {
     /// `AWAITING_ACTION`
@@ -1422,5 +1530,11 @@ impl serde::Serialize for DeploymentLifecycleHookStatus {
 impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DeploymentLifecycleHookStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -67,6 +67,12 @@ impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookTargetType {
     }
 }
 
+impl crate::validate::CheckEnums for DeploymentLifecycleHookTargetType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DeploymentRolloutState {
     /// `COMPLETED`
@@ -135,6 +141,12 @@ impl serde::Serialize for DeploymentRolloutState {
 impl<'de> serde::Deserialize<'de> for DeploymentRolloutState {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DeploymentRolloutState {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -213,6 +225,12 @@ impl<'de> serde::Deserialize<'de> for DeploymentStrategy {
     }
 }
 
+impl crate::validate::CheckEnums for DeploymentStrategy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum DesiredStatus {
     /// `RUNNING`
@@ -281,6 +299,12 @@ impl serde::Serialize for DesiredStatus {
 impl<'de> serde::Deserialize<'de> for DesiredStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for DesiredStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -355,6 +379,12 @@ impl<'de> serde::Deserialize<'de> for DeviceCgroupPermission {
     }
 }
 
+impl crate::validate::CheckEnums for DeviceCgroupPermission {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum EBSResourceType {
     /// `volume`
@@ -415,6 +445,12 @@ impl serde::Serialize for EBSResourceType {
 impl<'de> serde::Deserialize<'de> for EBSResourceType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for EBSResourceType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -485,6 +521,12 @@ impl<'de> serde::Deserialize<'de> for EFSAuthorizationConfigIAM {
     }
 }
 
+impl crate::validate::CheckEnums for EFSAuthorizationConfigIAM {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum EFSTransitEncryption {
     /// `ENABLED`
@@ -552,6 +594,12 @@ impl<'de> serde::Deserialize<'de> for EFSTransitEncryption {
     }
 }
 
+impl crate::validate::CheckEnums for EFSTransitEncryption {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum EnvironmentFileType {
     /// `s3`
@@ -612,6 +660,12 @@ impl serde::Serialize for EnvironmentFileType {
 impl<'de> serde::Deserialize<'de> for EnvironmentFileType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for EnvironmentFileType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -686,6 +740,12 @@ impl<'de> serde::Deserialize<'de> for ExecuteCommandLogging {
     }
 }
 
+impl crate::validate::CheckEnums for ExecuteCommandLogging {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ExpressGatewayServiceInclude {
     /// `TAGS`
@@ -746,6 +806,12 @@ impl serde::Serialize for ExpressGatewayServiceInclude {
 impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceInclude {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ExpressGatewayServiceInclude {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -820,6 +886,12 @@ impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceScalingMetric {
     }
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayServiceScalingMetric {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ExpressGatewayServiceStatusCode {
     /// `ACTIVE`
@@ -891,6 +963,12 @@ impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceStatusCode {
     }
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayServiceStatusCode {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum FirelensConfigurationType {
     /// `fluentd`
@@ -955,6 +1033,12 @@ impl serde::Serialize for FirelensConfigurationType {
 impl<'de> serde::Deserialize<'de> for FirelensConfigurationType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for FirelensConfigurationType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1029,6 +1113,12 @@ impl<'de> serde::Deserialize<'de> for HealthStatus {
     }
 }
 
+impl crate::validate::CheckEnums for HealthStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum InstanceGeneration {
     /// `current`
@@ -1093,6 +1183,12 @@ impl serde::Serialize for InstanceGeneration {
 impl<'de> serde::Deserialize<'de> for InstanceGeneration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for InstanceGeneration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1171,6 +1267,12 @@ impl<'de> serde::Deserialize<'de> for InstanceHealthCheckState {
     }
 }
 
+impl crate::validate::CheckEnums for InstanceHealthCheckState {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum InstanceHealthCheckType {
     /// `CONTAINER_RUNTIME`
@@ -1242,6 +1344,12 @@ impl<'de> serde::Deserialize<'de> for InstanceHealthCheckType {
     }
 }
 
+impl crate::validate::CheckEnums for InstanceHealthCheckType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum IpcMode {
     /// `host`
@@ -1310,6 +1418,12 @@ impl serde::Serialize for IpcMode {
 impl<'de> serde::Deserialize<'de> for IpcMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for IpcMode {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1385,5 +1499,11 @@ impl serde::Serialize for LaunchType {
 impl<'de> serde::Deserialize<'de> for LaunchType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for LaunchType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -71,6 +71,12 @@ impl<'de> serde::Deserialize<'de> for LocalStorage {
     }
 }
 
+impl crate::validate::CheckEnums for LocalStorage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum LocalStorageType {
     /// `hdd`
@@ -135,6 +141,12 @@ impl serde::Serialize for LocalStorageType {
 impl<'de> serde::Deserialize<'de> for LocalStorageType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for LocalStorageType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -238,6 +250,12 @@ impl<'de> serde::Deserialize<'de> for LogDriver {
     }
 }
 
+impl crate::validate::CheckEnums for LogDriver {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ManagedAgentName {
     /// `ExecuteCommandAgent`
@@ -298,6 +316,12 @@ impl serde::Serialize for ManagedAgentName {
 impl<'de> serde::Deserialize<'de> for ManagedAgentName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ManagedAgentName {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -368,6 +392,12 @@ impl<'de> serde::Deserialize<'de> for ManagedDraining {
     }
 }
 
+impl crate::validate::CheckEnums for ManagedDraining {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ManagedInstancesMonitoringOptions {
     /// `BASIC`
@@ -432,6 +462,12 @@ impl serde::Serialize for ManagedInstancesMonitoringOptions {
 impl<'de> serde::Deserialize<'de> for ManagedInstancesMonitoringOptions {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ManagedInstancesMonitoringOptions {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -520,6 +556,12 @@ impl<'de> serde::Deserialize<'de> for ManagedResourceStatus {
     }
 }
 
+impl crate::validate::CheckEnums for ManagedResourceStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ManagedScalingStatus {
     /// `ENABLED`
@@ -587,6 +629,12 @@ impl<'de> serde::Deserialize<'de> for ManagedScalingStatus {
     }
 }
 
+impl crate::validate::CheckEnums for ManagedScalingStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ManagedTerminationProtection {
     /// `ENABLED`
@@ -651,6 +699,12 @@ impl serde::Serialize for ManagedTerminationProtection {
 impl<'de> serde::Deserialize<'de> for ManagedTerminationProtection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ManagedTerminationProtection {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -726,6 +780,12 @@ impl serde::Serialize for NetworkMode {
 impl<'de> serde::Deserialize<'de> for NetworkMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for NetworkMode {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -839,6 +899,12 @@ impl<'de> serde::Deserialize<'de> for OSFamily {
     }
 }
 
+impl crate::validate::CheckEnums for OSFamily {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum PidMode {
     /// `host`
@@ -906,6 +972,12 @@ impl<'de> serde::Deserialize<'de> for PidMode {
     }
 }
 
+impl crate::validate::CheckEnums for PidMode {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum PlacementConstraintType {
     /// `distinctInstance`
@@ -970,6 +1042,12 @@ impl serde::Serialize for PlacementConstraintType {
 impl<'de> serde::Deserialize<'de> for PlacementConstraintType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for PlacementConstraintType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1044,6 +1122,12 @@ impl<'de> serde::Deserialize<'de> for PlacementStrategyType {
     }
 }
 
+impl crate::validate::CheckEnums for PlacementStrategyType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum PlatformDeviceType {
     /// `GPU`
@@ -1104,6 +1188,12 @@ impl serde::Serialize for PlatformDeviceType {
 impl<'de> serde::Deserialize<'de> for PlatformDeviceType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for PlatformDeviceType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1171,6 +1261,12 @@ impl serde::Serialize for PropagateMITags {
 impl<'de> serde::Deserialize<'de> for PropagateMITags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for PropagateMITags {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1245,6 +1341,12 @@ impl<'de> serde::Deserialize<'de> for PropagateTags {
     }
 }
 
+impl crate::validate::CheckEnums for PropagateTags {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ProxyConfigurationType {
     /// `APPMESH`
@@ -1305,6 +1407,12 @@ impl serde::Serialize for ProxyConfigurationType {
 impl<'de> serde::Deserialize<'de> for ProxyConfigurationType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ProxyConfigurationType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1375,6 +1483,12 @@ impl<'de> serde::Deserialize<'de> for ResourceManagementType {
     }
 }
 
+impl crate::validate::CheckEnums for ResourceManagementType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ResourceType {
     /// `GPU`
@@ -1439,5 +1553,11 @@ impl serde::Serialize for ResourceType {
 impl<'de> serde::Deserialize<'de> for ResourceType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ResourceType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

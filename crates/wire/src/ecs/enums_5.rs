@@ -63,6 +63,12 @@ impl<'de> serde::Deserialize<'de> for ScaleUnit {
     }
 }
 
+impl crate::validate::CheckEnums for ScaleUnit {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum SchedulingStrategy {
     /// `REPLICA`
@@ -127,6 +133,12 @@ impl serde::Serialize for SchedulingStrategy {
 impl<'de> serde::Deserialize<'de> for SchedulingStrategy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for SchedulingStrategy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -197,6 +209,12 @@ impl<'de> serde::Deserialize<'de> for Scope {
     }
 }
 
+impl crate::validate::CheckEnums for Scope {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ServiceConnectAccessLoggingFormat {
     /// `TEXT`
@@ -264,6 +282,12 @@ impl<'de> serde::Deserialize<'de> for ServiceConnectAccessLoggingFormat {
     }
 }
 
+impl crate::validate::CheckEnums for ServiceConnectAccessLoggingFormat {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ServiceConnectIncludeQueryParameters {
     /// `DISABLED`
@@ -328,6 +352,12 @@ impl serde::Serialize for ServiceConnectIncludeQueryParameters {
 impl<'de> serde::Deserialize<'de> for ServiceConnectIncludeQueryParameters {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ServiceConnectIncludeQueryParameters {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -441,6 +471,12 @@ impl<'de> serde::Deserialize<'de> for ServiceDeploymentLifecycleStage {
     }
 }
 
+impl crate::validate::CheckEnums for ServiceDeploymentLifecycleStage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ServiceDeploymentRollbackMonitorsStatus {
     /// `TRIGGERED`
@@ -513,6 +549,12 @@ impl serde::Serialize for ServiceDeploymentRollbackMonitorsStatus {
 impl<'de> serde::Deserialize<'de> for ServiceDeploymentRollbackMonitorsStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ServiceDeploymentRollbackMonitorsStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -621,6 +663,12 @@ impl<'de> serde::Deserialize<'de> for ServiceDeploymentStatus {
     }
 }
 
+impl crate::validate::CheckEnums for ServiceDeploymentStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ServiceField {
     /// `TAGS`
@@ -681,6 +729,12 @@ impl serde::Serialize for ServiceField {
 impl<'de> serde::Deserialize<'de> for ServiceField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ServiceField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -799,6 +853,12 @@ impl<'de> serde::Deserialize<'de> for SettingName {
     }
 }
 
+impl crate::validate::CheckEnums for SettingName {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum SettingType {
     /// `user`
@@ -863,6 +923,12 @@ impl serde::Serialize for SettingType {
 impl<'de> serde::Deserialize<'de> for SettingType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for SettingType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -933,6 +999,12 @@ impl<'de> serde::Deserialize<'de> for SortOrder {
     }
 }
 
+impl crate::validate::CheckEnums for SortOrder {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum StabilityStatus {
     /// `STEADY_STATE`
@@ -997,6 +1069,12 @@ impl serde::Serialize for StabilityStatus {
 impl<'de> serde::Deserialize<'de> for StabilityStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for StabilityStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1067,6 +1145,12 @@ impl<'de> serde::Deserialize<'de> for StopServiceDeploymentStopType {
     }
 }
 
+impl crate::validate::CheckEnums for StopServiceDeploymentStopType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TargetType {
     /// `container-instance`
@@ -1127,6 +1211,12 @@ impl serde::Serialize for TargetType {
 impl<'de> serde::Deserialize<'de> for TargetType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for TargetType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1201,6 +1291,12 @@ impl<'de> serde::Deserialize<'de> for TaskDefinitionFamilyStatus {
     }
 }
 
+impl crate::validate::CheckEnums for TaskDefinitionFamilyStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TaskDefinitionField {
     /// `TAGS`
@@ -1264,6 +1360,12 @@ impl<'de> serde::Deserialize<'de> for TaskDefinitionField {
     }
 }
 
+impl crate::validate::CheckEnums for TaskDefinitionField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TaskDefinitionPlacementConstraintType {
     /// `memberOf`
@@ -1324,6 +1426,12 @@ impl serde::Serialize for TaskDefinitionPlacementConstraintType {
 impl<'de> serde::Deserialize<'de> for TaskDefinitionPlacementConstraintType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for TaskDefinitionPlacementConstraintType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -1395,5 +1503,11 @@ impl serde::Serialize for TaskDefinitionStatus {
 impl<'de> serde::Deserialize<'de> for TaskDefinitionStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for TaskDefinitionStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

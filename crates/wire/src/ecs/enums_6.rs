@@ -63,6 +63,12 @@ impl<'de> serde::Deserialize<'de> for TaskField {
     }
 }
 
+impl crate::validate::CheckEnums for TaskField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TaskFilesystemType {
     /// `ext3`
@@ -138,6 +144,12 @@ impl<'de> serde::Deserialize<'de> for TaskFilesystemType {
     }
 }
 
+impl crate::validate::CheckEnums for TaskFilesystemType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TaskSetField {
     /// `TAGS`
@@ -198,6 +210,12 @@ impl serde::Serialize for TaskSetField {
 impl<'de> serde::Deserialize<'de> for TaskSetField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for TaskSetField {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -291,6 +309,12 @@ impl<'de> serde::Deserialize<'de> for TaskStopCode {
     }
 }
 
+impl crate::validate::CheckEnums for TaskStopCode {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TransportProtocol {
     /// `tcp`
@@ -355,6 +379,12 @@ impl serde::Serialize for TransportProtocol {
 impl<'de> serde::Deserialize<'de> for TransportProtocol {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for TransportProtocol {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -493,6 +523,12 @@ impl<'de> serde::Deserialize<'de> for UlimitName {
     }
 }
 
+impl crate::validate::CheckEnums for UlimitName {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum VersionConsistency {
     /// `enabled`
@@ -557,5 +593,11 @@ impl serde::Serialize for VersionConsistency {
 impl<'de> serde::Deserialize<'de> for VersionConsistency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for VersionConsistency {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -12,6 +12,12 @@ pub struct AcceleratorCountRequest {
     pub max: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for AcceleratorCountRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AcceleratorTotalMemoryMiBRequest {
     #[serde(rename = "min")]
@@ -22,12 +28,24 @@ pub struct AcceleratorTotalMemoryMiBRequest {
     pub max: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for AcceleratorTotalMemoryMiBRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `AccessDeniedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AccessDeniedException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for AccessDeniedException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +64,12 @@ pub struct AdvancedConfiguration {
     pub role_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for AdvancedConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     #[serde(rename = "id")]
@@ -62,12 +86,24 @@ pub struct Attachment {
     pub details: Option<Vec<KeyValuePair>>,
 }
 
+impl crate::validate::CheckEnums for Attachment {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttachmentStateChange {
     #[serde(rename = "attachmentArn")]
     pub attachment_arn: String,
     #[serde(rename = "status")]
     pub status: String,
+}
+
+impl crate::validate::CheckEnums for AttachmentStateChange {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -85,6 +121,13 @@ pub struct Attribute {
     pub target_id: Option<String>,
 }
 
+impl crate::validate::CheckEnums for Attribute {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("targetType", &self.target_type)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `AttributeLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttributeLimitExceededException {
@@ -93,11 +136,24 @@ pub struct AttributeLimitExceededException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for AttributeLimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AutoRepairConfiguration {
     #[serde(rename = "actionsStatus")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions_status: Option<AutoRepairActionsStatus>,
+}
+
+impl crate::validate::CheckEnums for AutoRepairConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("actionsStatus", &self.actions_status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +171,18 @@ pub struct AutoScalingGroupProvider {
     pub managed_draining: Option<ManagedDraining>,
 }
 
+impl crate::validate::CheckEnums for AutoScalingGroupProvider {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("managedScaling", &self.managed_scaling)?;
+        crate::validate::member(
+            "managedTerminationProtection",
+            &self.managed_termination_protection,
+        )?;
+        crate::validate::member("managedDraining", &self.managed_draining)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AutoScalingGroupProviderUpdate {
     #[serde(rename = "managedScaling")]
@@ -126,6 +194,18 @@ pub struct AutoScalingGroupProviderUpdate {
     #[serde(rename = "managedDraining")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_draining: Option<ManagedDraining>,
+}
+
+impl crate::validate::CheckEnums for AutoScalingGroupProviderUpdate {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("managedScaling", &self.managed_scaling)?;
+        crate::validate::member(
+            "managedTerminationProtection",
+            &self.managed_termination_protection,
+        )?;
+        crate::validate::member("managedDraining", &self.managed_draining)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -140,6 +220,13 @@ pub struct AwsVpcConfiguration {
     pub assign_public_ip: Option<AssignPublicIp>,
 }
 
+impl crate::validate::CheckEnums for AwsVpcConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("assignPublicIp", &self.assign_public_ip)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BaselineEbsBandwidthMbpsRequest {
     #[serde(rename = "min")]
@@ -150,12 +237,24 @@ pub struct BaselineEbsBandwidthMbpsRequest {
     pub max: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for BaselineEbsBandwidthMbpsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `BlockedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlockedException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for BlockedException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -166,6 +265,12 @@ pub struct CanaryConfiguration {
     #[serde(rename = "canaryBakeTimeInMinutes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_bake_time_in_minutes: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for CanaryConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -202,6 +307,20 @@ pub struct CapacityProvider {
     pub r#type: Option<CapacityProviderType>,
 }
 
+impl crate::validate::CheckEnums for CapacityProvider {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member(
+            "autoScalingGroupProvider",
+            &self.auto_scaling_group_provider,
+        )?;
+        crate::validate::member("managedInstancesProvider", &self.managed_instances_provider)?;
+        crate::validate::member("updateStatus", &self.update_status)?;
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CapacityProviderStrategyItem {
     #[serde(rename = "capacityProvider")]
@@ -214,6 +333,12 @@ pub struct CapacityProviderStrategyItem {
     pub base: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for CapacityProviderStrategyItem {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CapacityReservationRequest {
     #[serde(rename = "reservationGroupArn")]
@@ -224,12 +349,25 @@ pub struct CapacityReservationRequest {
     pub reservation_preference: Option<CapacityReservationPreference>,
 }
 
+impl crate::validate::CheckEnums for CapacityReservationRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("reservationPreference", &self.reservation_preference)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ClientException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ClientException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -284,6 +422,14 @@ pub struct Cluster {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaults>,
 }
 
+impl crate::validate::CheckEnums for Cluster {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("configuration", &self.configuration)?;
+        crate::validate::member("settings", &self.settings)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterConfiguration {
     #[serde(rename = "executeCommandConfiguration")]
@@ -294,12 +440,28 @@ pub struct ClusterConfiguration {
     pub managed_storage_configuration: Option<ManagedStorageConfiguration>,
 }
 
+impl crate::validate::CheckEnums for ClusterConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member(
+            "executeCommandConfiguration",
+            &self.execute_command_configuration,
+        )?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ClusterContainsCapacityProviderException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterContainsCapacityProviderException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ClusterContainsCapacityProviderException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `ClusterContainsContainerInstancesException`.
@@ -310,12 +472,24 @@ pub struct ClusterContainsContainerInstancesException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ClusterContainsContainerInstancesException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ClusterContainsServicesException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterContainsServicesException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ClusterContainsServicesException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `ClusterContainsTasksException`.
@@ -326,12 +500,24 @@ pub struct ClusterContainsTasksException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ClusterContainsTasksException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ClusterNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ClusterNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -341,10 +527,22 @@ pub struct ClusterServiceConnectDefaults {
     pub namespace: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ClusterServiceConnectDefaults {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterServiceConnectDefaultsRequest {
     #[serde(rename = "namespace")]
     pub namespace: String,
+}
+
+impl crate::validate::CheckEnums for ClusterServiceConnectDefaultsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -357,6 +555,13 @@ pub struct ClusterSetting {
     pub value: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ClusterSetting {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ConflictException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConflictException {
@@ -366,6 +571,12 @@ pub struct ConflictException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ConflictException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -421,6 +632,15 @@ pub struct Container {
     #[serde(rename = "gpuIds")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_ids: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for Container {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkBindings", &self.network_bindings)?;
+        crate::validate::member("healthStatus", &self.health_status)?;
+        crate::validate::member("managedAgents", &self.managed_agents)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -553,12 +773,34 @@ pub struct ContainerDefinition {
     pub credential_specs: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for ContainerDefinition {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("portMappings", &self.port_mappings)?;
+        crate::validate::member("environmentFiles", &self.environment_files)?;
+        crate::validate::member("linuxParameters", &self.linux_parameters)?;
+        crate::validate::member("dependsOn", &self.depends_on)?;
+        crate::validate::member("versionConsistency", &self.version_consistency)?;
+        crate::validate::member("ulimits", &self.ulimits)?;
+        crate::validate::member("logConfiguration", &self.log_configuration)?;
+        crate::validate::member("resourceRequirements", &self.resource_requirements)?;
+        crate::validate::member("firelensConfiguration", &self.firelens_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerDependency {
     #[serde(rename = "containerName")]
     pub container_name: String,
     #[serde(rename = "condition")]
     pub condition: ContainerCondition,
+}
+
+impl crate::validate::CheckEnums for ContainerDependency {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("condition", &self.condition)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -572,6 +814,12 @@ pub struct ContainerImage {
     #[serde(rename = "image")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ContainerImage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -632,6 +880,15 @@ pub struct ContainerInstance {
     pub health_status: Option<ContainerInstanceHealthStatus>,
 }
 
+impl crate::validate::CheckEnums for ContainerInstance {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("agentUpdateStatus", &self.agent_update_status)?;
+        crate::validate::member("attributes", &self.attributes)?;
+        crate::validate::member("healthStatus", &self.health_status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerInstanceHealthStatus {
     #[serde(rename = "overallStatus")]
@@ -640,6 +897,14 @@ pub struct ContainerInstanceHealthStatus {
     #[serde(rename = "details")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<InstanceHealthCheckResult>>,
+}
+
+impl crate::validate::CheckEnums for ContainerInstanceHealthStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("overallStatus", &self.overall_status)?;
+        crate::validate::member("details", &self.details)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -670,6 +935,14 @@ pub struct ContainerOverride {
     pub resource_requirements: Option<Vec<ResourceRequirement>>,
 }
 
+impl crate::validate::CheckEnums for ContainerOverride {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("environmentFiles", &self.environment_files)?;
+        crate::validate::member("resourceRequirements", &self.resource_requirements)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerRestartPolicy {
     #[serde(rename = "enabled")]
@@ -680,6 +953,12 @@ pub struct ContainerRestartPolicy {
     #[serde(rename = "restartAttemptPeriod")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_attempt_period: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for ContainerRestartPolicy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -707,6 +986,13 @@ pub struct ContainerStateChange {
     pub status: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ContainerStateChange {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkBindings", &self.network_bindings)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::ContinueServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContinueServiceDeploymentRequest {
@@ -719,12 +1005,25 @@ pub struct ContinueServiceDeploymentRequest {
     pub action: Option<DeploymentLifecycleHookAction>,
 }
 
+impl crate::validate::CheckEnums for ContinueServiceDeploymentRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("action", &self.action)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ContinueServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContinueServiceDeploymentResponse {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_deployment_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ContinueServiceDeploymentResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateCapacityProvider`].
@@ -746,12 +1045,30 @@ pub struct CreateCapacityProviderRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for CreateCapacityProviderRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member(
+            "autoScalingGroupProvider",
+            &self.auto_scaling_group_provider,
+        )?;
+        crate::validate::member("managedInstancesProvider", &self.managed_instances_provider)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateCapacityProviderResponse {
     #[serde(rename = "capacityProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<CapacityProvider>,
+}
+
+impl crate::validate::CheckEnums for CreateCapacityProviderResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("capacityProvider", &self.capacity_provider)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateCluster`].
@@ -780,12 +1097,27 @@ pub struct CreateClusterRequest {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
+impl crate::validate::CheckEnums for CreateClusterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("settings", &self.settings)?;
+        crate::validate::member("configuration", &self.configuration)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateClusterResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl crate::validate::CheckEnums for CreateClusterResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cluster", &self.cluster)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateDaemon`].
@@ -820,6 +1152,13 @@ pub struct CreateDaemonRequest {
     pub client_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for CreateDaemonRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateDaemonResponse {
@@ -835,6 +1174,13 @@ pub struct CreateDaemonResponse {
     #[serde(rename = "deploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for CreateDaemonResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateExpressGatewayService`].
@@ -875,12 +1221,26 @@ pub struct CreateExpressGatewayServiceRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for CreateExpressGatewayServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scalingTarget", &self.scaling_target)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ECSExpressGatewayService>,
+}
+
+impl crate::validate::CheckEnums for CreateExpressGatewayServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -898,6 +1258,15 @@ pub struct CreateManagedInstancesProviderConfiguration {
     #[serde(rename = "autoRepairConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
+}
+
+impl crate::validate::CheckEnums for CreateManagedInstancesProviderConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member("autoRepairConfiguration", &self.auto_repair_configuration)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateService`].
@@ -982,12 +1351,42 @@ pub struct CreateServiceRequest {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl crate::validate::CheckEnums for CreateServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member(
+            "availabilityZoneRebalancing",
+            &self.availability_zone_rebalancing,
+        )?;
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("deploymentConfiguration", &self.deployment_configuration)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("placementStrategy", &self.placement_strategy)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("schedulingStrategy", &self.scheduling_strategy)?;
+        crate::validate::member("deploymentController", &self.deployment_controller)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member(
+            "serviceConnectConfiguration",
+            &self.service_connect_configuration,
+        )?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl crate::validate::CheckEnums for CreateServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::CreateTaskSet`].
@@ -1031,12 +1430,28 @@ pub struct CreateTaskSetRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for CreateTaskSetRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("scale", &self.scale)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl crate::validate::CheckEnums for CreateTaskSetResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskSet", &self.task_set)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1049,6 +1464,12 @@ pub struct CreatedAt {
     pub after: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for CreatedAt {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonAlarmConfiguration {
     #[serde(rename = "alarmNames")]
@@ -1059,6 +1480,12 @@ pub struct DaemonAlarmConfiguration {
     pub enable: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DaemonAlarmConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonCapacityProvider {
     #[serde(rename = "arn")]
@@ -1067,6 +1494,12 @@ pub struct DaemonCapacityProvider {
     #[serde(rename = "runningCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_count: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for DaemonCapacityProvider {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1080,6 +1513,13 @@ pub struct DaemonCircuitBreaker {
     #[serde(rename = "threshold")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for DaemonCircuitBreaker {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1172,6 +1612,18 @@ pub struct DaemonContainerDefinition {
     pub restart_policy: Option<ContainerRestartPolicy>,
 }
 
+impl crate::validate::CheckEnums for DaemonContainerDefinition {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("environmentFiles", &self.environment_files)?;
+        crate::validate::member("logConfiguration", &self.log_configuration)?;
+        crate::validate::member("firelensConfiguration", &self.firelens_configuration)?;
+        crate::validate::member("ulimits", &self.ulimits)?;
+        crate::validate::member("linuxParameters", &self.linux_parameters)?;
+        crate::validate::member("dependsOn", &self.depends_on)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonContainerImage {
     #[serde(rename = "containerName")]
@@ -1183,4 +1635,10 @@ pub struct DaemonContainerImage {
     #[serde(rename = "image")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DaemonContainerImage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

@@ -48,6 +48,15 @@ pub struct DaemonDeployment {
     pub finished_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for DaemonDeployment {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("circuitBreaker", &self.circuit_breaker)?;
+        crate::validate::member("alarms", &self.alarms)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonDeploymentAlarms {
     #[serde(rename = "status")]
@@ -59,6 +68,13 @@ pub struct DaemonDeploymentAlarms {
     #[serde(rename = "triggeredAlarmNames")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_alarm_names: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for DaemonDeploymentAlarms {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -74,6 +90,12 @@ pub struct DaemonDeploymentCapacityProvider {
     pub draining_instance_count: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for DaemonDeploymentCapacityProvider {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonDeploymentConfiguration {
     #[serde(rename = "drainPercent")]
@@ -85,6 +107,12 @@ pub struct DaemonDeploymentConfiguration {
     #[serde(rename = "bakeTimeInMinutes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_time_in_minutes: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for DaemonDeploymentConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -101,6 +129,12 @@ pub struct DaemonDeploymentRevisionDetail {
     #[serde(rename = "totalDrainingInstanceCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_draining_instance_count: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for DaemonDeploymentRevisionDetail {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -137,6 +171,13 @@ pub struct DaemonDeploymentSummary {
     pub finished_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for DaemonDeploymentSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonDetail {
     #[serde(rename = "daemonArn")]
@@ -162,6 +203,13 @@ pub struct DaemonDetail {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for DaemonDetail {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonLinuxParameters {
     #[serde(rename = "capabilities")]
@@ -178,6 +226,13 @@ pub struct DaemonLinuxParameters {
     pub tmpfs: Option<Vec<Tmpfs>>,
 }
 
+impl crate::validate::CheckEnums for DaemonLinuxParameters {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("devices", &self.devices)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `DaemonNotActiveException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonNotActiveException {
@@ -186,12 +241,24 @@ pub struct DaemonNotActiveException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DaemonNotActiveException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `DaemonNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DaemonNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -225,6 +292,13 @@ pub struct DaemonRevision {
     pub enable_execute_command: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DaemonRevision {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonRevisionDetail {
     #[serde(rename = "arn")]
@@ -236,6 +310,12 @@ pub struct DaemonRevisionDetail {
     #[serde(rename = "totalRunningCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_running_count: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for DaemonRevisionDetail {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -254,6 +334,12 @@ pub struct DaemonRollback {
     pub rollback_capacity_providers: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for DaemonRollback {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonSummary {
     #[serde(rename = "daemonArn")]
@@ -268,6 +354,13 @@ pub struct DaemonSummary {
     #[serde(rename = "updatedAt")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<crate::Timestamp>,
+}
+
+impl crate::validate::CheckEnums for DaemonSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -313,6 +406,14 @@ pub struct DaemonTaskDefinition {
     pub registered_by: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DaemonTaskDefinition {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerDefinitions", &self.container_definitions)?;
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonTaskDefinitionSummary {
     #[serde(rename = "arn")]
@@ -332,6 +433,13 @@ pub struct DaemonTaskDefinitionSummary {
     pub status: Option<DaemonTaskDefinitionStatus>,
 }
 
+impl crate::validate::CheckEnums for DaemonTaskDefinitionSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonVolume {
     #[serde(rename = "name")]
@@ -340,6 +448,12 @@ pub struct DaemonVolume {
     #[serde(rename = "host")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolumeProperties>,
+}
+
+impl crate::validate::CheckEnums for DaemonVolume {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteAccountSetting`].
@@ -352,12 +466,26 @@ pub struct DeleteAccountSettingRequest {
     pub principal_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DeleteAccountSettingRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteAccountSettingResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl crate::validate::CheckEnums for DeleteAccountSettingResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("setting", &self.setting)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteAttributes`].
@@ -370,12 +498,26 @@ pub struct DeleteAttributesRequest {
     pub attributes: Vec<Attribute>,
 }
 
+impl crate::validate::CheckEnums for DeleteAttributesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteAttributesResponse {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+impl crate::validate::CheckEnums for DeleteAttributesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteCapacityProvider`].
@@ -388,6 +530,12 @@ pub struct DeleteCapacityProviderRequest {
     pub cluster: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DeleteCapacityProviderRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteCapacityProviderResponse {
@@ -396,11 +544,24 @@ pub struct DeleteCapacityProviderResponse {
     pub capacity_provider: Option<CapacityProvider>,
 }
 
+impl crate::validate::CheckEnums for DeleteCapacityProviderResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("capacityProvider", &self.capacity_provider)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteClusterRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
+}
+
+impl crate::validate::CheckEnums for DeleteClusterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteCluster`].
@@ -411,11 +572,24 @@ pub struct DeleteClusterResponse {
     pub cluster: Option<Cluster>,
 }
 
+impl crate::validate::CheckEnums for DeleteClusterResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cluster", &self.cluster)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteDaemonRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
+}
+
+impl crate::validate::CheckEnums for DeleteDaemonRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteDaemon`].
@@ -438,11 +612,24 @@ pub struct DeleteDaemonResponse {
     pub deployment_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DeleteDaemonResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteDaemonTaskDefinitionRequest {
     #[serde(rename = "daemonTaskDefinition")]
     pub daemon_task_definition: String,
+}
+
+impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteDaemonTaskDefinition`].
@@ -453,11 +640,23 @@ pub struct DeleteDaemonTaskDefinitionResponse {
     pub daemon_task_definition_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteExpressGatewayServiceRequest {
     #[serde(rename = "serviceArn")]
     pub service_arn: String,
+}
+
+impl crate::validate::CheckEnums for DeleteExpressGatewayServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteExpressGatewayService`].
@@ -466,6 +665,13 @@ pub struct DeleteExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ECSExpressGatewayService>,
+}
+
+impl crate::validate::CheckEnums for DeleteExpressGatewayServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteService`].
@@ -481,6 +687,12 @@ pub struct DeleteServiceRequest {
     pub force: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DeleteServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteServiceResponse {
@@ -489,11 +701,24 @@ pub struct DeleteServiceResponse {
     pub service: Option<Service>,
 }
 
+impl crate::validate::CheckEnums for DeleteServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteTaskDefinitionsRequest {
     #[serde(rename = "taskDefinitions")]
     pub task_definitions: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for DeleteTaskDefinitionsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteTaskDefinitions`].
@@ -505,6 +730,13 @@ pub struct DeleteTaskDefinitionsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DeleteTaskDefinitionsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskDefinitions", &self.task_definitions)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteTaskSet`].
@@ -521,12 +753,25 @@ pub struct DeleteTaskSetRequest {
     pub force: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DeleteTaskSetRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl crate::validate::CheckEnums for DeleteTaskSetResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskSet", &self.task_set)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -596,6 +841,20 @@ pub struct Deployment {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl crate::validate::CheckEnums for Deployment {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("rolloutState", &self.rollout_state)?;
+        crate::validate::member(
+            "serviceConnectConfiguration",
+            &self.service_connect_configuration,
+        )?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentAlarms {
     #[serde(rename = "alarmNames")]
@@ -606,12 +865,24 @@ pub struct DeploymentAlarms {
     pub enable: bool,
 }
 
+impl crate::validate::CheckEnums for DeploymentAlarms {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentCircuitBreaker {
     #[serde(rename = "enable")]
     pub enable: bool,
     #[serde(rename = "rollback")]
     pub rollback: bool,
+}
+
+impl crate::validate::CheckEnums for DeploymentCircuitBreaker {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -645,10 +916,25 @@ pub struct DeploymentConfiguration {
     pub canary_configuration: Option<CanaryConfiguration>,
 }
 
+impl crate::validate::CheckEnums for DeploymentConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("strategy", &self.strategy)?;
+        crate::validate::member("lifecycleHooks", &self.lifecycle_hooks)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentController {
     #[serde(rename = "type")]
     pub r#type: DeploymentControllerType,
+}
+
+impl crate::validate::CheckEnums for DeploymentController {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -656,6 +942,12 @@ pub struct DeploymentEphemeralStorage {
     #[serde(rename = "kmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DeploymentEphemeralStorage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -680,6 +972,15 @@ pub struct DeploymentLifecycleHook {
     pub timeout_configuration: Option<DeploymentLifecycleHookTimeoutConfiguration>,
 }
 
+impl crate::validate::CheckEnums for DeploymentLifecycleHook {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("targetType", &self.target_type)?;
+        crate::validate::member("lifecycleStages", &self.lifecycle_stages)?;
+        crate::validate::member("timeoutConfiguration", &self.timeout_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentLifecycleHookDetail {
     #[serde(rename = "hookId")]
@@ -702,6 +1003,15 @@ pub struct DeploymentLifecycleHookDetail {
     pub timeout_action: Option<DeploymentLifecycleHookAction>,
 }
 
+impl crate::validate::CheckEnums for DeploymentLifecycleHookDetail {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("targetType", &self.target_type)?;
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("timeoutAction", &self.timeout_action)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentLifecycleHookTimeoutConfiguration {
     #[serde(rename = "timeoutInMinutes")]
@@ -710,6 +1020,13 @@ pub struct DeploymentLifecycleHookTimeoutConfiguration {
     #[serde(rename = "action")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<DeploymentLifecycleHookAction>,
+}
+
+impl crate::validate::CheckEnums for DeploymentLifecycleHookTimeoutConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("action", &self.action)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeregisterContainerInstance`].
@@ -725,12 +1042,25 @@ pub struct DeregisterContainerInstanceRequest {
     pub force: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DeregisterContainerInstanceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeregisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeregisterContainerInstanceResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl crate::validate::CheckEnums for DeregisterContainerInstanceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerInstance", &self.container_instance)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeregisterTaskDefinition`].
@@ -740,12 +1070,25 @@ pub struct DeregisterTaskDefinitionRequest {
     pub task_definition: String,
 }
 
+impl crate::validate::CheckEnums for DeregisterTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeregisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeregisterTaskDefinitionResponse {
     #[serde(rename = "taskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<TaskDefinition>,
+}
+
+impl crate::validate::CheckEnums for DeregisterTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskDefinition", &self.task_definition)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeCapacityProviders`].
@@ -768,6 +1111,13 @@ pub struct DescribeCapacityProvidersRequest {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DescribeCapacityProvidersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeCapacityProvidersResponse {
@@ -782,6 +1132,13 @@ pub struct DescribeCapacityProvidersResponse {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DescribeCapacityProvidersResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("capacityProviders", &self.capacity_providers)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeClustersRequest {
@@ -793,6 +1150,13 @@ pub struct DescribeClustersRequest {
     pub include: Option<Vec<ClusterField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeClustersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeClustersResponse {
@@ -802,6 +1166,13 @@ pub struct DescribeClustersResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DescribeClustersResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("clusters", &self.clusters)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeContainerInstances`].
@@ -817,6 +1188,13 @@ pub struct DescribeContainerInstancesRequest {
     pub include: Option<Vec<ContainerInstanceField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeContainerInstancesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeContainerInstancesResponse {
@@ -828,11 +1206,24 @@ pub struct DescribeContainerInstancesResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
+impl crate::validate::CheckEnums for DescribeContainerInstancesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerInstances", &self.container_instances)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeDaemonDeploymentsRequest {
     #[serde(rename = "daemonDeploymentArns")]
     pub daemon_deployment_arns: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for DescribeDaemonDeploymentsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeDaemonDeployments`].
@@ -846,11 +1237,24 @@ pub struct DescribeDaemonDeploymentsResponse {
     pub daemon_deployments: Option<Vec<DaemonDeployment>>,
 }
 
+impl crate::validate::CheckEnums for DescribeDaemonDeploymentsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonDeployments", &self.daemon_deployments)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeDaemonRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
+}
+
+impl crate::validate::CheckEnums for DescribeDaemonRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeDaemon`].
@@ -859,4 +1263,11 @@ pub struct DescribeDaemonResponse {
     #[serde(rename = "daemon")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonDetail>,
+}
+
+impl crate::validate::CheckEnums for DescribeDaemonResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemon", &self.daemon)?;
+        Ok(())
+    }
 }

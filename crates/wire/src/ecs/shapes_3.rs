@@ -9,6 +9,12 @@ pub struct DescribeDaemonRevisionsRequest {
     pub daemon_revision_arns: Vec<String>,
 }
 
+impl crate::validate::CheckEnums for DescribeDaemonRevisionsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeDaemonRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeDaemonRevisionsResponse {
@@ -20,11 +26,24 @@ pub struct DescribeDaemonRevisionsResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
+impl crate::validate::CheckEnums for DescribeDaemonRevisionsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonRevisions", &self.daemon_revisions)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeDaemonTaskDefinitionRequest {
     #[serde(rename = "daemonTaskDefinition")]
     pub daemon_task_definition: String,
+}
+
+impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeDaemonTaskDefinition`].
@@ -33,6 +52,13 @@ pub struct DescribeDaemonTaskDefinitionResponse {
     #[serde(rename = "daemonTaskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_task_definition: Option<DaemonTaskDefinition>,
+}
+
+impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonTaskDefinition", &self.daemon_task_definition)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeExpressGatewayService`].
@@ -45,6 +71,13 @@ pub struct DescribeExpressGatewayServiceRequest {
     pub include: Option<Vec<ExpressGatewayServiceInclude>>,
 }
 
+impl crate::validate::CheckEnums for DescribeExpressGatewayServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeExpressGatewayServiceResponse {
@@ -53,11 +86,24 @@ pub struct DescribeExpressGatewayServiceResponse {
     pub service: Option<ECSExpressGatewayService>,
 }
 
+impl crate::validate::CheckEnums for DescribeExpressGatewayServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeServiceDeploymentsRequest {
     #[serde(rename = "serviceDeploymentArns")]
     pub service_deployment_arns: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for DescribeServiceDeploymentsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeServiceDeployments`].
@@ -71,11 +117,24 @@ pub struct DescribeServiceDeploymentsResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
+impl crate::validate::CheckEnums for DescribeServiceDeploymentsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("serviceDeployments", &self.service_deployments)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeServiceRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeServiceRevisionsRequest {
     #[serde(rename = "serviceRevisionArns")]
     pub service_revision_arns: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for DescribeServiceRevisionsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeServiceRevisions`].
@@ -87,6 +146,13 @@ pub struct DescribeServiceRevisionsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DescribeServiceRevisionsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("serviceRevisions", &self.service_revisions)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeServices`].
@@ -102,6 +168,13 @@ pub struct DescribeServicesRequest {
     pub include: Option<Vec<ServiceField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeServicesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeServicesResponse {
@@ -111,6 +184,13 @@ pub struct DescribeServicesResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DescribeServicesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("services", &self.services)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeTaskDefinition`].
@@ -123,6 +203,13 @@ pub struct DescribeTaskDefinitionRequest {
     pub include: Option<Vec<TaskDefinitionField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeTaskDefinitionResponse {
@@ -132,6 +219,13 @@ pub struct DescribeTaskDefinitionResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl crate::validate::CheckEnums for DescribeTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskDefinition", &self.task_definition)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeTaskSets`].
@@ -149,6 +243,13 @@ pub struct DescribeTaskSetsRequest {
     pub include: Option<Vec<TaskSetField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeTaskSetsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeTaskSets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeTaskSetsResponse {
@@ -158,6 +259,13 @@ pub struct DescribeTaskSetsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DescribeTaskSetsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskSets", &self.task_sets)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeTasks`].
@@ -173,6 +281,13 @@ pub struct DescribeTasksRequest {
     pub include: Option<Vec<TaskField>>,
 }
 
+impl crate::validate::CheckEnums for DescribeTasksRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("include", &self.include)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeTasksResponse {
@@ -182,6 +297,13 @@ pub struct DescribeTasksResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for DescribeTasksResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("tasks", &self.tasks)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -196,6 +318,13 @@ pub struct Device {
     pub permissions: Option<Vec<DeviceCgroupPermission>>,
 }
 
+impl crate::validate::CheckEnums for Device {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("permissions", &self.permissions)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DiscoverPollEndpoint`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DiscoverPollEndpointRequest {
@@ -205,6 +334,12 @@ pub struct DiscoverPollEndpointRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DiscoverPollEndpointRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DiscoverPollEndpoint`].
@@ -219,6 +354,12 @@ pub struct DiscoverPollEndpointResponse {
     #[serde(rename = "serviceConnectEndpoint")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_connect_endpoint: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DiscoverPollEndpointResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -240,6 +381,13 @@ pub struct DockerVolumeConfiguration {
     pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl crate::validate::CheckEnums for DockerVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scope", &self.scope)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EBSTagSpecification {
     #[serde(rename = "resourceType")]
@@ -250,6 +398,14 @@ pub struct EBSTagSpecification {
     #[serde(rename = "propagateTags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagate_tags: Option<PropagateTags>,
+}
+
+impl crate::validate::CheckEnums for EBSTagSpecification {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("resourceType", &self.resource_type)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -286,6 +442,14 @@ pub struct ECSExpressGatewayService {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for ECSExpressGatewayService {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("activeConfigurations", &self.active_configurations)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ECSManagedResources {
     #[serde(rename = "ingressPaths")]
@@ -305,6 +469,17 @@ pub struct ECSManagedResources {
     pub log_groups: Option<Vec<ManagedLogGroup>>,
 }
 
+impl crate::validate::CheckEnums for ECSManagedResources {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("ingressPaths", &self.ingress_paths)?;
+        crate::validate::member("autoScaling", &self.auto_scaling)?;
+        crate::validate::member("metricAlarms", &self.metric_alarms)?;
+        crate::validate::member("serviceSecurityGroups", &self.service_security_groups)?;
+        crate::validate::member("logGroups", &self.log_groups)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EFSAuthorizationConfig {
     #[serde(rename = "accessPointId")]
@@ -313,6 +488,13 @@ pub struct EFSAuthorizationConfig {
     #[serde(rename = "iam")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<EFSAuthorizationConfigIAM>,
+}
+
+impl crate::validate::CheckEnums for EFSAuthorizationConfig {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("iam", &self.iam)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -333,6 +515,14 @@ pub struct EFSVolumeConfiguration {
     pub authorization_config: Option<EFSAuthorizationConfig>,
 }
 
+impl crate::validate::CheckEnums for EFSVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("transitEncryption", &self.transit_encryption)?;
+        crate::validate::member("authorizationConfig", &self.authorization_config)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EnvironmentFile {
     #[serde(rename = "value")]
@@ -341,10 +531,23 @@ pub struct EnvironmentFile {
     pub r#type: EnvironmentFileType,
 }
 
+impl crate::validate::CheckEnums for EnvironmentFile {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EphemeralStorage {
     #[serde(rename = "sizeInGiB")]
     pub size_in_gi_b: i32,
+}
+
+impl crate::validate::CheckEnums for EphemeralStorage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -358,6 +561,13 @@ pub struct ExecuteCommandConfiguration {
     #[serde(rename = "logConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_configuration: Option<ExecuteCommandLogConfiguration>,
+}
+
+impl crate::validate::CheckEnums for ExecuteCommandConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logging", &self.logging)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -379,6 +589,12 @@ pub struct ExecuteCommandLogConfiguration {
     pub s3_key_prefix: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ExecuteCommandLogConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::ExecuteCommand`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExecuteCommandRequest {
@@ -394,6 +610,12 @@ pub struct ExecuteCommandRequest {
     pub interactive: bool,
     #[serde(rename = "task")]
     pub task: String,
+}
+
+impl crate::validate::CheckEnums for ExecuteCommandRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::ExecuteCommand`].
@@ -417,6 +639,12 @@ pub struct ExecuteCommandResponse {
     #[serde(rename = "taskArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ExecuteCommandResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -443,11 +671,23 @@ pub struct ExpressGatewayContainer {
     pub secrets: Option<Vec<Secret>>,
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayContainer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpressGatewayRepositoryCredentials {
     #[serde(rename = "credentialsParameter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_parameter: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ExpressGatewayRepositoryCredentials {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -466,12 +706,25 @@ pub struct ExpressGatewayScalingTarget {
     pub auto_scaling_target_value: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayScalingTarget {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("autoScalingMetric", &self.auto_scaling_metric)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpressGatewayServiceAwsLogsConfiguration {
     #[serde(rename = "logGroup")]
     pub log_group: String,
     #[serde(rename = "logStreamPrefix")]
     pub log_stream_prefix: String,
+}
+
+impl crate::validate::CheckEnums for ExpressGatewayServiceAwsLogsConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -511,6 +764,14 @@ pub struct ExpressGatewayServiceConfiguration {
     pub created_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayServiceConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scalingTarget", &self.scaling_target)?;
+        crate::validate::member("ingressPaths", &self.ingress_paths)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpressGatewayServiceNetworkConfiguration {
     #[serde(rename = "securityGroups")]
@@ -519,6 +780,12 @@ pub struct ExpressGatewayServiceNetworkConfiguration {
     #[serde(rename = "subnets")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnets: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for ExpressGatewayServiceNetworkConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -531,12 +798,25 @@ pub struct ExpressGatewayServiceStatus {
     pub status_reason: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ExpressGatewayServiceStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("statusCode", &self.status_code)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FSxWindowsFileServerAuthorizationConfig {
     #[serde(rename = "credentialsParameter")]
     pub credentials_parameter: String,
     #[serde(rename = "domain")]
     pub domain: String,
+}
+
+impl crate::validate::CheckEnums for FSxWindowsFileServerAuthorizationConfig {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -547,6 +827,12 @@ pub struct FSxWindowsFileServerVolumeConfiguration {
     pub root_directory: String,
     #[serde(rename = "authorizationConfig")]
     pub authorization_config: FSxWindowsFileServerAuthorizationConfig,
+}
+
+impl crate::validate::CheckEnums for FSxWindowsFileServerVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -562,6 +848,12 @@ pub struct Failure {
     pub detail: Option<String>,
 }
 
+impl crate::validate::CheckEnums for Failure {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FirelensConfiguration {
     #[serde(rename = "type")]
@@ -569,6 +861,13 @@ pub struct FirelensConfiguration {
     #[serde(rename = "options")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl crate::validate::CheckEnums for FirelensConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::GetTaskProtection`].
@@ -581,6 +880,12 @@ pub struct GetTaskProtectionRequest {
     pub tasks: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for GetTaskProtectionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::GetTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetTaskProtectionResponse {
@@ -590,6 +895,12 @@ pub struct GetTaskProtectionResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for GetTaskProtectionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -610,12 +921,24 @@ pub struct HealthCheck {
     pub start_period: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for HealthCheck {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HostEntry {
     #[serde(rename = "hostname")]
     pub hostname: String,
     #[serde(rename = "ipAddress")]
     pub ip_address: String,
+}
+
+impl crate::validate::CheckEnums for HostEntry {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -625,12 +948,24 @@ pub struct HostVolumeProperties {
     pub source_path: Option<String>,
 }
 
+impl crate::validate::CheckEnums for HostVolumeProperties {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InferenceAccelerator {
     #[serde(rename = "deviceName")]
     pub device_name: String,
     #[serde(rename = "deviceType")]
     pub device_type: String,
+}
+
+impl crate::validate::CheckEnums for InferenceAccelerator {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -643,11 +978,23 @@ pub struct InferenceAcceleratorOverride {
     pub device_type: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InferenceAcceleratorOverride {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InfrastructureOptimization {
     #[serde(rename = "scaleInAfter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_in_after: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for InfrastructureOptimization {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -656,6 +1003,13 @@ pub struct IngressPathSummary {
     pub access_type: AccessType,
     #[serde(rename = "endpoint")]
     pub endpoint: String,
+}
+
+impl crate::validate::CheckEnums for IngressPathSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("accessType", &self.access_type)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -675,6 +1029,14 @@ pub struct InstanceHealthCheckResult {
     #[serde(rename = "lastStatusChange")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_status_change: Option<crate::Timestamp>,
+}
+
+impl crate::validate::CheckEnums for InstanceHealthCheckResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -709,6 +1071,16 @@ pub struct InstanceLaunchTemplate {
     pub capacity_reservations: Option<CapacityReservationRequest>,
 }
 
+impl crate::validate::CheckEnums for InstanceLaunchTemplate {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("monitoring", &self.monitoring)?;
+        crate::validate::member("capacityOptionType", &self.capacity_option_type)?;
+        crate::validate::member("instanceRequirements", &self.instance_requirements)?;
+        crate::validate::member("capacityReservations", &self.capacity_reservations)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceLaunchTemplateUpdate {
     #[serde(rename = "ec2InstanceProfileArn")]
@@ -735,6 +1107,15 @@ pub struct InstanceLaunchTemplateUpdate {
     #[serde(rename = "capacityReservations")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_reservations: Option<CapacityReservationRequest>,
+}
+
+impl crate::validate::CheckEnums for InstanceLaunchTemplateUpdate {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("monitoring", &self.monitoring)?;
+        crate::validate::member("instanceRequirements", &self.instance_requirements)?;
+        crate::validate::member("capacityReservations", &self.capacity_reservations)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -811,12 +1192,33 @@ pub struct InstanceRequirementsRequest {
     pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for InstanceRequirementsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cpuManufacturers", &self.cpu_manufacturers)?;
+        crate::validate::member("instanceGenerations", &self.instance_generations)?;
+        crate::validate::member("bareMetal", &self.bare_metal)?;
+        crate::validate::member("burstablePerformance", &self.burstable_performance)?;
+        crate::validate::member("localStorage", &self.local_storage)?;
+        crate::validate::member("localStorageTypes", &self.local_storage_types)?;
+        crate::validate::member("acceleratorTypes", &self.accelerator_types)?;
+        crate::validate::member("acceleratorManufacturers", &self.accelerator_manufacturers)?;
+        crate::validate::member("acceleratorNames", &self.accelerator_names)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidParameterException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InvalidParameterException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -829,6 +1231,12 @@ pub struct KernelCapabilities {
     pub drop: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for KernelCapabilities {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyValuePair {
     #[serde(rename = "name")]
@@ -837,4 +1245,10 @@ pub struct KeyValuePair {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl crate::validate::CheckEnums for KeyValuePair {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

@@ -10,6 +10,12 @@ pub struct LimitExceededException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for LimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LinearConfiguration {
     #[serde(rename = "stepPercent")]
@@ -18,6 +24,12 @@ pub struct LinearConfiguration {
     #[serde(rename = "stepBakeTimeInMinutes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_bake_time_in_minutes: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for LinearConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +57,13 @@ pub struct LinuxParameters {
     pub swappiness: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for LinuxParameters {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("devices", &self.devices)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::ListAccountSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListAccountSettingsRequest {
@@ -68,6 +87,13 @@ pub struct ListAccountSettingsRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListAccountSettingsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListAccountSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListAccountSettingsResponse {
@@ -77,6 +103,13 @@ pub struct ListAccountSettingsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListAccountSettingsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("settings", &self.settings)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListAttributes`].
@@ -101,6 +134,13 @@ pub struct ListAttributesRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListAttributesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("targetType", &self.target_type)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListAttributesResponse {
@@ -110,6 +150,13 @@ pub struct ListAttributesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListAttributesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListClusters`].
@@ -123,6 +170,12 @@ pub struct ListClustersRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListClustersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListClustersResponse {
@@ -132,6 +185,12 @@ pub struct ListClustersResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListClustersResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListContainerInstances`].
@@ -154,6 +213,13 @@ pub struct ListContainerInstancesRequest {
     pub status: Option<ContainerInstanceStatus>,
 }
 
+impl crate::validate::CheckEnums for ListContainerInstancesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListContainerInstancesResponse {
@@ -163,6 +229,12 @@ pub struct ListContainerInstancesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListContainerInstancesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListDaemonDeployments`].
@@ -184,6 +256,13 @@ pub struct ListDaemonDeploymentsRequest {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ListDaemonDeploymentsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListDaemonDeploymentsResponse {
@@ -193,6 +272,13 @@ pub struct ListDaemonDeploymentsResponse {
     #[serde(rename = "daemonDeployments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_deployments: Option<Vec<DaemonDeploymentSummary>>,
+}
+
+impl crate::validate::CheckEnums for ListDaemonDeploymentsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonDeployments", &self.daemon_deployments)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListDaemonTaskDefinitions`].
@@ -221,6 +307,15 @@ pub struct ListDaemonTaskDefinitionsRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("revision", &self.revision)?;
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("sort", &self.sort)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListDaemonTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListDaemonTaskDefinitionsResponse {
@@ -230,6 +325,13 @@ pub struct ListDaemonTaskDefinitionsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonTaskDefinitions", &self.daemon_task_definitions)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListDaemons`].
@@ -249,6 +351,12 @@ pub struct ListDaemonsRequest {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ListDaemonsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListDaemons`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListDaemonsResponse {
@@ -258,6 +366,13 @@ pub struct ListDaemonsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListDaemonsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("daemonSummariesList", &self.daemon_summaries_list)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListServiceDeployments`].
@@ -282,6 +397,13 @@ pub struct ListServiceDeploymentsRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListServiceDeploymentsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListServiceDeploymentsResponse {
@@ -291,6 +413,13 @@ pub struct ListServiceDeploymentsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListServiceDeploymentsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("serviceDeployments", &self.service_deployments)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListServicesByNamespace`].
@@ -306,6 +435,12 @@ pub struct ListServicesByNamespaceRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListServicesByNamespaceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListServicesByNamespace`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListServicesByNamespaceResponse {
@@ -315,6 +450,12 @@ pub struct ListServicesByNamespaceResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListServicesByNamespaceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListServices`].
@@ -340,6 +481,15 @@ pub struct ListServicesRequest {
     pub resource_management_type: Option<ResourceManagementType>,
 }
 
+impl crate::validate::CheckEnums for ListServicesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("schedulingStrategy", &self.scheduling_strategy)?;
+        crate::validate::member("resourceManagementType", &self.resource_management_type)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListServicesResponse {
@@ -351,11 +501,23 @@ pub struct ListServicesResponse {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ListServicesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
+}
+
+impl crate::validate::CheckEnums for ListTagsForResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::ListTagsForResource`].
@@ -364,6 +526,12 @@ pub struct ListTagsForResourceResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl crate::validate::CheckEnums for ListTagsForResourceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListTaskDefinitionFamilies`].
@@ -383,6 +551,13 @@ pub struct ListTaskDefinitionFamiliesRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListTaskDefinitionFamilies`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTaskDefinitionFamiliesResponse {
@@ -392,6 +567,12 @@ pub struct ListTaskDefinitionFamiliesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListTaskDefinitions`].
@@ -414,6 +595,14 @@ pub struct ListTaskDefinitionsRequest {
     pub max_results: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ListTaskDefinitionsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("sort", &self.sort)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTaskDefinitionsResponse {
@@ -423,6 +612,12 @@ pub struct ListTaskDefinitionsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListTaskDefinitionsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListTasks`].
@@ -460,6 +655,14 @@ pub struct ListTasksRequest {
     pub daemon_name: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ListTasksRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("desiredStatus", &self.desired_status)?;
+        crate::validate::member("launchType", &self.launch_type)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTasksResponse {
@@ -469,6 +672,12 @@ pub struct ListTasksResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ListTasksResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -490,6 +699,12 @@ pub struct LoadBalancer {
     pub advanced_configuration: Option<AdvancedConfiguration>,
 }
 
+impl crate::validate::CheckEnums for LoadBalancer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogConfiguration {
     #[serde(rename = "logDriver")]
@@ -500,6 +715,13 @@ pub struct LogConfiguration {
     #[serde(rename = "secretOptions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_options: Option<Vec<Secret>>,
+}
+
+impl crate::validate::CheckEnums for LogConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logDriver", &self.log_driver)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -518,6 +740,13 @@ pub struct ManagedAgent {
     pub last_status: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ManagedAgent {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedAgentStateChange {
     #[serde(rename = "containerName")]
@@ -529,6 +758,13 @@ pub struct ManagedAgentStateChange {
     #[serde(rename = "reason")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ManagedAgentStateChange {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("managedAgentName", &self.managed_agent_name)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -551,6 +787,13 @@ pub struct ManagedApplicationAutoScalingPolicy {
     pub metric: String,
 }
 
+impl crate::validate::CheckEnums for ManagedApplicationAutoScalingPolicy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedAutoScaling {
     #[serde(rename = "scalableTarget")]
@@ -559,6 +802,17 @@ pub struct ManagedAutoScaling {
     #[serde(rename = "applicationAutoScalingPolicies")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_auto_scaling_policies: Option<Vec<ManagedApplicationAutoScalingPolicy>>,
+}
+
+impl crate::validate::CheckEnums for ManagedAutoScaling {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scalableTarget", &self.scalable_target)?;
+        crate::validate::member(
+            "applicationAutoScalingPolicies",
+            &self.application_auto_scaling_policies,
+        )?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -575,6 +829,13 @@ pub struct ManagedCertificate {
     pub updated_at: crate::Timestamp,
     #[serde(rename = "domainName")]
     pub domain_name: String,
+}
+
+impl crate::validate::CheckEnums for ManagedCertificate {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -603,11 +864,33 @@ pub struct ManagedIngressPath {
     pub target_groups: Option<Vec<ManagedTargetGroup>>,
 }
 
+impl crate::validate::CheckEnums for ManagedIngressPath {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("accessType", &self.access_type)?;
+        crate::validate::member("loadBalancer", &self.load_balancer)?;
+        crate::validate::member(
+            "loadBalancerSecurityGroups",
+            &self.load_balancer_security_groups,
+        )?;
+        crate::validate::member("certificate", &self.certificate)?;
+        crate::validate::member("listener", &self.listener)?;
+        crate::validate::member("rule", &self.rule)?;
+        crate::validate::member("targetGroups", &self.target_groups)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedInstancesLocalStorageConfiguration {
     #[serde(rename = "useLocalStorage")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_local_storage: Option<bool>,
+}
+
+impl crate::validate::CheckEnums for ManagedInstancesLocalStorageConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -618,6 +901,12 @@ pub struct ManagedInstancesNetworkConfiguration {
     #[serde(rename = "securityGroups")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for ManagedInstancesNetworkConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -639,11 +928,26 @@ pub struct ManagedInstancesProvider {
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
+impl crate::validate::CheckEnums for ManagedInstancesProvider {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member("autoRepairConfiguration", &self.auto_repair_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedInstancesStorageConfiguration {
     #[serde(rename = "storageSizeGiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_size_gi_b: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for ManagedInstancesStorageConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -660,6 +964,13 @@ pub struct ManagedListener {
     pub updated_at: crate::Timestamp,
 }
 
+impl crate::validate::CheckEnums for ManagedListener {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedListenerRule {
     #[serde(rename = "arn")]
@@ -672,6 +983,13 @@ pub struct ManagedListenerRule {
     pub status_reason: Option<String>,
     #[serde(rename = "updatedAt")]
     pub updated_at: crate::Timestamp,
+}
+
+impl crate::validate::CheckEnums for ManagedListenerRule {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -696,6 +1014,13 @@ pub struct ManagedLoadBalancer {
     pub security_group_ids: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for ManagedLoadBalancer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedLogGroup {
     #[serde(rename = "arn")]
@@ -712,6 +1037,13 @@ pub struct ManagedLogGroup {
     pub log_group_name: String,
 }
 
+impl crate::validate::CheckEnums for ManagedLogGroup {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedMetricAlarm {
     #[serde(rename = "arn")]
@@ -724,6 +1056,13 @@ pub struct ManagedMetricAlarm {
     pub status_reason: Option<String>,
     #[serde(rename = "updatedAt")]
     pub updated_at: crate::Timestamp,
+}
+
+impl crate::validate::CheckEnums for ManagedMetricAlarm {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -742,6 +1081,13 @@ pub struct ManagedScalableTarget {
     pub min_capacity: i32,
     #[serde(rename = "maxCapacity")]
     pub max_capacity: i32,
+}
+
+impl crate::validate::CheckEnums for ManagedScalableTarget {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -763,6 +1109,13 @@ pub struct ManagedScaling {
     pub instance_warmup_period: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ManagedScaling {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedSecurityGroup {
     #[serde(rename = "arn")]
@@ -777,6 +1130,13 @@ pub struct ManagedSecurityGroup {
     pub updated_at: crate::Timestamp,
 }
 
+impl crate::validate::CheckEnums for ManagedSecurityGroup {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedStorageConfiguration {
     #[serde(rename = "kmsKeyId")]
@@ -785,6 +1145,12 @@ pub struct ManagedStorageConfiguration {
     #[serde(rename = "fargateEphemeralStorageKmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fargate_ephemeral_storage_kms_key_id: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ManagedStorageConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -807,6 +1173,13 @@ pub struct ManagedTargetGroup {
     pub port: i32,
 }
 
+impl crate::validate::CheckEnums for ManagedTargetGroup {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MemoryGiBPerVCpuRequest {
     #[serde(rename = "min")]
@@ -815,6 +1188,12 @@ pub struct MemoryGiBPerVCpuRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+}
+
+impl crate::validate::CheckEnums for MemoryGiBPerVCpuRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -826,12 +1205,24 @@ pub struct MemoryMiBRequest {
     pub max: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for MemoryMiBRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `MissingVersionException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MissingVersionException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for MissingVersionException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -847,12 +1238,24 @@ pub struct MountPoint {
     pub read_only: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for MountPoint {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `NamespaceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for NamespaceNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -863,6 +1266,12 @@ pub struct NetworkBandwidthGbpsRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+}
+
+impl crate::validate::CheckEnums for NetworkBandwidthGbpsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -885,4 +1294,11 @@ pub struct NetworkBinding {
     #[serde(rename = "hostPortRange")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port_range: Option<String>,
+}
+
+impl crate::validate::CheckEnums for NetworkBinding {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("protocol", &self.protocol)?;
+        Ok(())
+    }
 }

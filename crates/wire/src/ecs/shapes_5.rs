@@ -9,6 +9,13 @@ pub struct NetworkConfiguration {
     pub awsvpc_configuration: Option<AwsVpcConfiguration>,
 }
 
+impl crate::validate::CheckEnums for NetworkConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("awsvpcConfiguration", &self.awsvpc_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkInterface {
     #[serde(rename = "attachmentId")]
@@ -22,6 +29,12 @@ pub struct NetworkInterface {
     pub ipv6_address: Option<String>,
 }
 
+impl crate::validate::CheckEnums for NetworkInterface {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkInterfaceCountRequest {
     #[serde(rename = "min")]
@@ -32,12 +45,24 @@ pub struct NetworkInterfaceCountRequest {
     pub max: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for NetworkInterfaceCountRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `NoUpdateAvailableException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NoUpdateAvailableException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for NoUpdateAvailableException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -50,6 +75,13 @@ pub struct PlacementConstraint {
     pub expression: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PlacementConstraint {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlacementStrategy {
     #[serde(rename = "type")]
@@ -60,12 +92,26 @@ pub struct PlacementStrategy {
     pub field: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PlacementStrategy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlatformDevice {
     #[serde(rename = "id")]
     pub id: String,
     #[serde(rename = "type")]
     pub r#type: PlatformDeviceType,
+}
+
+impl crate::validate::CheckEnums for PlatformDevice {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
 }
 
 /// Modeled error `PlatformTaskDefinitionIncompatibilityException`.
@@ -76,12 +122,24 @@ pub struct PlatformTaskDefinitionIncompatibilityException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PlatformTaskDefinitionIncompatibilityException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `PlatformUnknownException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlatformUnknownException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for PlatformUnknownException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -106,6 +164,14 @@ pub struct PortMapping {
     pub container_port_range: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PortMapping {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("protocol", &self.protocol)?;
+        crate::validate::member("appProtocol", &self.app_protocol)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProtectedTask {
     #[serde(rename = "taskArn")]
@@ -117,6 +183,12 @@ pub struct ProtectedTask {
     #[serde(rename = "expirationDate")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration_date: Option<crate::Timestamp>,
+}
+
+impl crate::validate::CheckEnums for ProtectedTask {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -131,6 +203,13 @@ pub struct ProxyConfiguration {
     pub properties: Option<Vec<KeyValuePair>>,
 }
 
+impl crate::validate::CheckEnums for ProxyConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::PutAccountSettingDefault`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutAccountSettingDefaultRequest {
@@ -140,12 +219,26 @@ pub struct PutAccountSettingDefaultRequest {
     pub value: String,
 }
 
+impl crate::validate::CheckEnums for PutAccountSettingDefaultRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutAccountSettingDefault`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutAccountSettingDefaultResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl crate::validate::CheckEnums for PutAccountSettingDefaultResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("setting", &self.setting)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutAccountSetting`].
@@ -160,12 +253,26 @@ pub struct PutAccountSettingRequest {
     pub principal_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PutAccountSettingRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutAccountSettingResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl crate::validate::CheckEnums for PutAccountSettingResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("setting", &self.setting)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutAttributes`].
@@ -178,12 +285,26 @@ pub struct PutAttributesRequest {
     pub attributes: Vec<Attribute>,
 }
 
+impl crate::validate::CheckEnums for PutAttributesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutAttributesResponse {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+impl crate::validate::CheckEnums for PutAttributesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutClusterCapacityProviders`].
@@ -197,12 +318,25 @@ pub struct PutClusterCapacityProvidersRequest {
     pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
 }
 
+impl crate::validate::CheckEnums for PutClusterCapacityProvidersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutClusterCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutClusterCapacityProvidersResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl crate::validate::CheckEnums for PutClusterCapacityProvidersResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cluster", &self.cluster)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::RegisterContainerInstance`].
@@ -237,12 +371,27 @@ pub struct RegisterContainerInstanceRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for RegisterContainerInstanceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        crate::validate::member("platformDevices", &self.platform_devices)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::RegisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterContainerInstanceResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl crate::validate::CheckEnums for RegisterContainerInstanceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerInstance", &self.container_instance)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::RegisterDaemonTaskDefinition`].
@@ -272,12 +421,25 @@ pub struct RegisterDaemonTaskDefinitionRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerDefinitions", &self.container_definitions)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::RegisterDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterDaemonTaskDefinitionResponse {
     #[serde(rename = "daemonTaskDefinitionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_task_definition_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::RegisterTaskDefinition`].
@@ -337,6 +499,21 @@ pub struct RegisterTaskDefinitionRequest {
     pub enable_fault_injection: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for RegisterTaskDefinitionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkMode", &self.network_mode)?;
+        crate::validate::member("containerDefinitions", &self.container_definitions)?;
+        crate::validate::member("volumes", &self.volumes)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("requiresCompatibilities", &self.requires_compatibilities)?;
+        crate::validate::member("pidMode", &self.pid_mode)?;
+        crate::validate::member("ipcMode", &self.ipc_mode)?;
+        crate::validate::member("proxyConfiguration", &self.proxy_configuration)?;
+        crate::validate::member("runtimePlatform", &self.runtime_platform)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::RegisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterTaskDefinitionResponse {
@@ -348,10 +525,23 @@ pub struct RegisterTaskDefinitionResponse {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::validate::CheckEnums for RegisterTaskDefinitionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskDefinition", &self.task_definition)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RepositoryCredentials {
     #[serde(rename = "credentialsParameter")]
     pub credentials_parameter: String,
+}
+
+impl crate::validate::CheckEnums for RepositoryCredentials {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -359,6 +549,12 @@ pub struct ResolvedConfiguration {
     #[serde(rename = "loadBalancers")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancers: Option<Vec<ServiceRevisionLoadBalancer>>,
+}
+
+impl crate::validate::CheckEnums for ResolvedConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -383,12 +579,24 @@ pub struct Resource {
     pub string_set_value: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for Resource {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ResourceInUseException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceInUseException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ResourceInUseException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `ResourceNotFoundException`.
@@ -399,12 +607,25 @@ pub struct ResourceNotFoundException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ResourceNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRequirement {
     #[serde(rename = "value")]
     pub value: String,
     #[serde(rename = "type")]
     pub r#type: ResourceType,
+}
+
+impl crate::validate::CheckEnums for ResourceRequirement {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -418,6 +639,12 @@ pub struct Rollback {
     #[serde(rename = "serviceRevisionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_revision_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for Rollback {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::RunTask`].
@@ -481,6 +708,19 @@ pub struct RunTaskRequest {
     pub volume_configurations: Option<Vec<TaskVolumeConfiguration>>,
 }
 
+impl crate::validate::CheckEnums for RunTaskRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("overrides", &self.overrides)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("placementStrategy", &self.placement_strategy)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::RunTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunTaskResponse {
@@ -492,6 +732,13 @@ pub struct RunTaskResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
+impl crate::validate::CheckEnums for RunTaskResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("tasks", &self.tasks)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuntimePlatform {
     #[serde(rename = "cpuArchitecture")]
@@ -500,6 +747,14 @@ pub struct RuntimePlatform {
     #[serde(rename = "operatingSystemFamily")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operating_system_family: Option<OSFamily>,
+}
+
+impl crate::validate::CheckEnums for RuntimePlatform {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cpuArchitecture", &self.cpu_architecture)?;
+        crate::validate::member("operatingSystemFamily", &self.operating_system_family)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -517,6 +772,12 @@ pub struct S3FilesVolumeConfiguration {
     pub access_point_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for S3FilesVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scale {
     #[serde(rename = "value")]
@@ -527,6 +788,13 @@ pub struct Scale {
     pub unit: Option<ScaleUnit>,
 }
 
+impl crate::validate::CheckEnums for Scale {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("unit", &self.unit)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Secret {
     #[serde(rename = "name")]
@@ -535,12 +803,24 @@ pub struct Secret {
     pub value_from: String,
 }
 
+impl crate::validate::CheckEnums for Secret {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ServerException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServerException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -652,6 +932,27 @@ pub struct Service {
     pub resource_management_type: Option<ResourceManagementType>,
 }
 
+impl crate::validate::CheckEnums for Service {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("deploymentConfiguration", &self.deployment_configuration)?;
+        crate::validate::member("taskSets", &self.task_sets)?;
+        crate::validate::member("deployments", &self.deployments)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("placementStrategy", &self.placement_strategy)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("schedulingStrategy", &self.scheduling_strategy)?;
+        crate::validate::member("deploymentController", &self.deployment_controller)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member(
+            "availabilityZoneRebalancing",
+            &self.availability_zone_rebalancing,
+        )?;
+        crate::validate::member("resourceManagementType", &self.resource_management_type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceConnectAccessLogConfiguration {
     #[serde(rename = "format")]
@@ -659,6 +960,14 @@ pub struct ServiceConnectAccessLogConfiguration {
     #[serde(rename = "includeQueryParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_query_parameters: Option<ServiceConnectIncludeQueryParameters>,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectAccessLogConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("format", &self.format)?;
+        crate::validate::member("includeQueryParameters", &self.include_query_parameters)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -671,6 +980,12 @@ pub struct ServiceConnectClientAlias {
     #[serde(rename = "testTrafficRules")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_traffic_rules: Option<ServiceConnectTestTrafficRules>,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectClientAlias {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -689,6 +1004,14 @@ pub struct ServiceConnectConfiguration {
     #[serde(rename = "accessLogConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logConfiguration", &self.log_configuration)?;
+        crate::validate::member("accessLogConfiguration", &self.access_log_configuration)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -712,6 +1035,12 @@ pub struct ServiceConnectService {
     pub tls: Option<ServiceConnectTlsConfiguration>,
 }
 
+impl crate::validate::CheckEnums for ServiceConnectService {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceConnectServiceResource {
     #[serde(rename = "discoveryName")]
@@ -722,10 +1051,22 @@ pub struct ServiceConnectServiceResource {
     pub discovery_arn: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ServiceConnectServiceResource {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceConnectTestTrafficHeaderMatchRules {
     #[serde(rename = "exact")]
     pub exact: String,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderMatchRules {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -737,10 +1078,22 @@ pub struct ServiceConnectTestTrafficHeaderRules {
     pub value: Option<ServiceConnectTestTrafficHeaderMatchRules>,
 }
 
+impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderRules {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceConnectTestTrafficRules {
     #[serde(rename = "header")]
     pub header: ServiceConnectTestTrafficHeaderRules,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectTestTrafficRules {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -748,6 +1101,12 @@ pub struct ServiceConnectTlsCertificateAuthority {
     #[serde(rename = "awsPcaAuthorityArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_pca_authority_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectTlsCertificateAuthority {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -760,6 +1119,12 @@ pub struct ServiceConnectTlsConfiguration {
     #[serde(rename = "roleArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceConnectTlsConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -776,6 +1141,12 @@ pub struct ServiceCurrentRevisionSummary {
     #[serde(rename = "pendingTaskCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_task_count: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for ServiceCurrentRevisionSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -836,6 +1207,18 @@ pub struct ServiceDeployment {
     pub alarms: Option<ServiceDeploymentAlarms>,
 }
 
+impl crate::validate::CheckEnums for ServiceDeployment {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("lifecycleStage", &self.lifecycle_stage)?;
+        crate::validate::member("lifecycleHookDetails", &self.lifecycle_hook_details)?;
+        crate::validate::member("deploymentConfiguration", &self.deployment_configuration)?;
+        crate::validate::member("deploymentCircuitBreaker", &self.deployment_circuit_breaker)?;
+        crate::validate::member("alarms", &self.alarms)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceDeploymentAlarms {
     #[serde(rename = "status")]
@@ -847,6 +1230,13 @@ pub struct ServiceDeploymentAlarms {
     #[serde(rename = "triggeredAlarmNames")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_alarm_names: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for ServiceDeploymentAlarms {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -880,6 +1270,13 @@ pub struct ServiceDeploymentBrief {
     pub status_reason: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ServiceDeploymentBrief {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceDeploymentCircuitBreaker {
     #[serde(rename = "status")]
@@ -893,12 +1290,25 @@ pub struct ServiceDeploymentCircuitBreaker {
     pub threshold: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for ServiceDeploymentCircuitBreaker {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ServiceDeploymentNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceDeploymentNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceDeploymentNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -912,6 +1322,12 @@ pub struct ServiceEvent {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceEvent {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -950,10 +1366,24 @@ pub struct ServiceManagedEBSVolumeConfiguration {
     pub filesystem_type: Option<TaskFilesystemType>,
 }
 
+impl crate::validate::CheckEnums for ServiceManagedEBSVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("tagSpecifications", &self.tag_specifications)?;
+        crate::validate::member("filesystemType", &self.filesystem_type)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ServiceNotActiveException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceNotActiveException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceNotActiveException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

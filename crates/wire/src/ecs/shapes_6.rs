@@ -10,6 +10,12 @@ pub struct ServiceNotFoundException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ServiceNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceRegistry {
     #[serde(rename = "registryArn")]
@@ -24,6 +30,12 @@ pub struct ServiceRegistry {
     #[serde(rename = "containerPort")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for ServiceRegistry {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -90,6 +102,20 @@ pub struct ServiceRevision {
     pub ecs_managed_resources: Option<ECSManagedResources>,
 }
 
+impl crate::validate::CheckEnums for ServiceRevision {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member(
+            "serviceConnectConfiguration",
+            &self.service_connect_configuration,
+        )?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        crate::validate::member("ecsManagedResources", &self.ecs_managed_resources)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceRevisionLoadBalancer {
     #[serde(rename = "targetGroupArn")]
@@ -98,6 +124,12 @@ pub struct ServiceRevisionLoadBalancer {
     #[serde(rename = "productionListenerRule")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_listener_rule: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ServiceRevisionLoadBalancer {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -122,6 +154,12 @@ pub struct ServiceRevisionSummary {
     pub requested_production_traffic_weight: Option<f64>,
 }
 
+impl crate::validate::CheckEnums for ServiceRevisionSummary {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceVolumeConfiguration {
     #[serde(rename = "name")]
@@ -129,6 +167,13 @@ pub struct ServiceVolumeConfiguration {
     #[serde(rename = "managedEBSVolume")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_ebs_volume: Option<ServiceManagedEBSVolumeConfiguration>,
+}
+
+impl crate::validate::CheckEnums for ServiceVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("managedEBSVolume", &self.managed_ebs_volume)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -142,6 +187,12 @@ pub struct Session {
     #[serde(rename = "tokenValue")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_value: Option<String>,
+}
+
+impl crate::validate::CheckEnums for Session {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -158,6 +209,14 @@ pub struct Setting {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<SettingType>,
+}
+
+impl crate::validate::CheckEnums for Setting {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::StartTask`].
@@ -202,6 +261,16 @@ pub struct StartTaskRequest {
     pub volume_configurations: Option<Vec<TaskVolumeConfiguration>>,
 }
 
+impl crate::validate::CheckEnums for StartTaskRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("overrides", &self.overrides)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::StartTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StartTaskResponse {
@@ -211,6 +280,13 @@ pub struct StartTaskResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for StartTaskResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("tasks", &self.tasks)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::StopServiceDeployment`].
@@ -223,12 +299,25 @@ pub struct StopServiceDeploymentRequest {
     pub stop_type: Option<StopServiceDeploymentStopType>,
 }
 
+impl crate::validate::CheckEnums for StopServiceDeploymentRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("stopType", &self.stop_type)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::StopServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StopServiceDeploymentResponse {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_deployment_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for StopServiceDeploymentResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::StopTask`].
@@ -244,12 +333,25 @@ pub struct StopTaskRequest {
     pub reason: Option<String>,
 }
 
+impl crate::validate::CheckEnums for StopTaskRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::StopTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StopTaskResponse {
     #[serde(rename = "task")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+}
+
+impl crate::validate::CheckEnums for StopTaskResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("task", &self.task)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::SubmitAttachmentStateChanges`].
@@ -262,12 +364,24 @@ pub struct SubmitAttachmentStateChangesRequest {
     pub attachments: Vec<AttachmentStateChange>,
 }
 
+impl crate::validate::CheckEnums for SubmitAttachmentStateChangesRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::SubmitAttachmentStateChanges`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubmitAttachmentStateChangesResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl crate::validate::CheckEnums for SubmitAttachmentStateChangesResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::SubmitContainerStateChange`].
@@ -299,12 +413,25 @@ pub struct SubmitContainerStateChangeRequest {
     pub network_bindings: Option<Vec<NetworkBinding>>,
 }
 
+impl crate::validate::CheckEnums for SubmitContainerStateChangeRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("networkBindings", &self.network_bindings)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::SubmitContainerStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubmitContainerStateChangeResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl crate::validate::CheckEnums for SubmitContainerStateChangeResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::SubmitTaskStateChange`].
@@ -342,12 +469,26 @@ pub struct SubmitTaskStateChangeRequest {
     pub execution_stopped_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for SubmitTaskStateChangeRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containers", &self.containers)?;
+        crate::validate::member("managedAgents", &self.managed_agents)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::SubmitTaskStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubmitTaskStateChangeResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl crate::validate::CheckEnums for SubmitTaskStateChangeResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -360,6 +501,12 @@ pub struct SystemControl {
     pub value: Option<String>,
 }
 
+impl crate::validate::CheckEnums for SystemControl {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     #[serde(rename = "key")]
@@ -368,6 +515,12 @@ pub struct Tag {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl crate::validate::CheckEnums for Tag {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::TagResource`].
@@ -379,9 +532,21 @@ pub struct TagResourceRequest {
     pub tags: Vec<Tag>,
 }
 
+impl crate::validate::CheckEnums for TagResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::TagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TagResourceResponse {}
+
+impl crate::validate::CheckEnums for TagResourceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Modeled error `TargetNotConnectedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -391,12 +556,24 @@ pub struct TargetNotConnectedException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for TargetNotConnectedException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `TargetNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for TargetNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -514,6 +691,19 @@ pub struct Task {
     pub fargate_ephemeral_storage: Option<TaskEphemeralStorage>,
 }
 
+impl crate::validate::CheckEnums for Task {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("attributes", &self.attributes)?;
+        crate::validate::member("connectivity", &self.connectivity)?;
+        crate::validate::member("containers", &self.containers)?;
+        crate::validate::member("healthStatus", &self.health_status)?;
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("overrides", &self.overrides)?;
+        crate::validate::member("stopCode", &self.stop_code)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskDefinition {
     #[serde(rename = "taskDefinitionArn")]
@@ -596,6 +786,24 @@ pub struct TaskDefinition {
     pub enable_fault_injection: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for TaskDefinition {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerDefinitions", &self.container_definitions)?;
+        crate::validate::member("networkMode", &self.network_mode)?;
+        crate::validate::member("volumes", &self.volumes)?;
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("requiresAttributes", &self.requires_attributes)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("compatibilities", &self.compatibilities)?;
+        crate::validate::member("runtimePlatform", &self.runtime_platform)?;
+        crate::validate::member("requiresCompatibilities", &self.requires_compatibilities)?;
+        crate::validate::member("pidMode", &self.pid_mode)?;
+        crate::validate::member("ipcMode", &self.ipc_mode)?;
+        crate::validate::member("proxyConfiguration", &self.proxy_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskDefinitionPlacementConstraint {
     #[serde(rename = "type")]
@@ -606,6 +814,13 @@ pub struct TaskDefinitionPlacementConstraint {
     pub expression: Option<String>,
 }
 
+impl crate::validate::CheckEnums for TaskDefinitionPlacementConstraint {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskEphemeralStorage {
     #[serde(rename = "sizeInGiB")]
@@ -614,6 +829,12 @@ pub struct TaskEphemeralStorage {
     #[serde(rename = "kmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+}
+
+impl crate::validate::CheckEnums for TaskEphemeralStorage {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -655,10 +876,24 @@ pub struct TaskManagedEBSVolumeConfiguration {
     pub filesystem_type: Option<TaskFilesystemType>,
 }
 
+impl crate::validate::CheckEnums for TaskManagedEBSVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("tagSpecifications", &self.tag_specifications)?;
+        crate::validate::member("filesystemType", &self.filesystem_type)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskManagedEBSVolumeTerminationPolicy {
     #[serde(rename = "deleteOnTermination")]
     pub delete_on_termination: bool,
+}
+
+impl crate::validate::CheckEnums for TaskManagedEBSVolumeTerminationPolicy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -684,6 +919,13 @@ pub struct TaskOverride {
     #[serde(rename = "ephemeralStorage")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_storage: Option<EphemeralStorage>,
+}
+
+impl crate::validate::CheckEnums for TaskOverride {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerOverrides", &self.container_overrides)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -765,12 +1007,28 @@ pub struct TaskSet {
     pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
 }
 
+impl crate::validate::CheckEnums for TaskSet {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("launchType", &self.launch_type)?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("scale", &self.scale)?;
+        crate::validate::member("stabilityStatus", &self.stability_status)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `TaskSetNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskSetNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for TaskSetNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -782,6 +1040,13 @@ pub struct TaskVolumeConfiguration {
     pub managed_ebs_volume: Option<TaskManagedEBSVolumeConfiguration>,
 }
 
+impl crate::validate::CheckEnums for TaskVolumeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("managedEBSVolume", &self.managed_ebs_volume)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimeoutConfiguration {
     #[serde(rename = "idleTimeoutSeconds")]
@@ -790,6 +1055,12 @@ pub struct TimeoutConfiguration {
     #[serde(rename = "perRequestTimeoutSeconds")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_request_timeout_seconds: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for TimeoutConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -803,6 +1074,12 @@ pub struct Tmpfs {
     pub mount_options: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for Tmpfs {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TotalLocalStorageGBRequest {
     #[serde(rename = "min")]
@@ -811,6 +1088,12 @@ pub struct TotalLocalStorageGBRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+}
+
+impl crate::validate::CheckEnums for TotalLocalStorageGBRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -823,12 +1106,25 @@ pub struct Ulimit {
     pub hard_limit: i32,
 }
 
+impl crate::validate::CheckEnums for Ulimit {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("name", &self.name)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `UnsupportedFeatureException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnsupportedFeatureException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for UnsupportedFeatureException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UntagResource`].
@@ -840,9 +1136,21 @@ pub struct UntagResourceRequest {
     pub tag_keys: Vec<String>,
 }
 
+impl crate::validate::CheckEnums for UntagResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UntagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UntagResourceResponse {}
+
+impl crate::validate::CheckEnums for UntagResourceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Input of [`Operation::UpdateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -860,12 +1168,30 @@ pub struct UpdateCapacityProviderRequest {
     pub managed_instances_provider: Option<UpdateManagedInstancesProviderConfiguration>,
 }
 
+impl crate::validate::CheckEnums for UpdateCapacityProviderRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member(
+            "autoScalingGroupProvider",
+            &self.auto_scaling_group_provider,
+        )?;
+        crate::validate::member("managedInstancesProvider", &self.managed_instances_provider)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateCapacityProviderResponse {
     #[serde(rename = "capacityProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<CapacityProvider>,
+}
+
+impl crate::validate::CheckEnums for UpdateCapacityProviderResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("capacityProvider", &self.capacity_provider)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateCluster`].
@@ -884,12 +1210,27 @@ pub struct UpdateClusterRequest {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
+impl crate::validate::CheckEnums for UpdateClusterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("settings", &self.settings)?;
+        crate::validate::member("configuration", &self.configuration)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateClusterResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl crate::validate::CheckEnums for UpdateClusterResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cluster", &self.cluster)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateClusterSettings`].
@@ -901,12 +1242,26 @@ pub struct UpdateClusterSettingsRequest {
     pub settings: Vec<ClusterSetting>,
 }
 
+impl crate::validate::CheckEnums for UpdateClusterSettingsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("settings", &self.settings)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateClusterSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateClusterSettingsResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl crate::validate::CheckEnums for UpdateClusterSettingsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("cluster", &self.cluster)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateContainerAgent`].
@@ -919,12 +1274,25 @@ pub struct UpdateContainerAgentRequest {
     pub container_instance: String,
 }
 
+impl crate::validate::CheckEnums for UpdateContainerAgentRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateContainerAgent`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateContainerAgentResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl crate::validate::CheckEnums for UpdateContainerAgentResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerInstance", &self.container_instance)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateContainerInstancesState`].
@@ -939,6 +1307,13 @@ pub struct UpdateContainerInstancesStateRequest {
     pub status: ContainerInstanceStatus,
 }
 
+impl crate::validate::CheckEnums for UpdateContainerInstancesStateRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateContainerInstancesState`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateContainerInstancesStateResponse {
@@ -948,6 +1323,13 @@ pub struct UpdateContainerInstancesStateResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for UpdateContainerInstancesStateResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("containerInstances", &self.container_instances)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateDaemon`].
@@ -973,6 +1355,13 @@ pub struct UpdateDaemonRequest {
     pub enable_execute_command: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for UpdateDaemonRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateDaemonResponse {
@@ -991,6 +1380,13 @@ pub struct UpdateDaemonResponse {
     #[serde(rename = "deploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_arn: Option<String>,
+}
+
+impl crate::validate::CheckEnums for UpdateDaemonResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateExpressGatewayService`].
@@ -1024,6 +1420,13 @@ pub struct UpdateExpressGatewayServiceRequest {
     pub scaling_target: Option<ExpressGatewayScalingTarget>,
 }
 
+impl crate::validate::CheckEnums for UpdateExpressGatewayServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scalingTarget", &self.scaling_target)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateExpressGatewayServiceResponse {
@@ -1032,12 +1435,25 @@ pub struct UpdateExpressGatewayServiceResponse {
     pub service: Option<UpdatedExpressGatewayService>,
 }
 
+impl crate::validate::CheckEnums for UpdateExpressGatewayServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `UpdateInProgressException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateInProgressException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for UpdateInProgressException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1057,6 +1473,15 @@ pub struct UpdateManagedInstancesProviderConfiguration {
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
+impl crate::validate::CheckEnums for UpdateManagedInstancesProviderConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member("autoRepairConfiguration", &self.auto_repair_configuration)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::UpdateServicePrimaryTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateServicePrimaryTaskSetRequest {
@@ -1066,4 +1491,10 @@ pub struct UpdateServicePrimaryTaskSetRequest {
     pub service: String,
     #[serde(rename = "primaryTaskSet")]
     pub primary_task_set: String,
+}
+
+impl crate::validate::CheckEnums for UpdateServicePrimaryTaskSetRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

@@ -10,6 +10,13 @@ pub struct UpdateServicePrimaryTaskSetResponse {
     pub task_set: Option<TaskSet>,
 }
 
+impl crate::validate::CheckEnums for UpdateServicePrimaryTaskSetResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskSet", &self.task_set)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::UpdateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateServiceRequest {
@@ -80,12 +87,40 @@ pub struct UpdateServiceRequest {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl crate::validate::CheckEnums for UpdateServiceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("deploymentConfiguration", &self.deployment_configuration)?;
+        crate::validate::member(
+            "availabilityZoneRebalancing",
+            &self.availability_zone_rebalancing,
+        )?;
+        crate::validate::member("networkConfiguration", &self.network_configuration)?;
+        crate::validate::member("placementConstraints", &self.placement_constraints)?;
+        crate::validate::member("placementStrategy", &self.placement_strategy)?;
+        crate::validate::member("deploymentController", &self.deployment_controller)?;
+        crate::validate::member("propagateTags", &self.propagate_tags)?;
+        crate::validate::member(
+            "serviceConnectConfiguration",
+            &self.service_connect_configuration,
+        )?;
+        crate::validate::member("volumeConfigurations", &self.volume_configurations)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl crate::validate::CheckEnums for UpdateServiceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("service", &self.service)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateTaskProtection`].
@@ -102,6 +137,12 @@ pub struct UpdateTaskProtectionRequest {
     pub expires_in_minutes: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for UpdateTaskProtectionRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateTaskProtectionResponse {
@@ -111,6 +152,12 @@ pub struct UpdateTaskProtectionResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl crate::validate::CheckEnums for UpdateTaskProtectionResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UpdateTaskSet`].
@@ -126,12 +173,26 @@ pub struct UpdateTaskSetRequest {
     pub scale: Scale,
 }
 
+impl crate::validate::CheckEnums for UpdateTaskSetRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("scale", &self.scale)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::UpdateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpdateTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl crate::validate::CheckEnums for UpdateTaskSetResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("taskSet", &self.task_set)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -159,6 +220,14 @@ pub struct UpdatedExpressGatewayService {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for UpdatedExpressGatewayService {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("status", &self.status)?;
+        crate::validate::member("targetConfiguration", &self.target_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VCpuCountRangeRequest {
     #[serde(rename = "min")]
@@ -166,6 +235,12 @@ pub struct VCpuCountRangeRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl crate::validate::CheckEnums for VCpuCountRangeRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -179,6 +254,12 @@ pub struct VersionInfo {
     #[serde(rename = "dockerVersion")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
+}
+
+impl crate::validate::CheckEnums for VersionInfo {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -207,6 +288,17 @@ pub struct Volume {
     pub configured_at_launch: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for Volume {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member(
+            "dockerVolumeConfiguration",
+            &self.docker_volume_configuration,
+        )?;
+        crate::validate::member("efsVolumeConfiguration", &self.efs_volume_configuration)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VolumeFrom {
     #[serde(rename = "sourceContainer")]
@@ -217,6 +309,12 @@ pub struct VolumeFrom {
     pub read_only: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for VolumeFrom {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VpcLatticeConfiguration {
     #[serde(rename = "roleArn")]
@@ -225,4 +323,10 @@ pub struct VpcLatticeConfiguration {
     pub target_group_arn: String,
     #[serde(rename = "portName")]
     pub port_name: String,
+}
+
+impl crate::validate::CheckEnums for VpcLatticeConfiguration {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

@@ -236,88 +236,105 @@ pub async fn dispatch<S: LogsApi + ?Sized>(
 ) -> Result<Vec<u8>, crate::ApiError> {
     match op {
         Operation::CreateLogGroup => {
-            svc.create_log_group(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.create_log_group(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::CreateLogStream => {
-            svc.create_log_stream(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.create_log_stream(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::DeleteLogGroup => {
-            svc.delete_log_group(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.delete_log_group(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::DeleteLogStream => {
-            svc.delete_log_stream(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.delete_log_stream(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::DeleteRetentionPolicy => {
-            svc.delete_retention_policy(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.delete_retention_policy(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::DescribeLogGroups => {
-            let output = svc
-                .describe_log_groups(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_log_groups(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeLogStreams => {
-            let output = svc
-                .describe_log_streams(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_log_streams(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::FilterLogEvents => {
-            let output = svc
-                .filter_log_events(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.filter_log_events(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetLogEvents => {
-            let output = svc.get_log_events(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.get_log_events(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTagsForResource => {
-            let output = svc
-                .list_tags_for_resource(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_tags_for_resource(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListTagsLogGroup => {
-            let output = svc
-                .list_tags_log_group(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_tags_log_group(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutLogEvents => {
-            let output = svc.put_log_events(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_log_events(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutRetentionPolicy => {
-            svc.put_retention_policy(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.put_retention_policy(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::TagLogGroup => {
-            svc.tag_log_group(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.tag_log_group(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::TagResource => {
-            svc.tag_resource(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.tag_resource(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::UntagLogGroup => {
-            svc.untag_log_group(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.untag_log_group(ctx, input).await?;
             crate::codec::encode(&())
         }
         Operation::UntagResource => {
-            svc.untag_resource(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            svc.untag_resource(ctx, input).await?;
             crate::codec::encode(&())
         }
     }

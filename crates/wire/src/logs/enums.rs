@@ -75,6 +75,12 @@ impl<'de> serde::Deserialize<'de> for DataProtectionStatus {
     }
 }
 
+impl crate::validate::CheckEnums for DataProtectionStatus {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum EntityRejectionErrorType {
     /// `InvalidEntity`
@@ -170,6 +176,12 @@ impl<'de> serde::Deserialize<'de> for EntityRejectionErrorType {
     }
 }
 
+impl crate::validate::CheckEnums for EntityRejectionErrorType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum InheritedProperty {
     /// `ACCOUNT_DATA_PROTECTION`
@@ -230,6 +242,12 @@ impl serde::Serialize for InheritedProperty {
 impl<'de> serde::Deserialize<'de> for InheritedProperty {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for InheritedProperty {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -304,6 +322,12 @@ impl<'de> serde::Deserialize<'de> for LogGroupClass {
     }
 }
 
+impl crate::validate::CheckEnums for LogGroupClass {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum OrderBy {
     /// `LogStreamName`
@@ -368,5 +392,11 @@ impl serde::Serialize for OrderBy {
 impl<'de> serde::Deserialize<'de> for OrderBy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for OrderBy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

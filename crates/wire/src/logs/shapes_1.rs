@@ -21,6 +21,13 @@ pub struct CreateLogGroupRequest {
     pub deletion_protection_enabled: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for CreateLogGroupRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logGroupClass", &self.log_group_class)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::CreateLogStream`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateLogStreamRequest {
@@ -28,6 +35,12 @@ pub struct CreateLogStreamRequest {
     pub log_group_name: String,
     #[serde(rename = "logStreamName")]
     pub log_stream_name: String,
+}
+
+impl crate::validate::CheckEnums for CreateLogStreamRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `DataAlreadyAcceptedException`.
@@ -38,11 +51,23 @@ pub struct DataAlreadyAcceptedException {
     pub expected_sequence_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DataAlreadyAcceptedException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl crate::validate::CheckEnums for DeleteLogGroupRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteLogStream`].
@@ -54,11 +79,23 @@ pub struct DeleteLogStreamRequest {
     pub log_stream_name: String,
 }
 
+impl crate::validate::CheckEnums for DeleteLogStreamRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DeleteRetentionPolicy`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl crate::validate::CheckEnums for DeleteRetentionPolicyRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeLogGroups`].
@@ -90,6 +127,13 @@ pub struct DescribeLogGroupsRequest {
     pub log_group_identifiers: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for DescribeLogGroupsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logGroupClass", &self.log_group_class)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeLogGroups`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeLogGroupsResponse {
@@ -99,6 +143,13 @@ pub struct DescribeLogGroupsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DescribeLogGroupsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("logGroups", &self.log_groups)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeLogStreams`].
@@ -127,6 +178,13 @@ pub struct DescribeLogStreamsRequest {
     pub limit: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for DescribeLogStreamsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("orderBy", &self.order_by)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeLogStreams`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeLogStreamsResponse {
@@ -138,6 +196,12 @@ pub struct DescribeLogStreamsResponse {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for DescribeLogStreamsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
     #[serde(rename = "keyAttributes")]
@@ -146,6 +210,12 @@ pub struct Entity {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl crate::validate::CheckEnums for Entity {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::FilterLogEvents`].
@@ -186,6 +256,12 @@ pub struct FilterLogEventsRequest {
     pub unmask: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for FilterLogEventsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::FilterLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FilterLogEventsResponse {
@@ -198,6 +274,12 @@ pub struct FilterLogEventsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for FilterLogEventsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -217,6 +299,12 @@ pub struct FilteredLogEvent {
     #[serde(rename = "eventId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+}
+
+impl crate::validate::CheckEnums for FilteredLogEvent {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::GetLogEvents`].
@@ -250,6 +338,12 @@ pub struct GetLogEventsRequest {
     pub unmask: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for GetLogEventsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::GetLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetLogEventsResponse {
@@ -264,6 +358,12 @@ pub struct GetLogEventsResponse {
     pub next_backward_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for GetLogEventsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputLogEvent {
     #[serde(rename = "timestamp")]
@@ -272,13 +372,31 @@ pub struct InputLogEvent {
     pub message: String,
 }
 
+impl crate::validate::CheckEnums for InputLogEvent {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidOperationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidOperationException {}
 
+impl crate::validate::CheckEnums for InvalidOperationException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidParameterException {}
+
+impl crate::validate::CheckEnums for InvalidParameterException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Modeled error `InvalidSequenceTokenException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -288,15 +406,33 @@ pub struct InvalidSequenceTokenException {
     pub expected_sequence_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidSequenceTokenException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `LimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitExceededException {}
+
+impl crate::validate::CheckEnums for LimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Input of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
+}
+
+impl crate::validate::CheckEnums for ListTagsForResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::ListTagsForResource`].
@@ -307,11 +443,23 @@ pub struct ListTagsForResourceResponse {
     pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl crate::validate::CheckEnums for ListTagsForResourceResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::ListTagsLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListTagsLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl crate::validate::CheckEnums for ListTagsLogGroupRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::ListTagsLogGroup`].
@@ -320,6 +468,12 @@ pub struct ListTagsLogGroupResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl crate::validate::CheckEnums for ListTagsLogGroupResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -365,6 +519,15 @@ pub struct LogGroup {
     pub bearer_token_authentication_enabled: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for LogGroup {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("dataProtectionStatus", &self.data_protection_status)?;
+        crate::validate::member("inheritedProperties", &self.inherited_properties)?;
+        crate::validate::member("logGroupClass", &self.log_group_class)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogStream {
     #[serde(rename = "logStreamName")]
@@ -393,9 +556,21 @@ pub struct LogStream {
     pub stored_bytes: Option<i64>,
 }
 
+impl crate::validate::CheckEnums for LogStream {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `OperationAbortedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OperationAbortedException {}
+
+impl crate::validate::CheckEnums for OperationAbortedException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutputLogEvent {
@@ -408,6 +583,12 @@ pub struct OutputLogEvent {
     #[serde(rename = "ingestionTime")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingestion_time: Option<i64>,
+}
+
+impl crate::validate::CheckEnums for OutputLogEvent {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutLogEvents`].
@@ -427,6 +608,12 @@ pub struct PutLogEventsRequest {
     pub entity: Option<Entity>,
 }
 
+impl crate::validate::CheckEnums for PutLogEventsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutLogEventsResponse {
@@ -441,6 +628,13 @@ pub struct PutLogEventsResponse {
     pub rejected_entity_info: Option<RejectedEntityInfo>,
 }
 
+impl crate::validate::CheckEnums for PutLogEventsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("rejectedEntityInfo", &self.rejected_entity_info)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::PutRetentionPolicy`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutRetentionPolicyRequest {
@@ -450,10 +644,23 @@ pub struct PutRetentionPolicyRequest {
     pub retention_in_days: i32,
 }
 
+impl crate::validate::CheckEnums for PutRetentionPolicyRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RejectedEntityInfo {
     #[serde(rename = "errorType")]
     pub error_type: EntityRejectionErrorType,
+}
+
+impl crate::validate::CheckEnums for RejectedEntityInfo {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("errorType", &self.error_type)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -469,13 +676,31 @@ pub struct RejectedLogEventsInfo {
     pub expired_log_event_end_index: Option<i32>,
 }
 
+impl crate::validate::CheckEnums for RejectedLogEventsInfo {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ResourceAlreadyExistsException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceAlreadyExistsException {}
 
+impl crate::validate::CheckEnums for ResourceAlreadyExistsException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ResourceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceNotFoundException {}
+
+impl crate::validate::CheckEnums for ResourceNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SearchedLogStream {
@@ -487,9 +712,21 @@ pub struct SearchedLogStream {
     pub searched_completely: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for SearchedLogStream {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ServiceUnavailableException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceUnavailableException {}
+
+impl crate::validate::CheckEnums for ServiceUnavailableException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Input of [`Operation::TagLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -500,6 +737,12 @@ pub struct TagLogGroupRequest {
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
+impl crate::validate::CheckEnums for TagLogGroupRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::TagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TagResourceRequest {
@@ -507,6 +750,12 @@ pub struct TagResourceRequest {
     pub resource_arn: String,
     #[serde(rename = "tags")]
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl crate::validate::CheckEnums for TagResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `TooManyTagsException`.
@@ -520,9 +769,21 @@ pub struct TooManyTagsException {
     pub resource_name: Option<String>,
 }
 
+impl crate::validate::CheckEnums for TooManyTagsException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `UnrecognizedClientException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnrecognizedClientException {}
+
+impl crate::validate::CheckEnums for UnrecognizedClientException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Input of [`Operation::UntagLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -531,6 +792,12 @@ pub struct UntagLogGroupRequest {
     pub log_group_name: String,
     #[serde(rename = "tags")]
     pub tags: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for UntagLogGroupRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::UntagResource`].
@@ -542,6 +809,18 @@ pub struct UntagResourceRequest {
     pub tag_keys: Vec<String>,
 }
 
+impl crate::validate::CheckEnums for UntagResourceRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ValidationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValidationException {}
+
+impl crate::validate::CheckEnums for ValidationException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}

@@ -93,33 +93,39 @@ pub async fn dispatch<S: SecretsManagerApi + ?Sized>(
 ) -> Result<Vec<u8>, crate::ApiError> {
     match op {
         Operation::CreateSecret => {
-            let output = svc.create_secret(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.create_secret(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteSecret => {
-            let output = svc.delete_secret(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.delete_secret(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeSecret => {
-            let output = svc
-                .describe_secret(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.describe_secret(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetSecretValue => {
-            let output = svc
-                .get_secret_value(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.get_secret_value(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::ListSecrets => {
-            let output = svc.list_secrets(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.list_secrets(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutSecretValue => {
-            let output = svc
-                .put_secret_value(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "InvalidParameterException")?;
+            let output = svc.put_secret_value(ctx, input).await?;
             crate::codec::encode(&output)
         }
     }

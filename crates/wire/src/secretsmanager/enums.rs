@@ -95,6 +95,12 @@ impl<'de> serde::Deserialize<'de> for FilterNameStringType {
     }
 }
 
+impl crate::validate::CheckEnums for FilterNameStringType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum SortByType {
     /// `created-date`
@@ -175,6 +181,12 @@ impl<'de> serde::Deserialize<'de> for SortByType {
     }
 }
 
+impl crate::validate::CheckEnums for SortByType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum SortOrderType {
     /// `asc`
@@ -239,6 +251,12 @@ impl serde::Serialize for SortOrderType {
 impl<'de> serde::Deserialize<'de> for SortOrderType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for SortOrderType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }
 
@@ -310,5 +328,11 @@ impl serde::Serialize for StatusType {
 impl<'de> serde::Deserialize<'de> for StatusType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for StatusType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -36,6 +36,12 @@ pub struct CreateSecretRequest {
     pub r#type: Option<String>,
 }
 
+impl crate::validate::CheckEnums for CreateSecretRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::CreateSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CreateSecretResponse {
@@ -53,12 +59,25 @@ pub struct CreateSecretResponse {
     pub replication_status: Option<Vec<ReplicationStatusType>>,
 }
 
+impl crate::validate::CheckEnums for CreateSecretResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("ReplicationStatus", &self.replication_status)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `DecryptionFailure`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DecryptionFailure {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DecryptionFailure {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DeleteSecret`].
@@ -72,6 +91,12 @@ pub struct DeleteSecretRequest {
     #[serde(rename = "ForceDeleteWithoutRecovery")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_delete_without_recovery: Option<bool>,
+}
+
+impl crate::validate::CheckEnums for DeleteSecretRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteSecret`].
@@ -88,11 +113,23 @@ pub struct DeleteSecretResponse {
     pub deletion_date: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for DeleteSecretResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::DescribeSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeSecretRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::validate::CheckEnums for DescribeSecretRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DescribeSecret`].
@@ -163,12 +200,25 @@ pub struct DescribeSecretResponse {
     pub replication_status: Option<Vec<ReplicationStatusType>>,
 }
 
+impl crate::validate::CheckEnums for DescribeSecretResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("ReplicationStatus", &self.replication_status)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `EncryptionFailure`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EncryptionFailure {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for EncryptionFailure {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -181,6 +231,12 @@ pub struct ExternalSecretRotationMetadataItem {
     pub value: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ExternalSecretRotationMetadataItem {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     #[serde(rename = "Key")]
@@ -189,6 +245,13 @@ pub struct Filter {
     #[serde(rename = "Values")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for Filter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Key", &self.key)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::GetSecretValue`].
@@ -202,6 +265,12 @@ pub struct GetSecretValueRequest {
     #[serde(rename = "VersionStage")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_stage: Option<String>,
+}
+
+impl crate::validate::CheckEnums for GetSecretValueRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::GetSecretValue`].
@@ -230,12 +299,24 @@ pub struct GetSecretValueResponse {
     pub created_date: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for GetSecretValueResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InternalServiceError`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InternalServiceError {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InternalServiceError {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `InvalidNextTokenException`.
@@ -246,12 +327,24 @@ pub struct InvalidNextTokenException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidNextTokenException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidParameterException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InvalidParameterException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `InvalidRequestException`.
@@ -262,12 +355,24 @@ pub struct InvalidRequestException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidRequestException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `LimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitExceededException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for LimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::ListSecrets`].
@@ -293,6 +398,15 @@ pub struct ListSecretsRequest {
     pub sort_by: Option<SortByType>,
 }
 
+impl crate::validate::CheckEnums for ListSecretsRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Filters", &self.filters)?;
+        crate::validate::member("SortOrder", &self.sort_order)?;
+        crate::validate::member("SortBy", &self.sort_by)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::ListSecrets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListSecretsResponse {
@@ -304,6 +418,12 @@ pub struct ListSecretsResponse {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ListSecretsResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `MalformedPolicyDocumentException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MalformedPolicyDocumentException {
@@ -312,12 +432,24 @@ pub struct MalformedPolicyDocumentException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for MalformedPolicyDocumentException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `PreconditionNotMetException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PreconditionNotMetException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for PreconditionNotMetException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutSecretValue`].
@@ -342,6 +474,12 @@ pub struct PutSecretValueRequest {
     pub rotation_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PutSecretValueRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutSecretValue`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutSecretValueResponse {
@@ -359,6 +497,12 @@ pub struct PutSecretValueResponse {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for PutSecretValueResponse {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaRegionType {
     #[serde(rename = "Region")]
@@ -367,6 +511,12 @@ pub struct ReplicaRegionType {
     #[serde(rename = "KmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ReplicaRegionType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -388,6 +538,13 @@ pub struct ReplicationStatusType {
     pub last_accessed_date: Option<crate::Timestamp>,
 }
 
+impl crate::validate::CheckEnums for ReplicationStatusType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Status", &self.status)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ResourceExistsException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceExistsException {
@@ -396,12 +553,24 @@ pub struct ResourceExistsException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ResourceExistsException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ResourceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceNotFoundException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ResourceNotFoundException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -415,6 +584,12 @@ pub struct RotationRulesType {
     #[serde(rename = "ScheduleExpression")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_expression: Option<String>,
+}
+
+impl crate::validate::CheckEnums for RotationRulesType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -481,6 +656,12 @@ pub struct SecretListEntry {
     pub primary_region: Option<String>,
 }
 
+impl crate::validate::CheckEnums for SecretListEntry {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     #[serde(rename = "Key")]
@@ -489,4 +670,10 @@ pub struct Tag {
     #[serde(rename = "Value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl crate::validate::CheckEnums for Tag {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }

@@ -106,39 +106,45 @@ pub async fn dispatch<S: SsmApi + ?Sized>(
 ) -> Result<Vec<u8>, crate::ApiError> {
     match op {
         Operation::DeleteParameter => {
-            let output = svc
-                .delete_parameter(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.delete_parameter(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DeleteParameters => {
-            let output = svc
-                .delete_parameters(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.delete_parameters(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::DescribeParameters => {
-            let output = svc
-                .describe_parameters(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.describe_parameters(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetParameter => {
-            let output = svc.get_parameter(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.get_parameter(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetParameters => {
-            let output = svc.get_parameters(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.get_parameters(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::GetParametersByPath => {
-            let output = svc
-                .get_parameters_by_path(ctx, crate::codec::decode(body)?)
-                .await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.get_parameters_by_path(ctx, input).await?;
             crate::codec::encode(&output)
         }
         Operation::PutParameter => {
-            let output = svc.put_parameter(ctx, crate::codec::decode(body)?).await?;
+            let input = crate::codec::decode(body)?;
+            crate::validate::reject_unknown_enums(&input, "ValidationException")?;
+            let output = svc.put_parameter(ctx, input).await?;
             crate::codec::encode(&output)
         }
     }

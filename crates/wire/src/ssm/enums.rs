@@ -71,6 +71,12 @@ impl<'de> serde::Deserialize<'de> for ParameterTier {
     }
 }
 
+impl crate::validate::CheckEnums for ParameterTier {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ParameterType {
     /// `String`
@@ -142,6 +148,12 @@ impl<'de> serde::Deserialize<'de> for ParameterType {
     }
 }
 
+impl crate::validate::CheckEnums for ParameterType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ParametersFilterKey {
     /// `Name`
@@ -210,5 +222,11 @@ impl serde::Serialize for ParametersFilterKey {
 impl<'de> serde::Deserialize<'de> for ParametersFilterKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <String as serde::Deserialize>::deserialize(d).map(Self::from)
+    }
+}
+
+impl crate::validate::CheckEnums for ParametersFilterKey {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::enum_value(self.is_known(), self.as_str(), Self::VALUES)
     }
 }

@@ -9,15 +9,33 @@ pub struct DeleteParameterRequest {
     pub name: String,
 }
 
+impl crate::validate::CheckEnums for DeleteParameterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DeleteParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteParameterResult {}
+
+impl crate::validate::CheckEnums for DeleteParameterResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Input of [`Operation::DeleteParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeleteParametersRequest {
     #[serde(rename = "Names")]
     pub names: Vec<String>,
+}
+
+impl crate::validate::CheckEnums for DeleteParametersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::DeleteParameters`].
@@ -29,6 +47,12 @@ pub struct DeleteParametersResult {
     #[serde(rename = "InvalidParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_parameters: Option<Vec<String>>,
+}
+
+impl crate::validate::CheckEnums for DeleteParametersResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::DescribeParameters`].
@@ -51,6 +75,13 @@ pub struct DescribeParametersRequest {
     pub shared: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for DescribeParametersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Filters", &self.filters)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::DescribeParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DescribeParametersResult {
@@ -60,6 +91,13 @@ pub struct DescribeParametersResult {
     #[serde(rename = "NextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl crate::validate::CheckEnums for DescribeParametersResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Parameters", &self.parameters)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::GetParameter`].
@@ -72,12 +110,25 @@ pub struct GetParameterRequest {
     pub with_decryption: Option<bool>,
 }
 
+impl crate::validate::CheckEnums for GetParameterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::GetParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetParameterResult {
     #[serde(rename = "Parameter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter: Option<Parameter>,
+}
+
+impl crate::validate::CheckEnums for GetParameterResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Parameter", &self.parameter)?;
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::GetParametersByPath`].
@@ -102,6 +153,12 @@ pub struct GetParametersByPathRequest {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for GetParametersByPathRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::GetParametersByPath`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetParametersByPathResult {
@@ -113,6 +170,13 @@ pub struct GetParametersByPathResult {
     pub next_token: Option<String>,
 }
 
+impl crate::validate::CheckEnums for GetParametersByPathResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Parameters", &self.parameters)?;
+        Ok(())
+    }
+}
+
 /// Input of [`Operation::GetParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GetParametersRequest {
@@ -121,6 +185,12 @@ pub struct GetParametersRequest {
     #[serde(rename = "WithDecryption")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_decryption: Option<bool>,
+}
+
+impl crate::validate::CheckEnums for GetParametersRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Output of [`Operation::GetParameters`].
@@ -134,12 +204,25 @@ pub struct GetParametersResult {
     pub invalid_parameters: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for GetParametersResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Parameters", &self.parameters)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `HierarchyLevelLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HierarchyLevelLimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for HierarchyLevelLimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `HierarchyTypeMismatchException`.
@@ -150,12 +233,24 @@ pub struct HierarchyTypeMismatchException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for HierarchyTypeMismatchException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `IncompatiblePolicyException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IncompatiblePolicyException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for IncompatiblePolicyException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `InternalServerError`.
@@ -166,6 +261,12 @@ pub struct InternalServerError {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InternalServerError {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidAllowedPatternException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidAllowedPatternException {
@@ -174,9 +275,21 @@ pub struct InvalidAllowedPatternException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidAllowedPatternException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidFilterKey`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidFilterKey {}
+
+impl crate::validate::CheckEnums for InvalidFilterKey {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
 
 /// Modeled error `InvalidFilterOption`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -184,6 +297,12 @@ pub struct InvalidFilterOption {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InvalidFilterOption {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `InvalidFilterValue`.
@@ -194,12 +313,24 @@ pub struct InvalidFilterValue {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidFilterValue {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidKeyId`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidKeyId {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InvalidKeyId {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `InvalidNextToken`.
@@ -210,6 +341,12 @@ pub struct InvalidNextToken {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidNextToken {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidPolicyAttributeException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidPolicyAttributeException {
@@ -218,12 +355,24 @@ pub struct InvalidPolicyAttributeException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for InvalidPolicyAttributeException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `InvalidPolicyTypeException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvalidPolicyTypeException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for InvalidPolicyTypeException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -257,12 +406,25 @@ pub struct Parameter {
     pub data_type: Option<String>,
 }
 
+impl crate::validate::CheckEnums for Parameter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Type", &self.r#type)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterAlreadyExists`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterAlreadyExists {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ParameterAlreadyExists {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -278,6 +440,12 @@ pub struct ParameterInlinePolicy {
     pub policy_status: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ParameterInlinePolicy {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterLimitExceeded`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterLimitExceeded {
@@ -286,12 +454,24 @@ pub struct ParameterLimitExceeded {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ParameterLimitExceeded {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterMaxVersionLimitExceeded`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterMaxVersionLimitExceeded {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ParameterMaxVersionLimitExceeded {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -334,6 +514,14 @@ pub struct ParameterMetadata {
     pub data_type: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ParameterMetadata {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Type", &self.r#type)?;
+        crate::validate::member("Tier", &self.tier)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterNotFound`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterNotFound {
@@ -342,12 +530,24 @@ pub struct ParameterNotFound {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for ParameterNotFound {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterPatternMismatchException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterPatternMismatchException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ParameterPatternMismatchException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -362,12 +562,24 @@ pub struct ParameterStringFilter {
     pub values: Option<Vec<String>>,
 }
 
+impl crate::validate::CheckEnums for ParameterStringFilter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `ParameterVersionNotFound`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParameterVersionNotFound {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for ParameterVersionNotFound {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -378,12 +590,25 @@ pub struct ParametersFilter {
     pub values: Vec<String>,
 }
 
+impl crate::validate::CheckEnums for ParametersFilter {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Key", &self.key)?;
+        Ok(())
+    }
+}
+
 /// Modeled error `PoliciesLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoliciesLimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for PoliciesLimitExceededException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Input of [`Operation::PutParameter`].
@@ -422,6 +647,14 @@ pub struct PutParameterRequest {
     pub data_type: Option<String>,
 }
 
+impl crate::validate::CheckEnums for PutParameterRequest {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Type", &self.r#type)?;
+        crate::validate::member("Tier", &self.tier)?;
+        Ok(())
+    }
+}
+
 /// Output of [`Operation::PutParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PutParameterResult {
@@ -433,12 +666,25 @@ pub struct PutParameterResult {
     pub tier: Option<ParameterTier>,
 }
 
+impl crate::validate::CheckEnums for PutParameterResult {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        crate::validate::member("Tier", &self.tier)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
     #[serde(rename = "Key")]
     pub key: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+impl crate::validate::CheckEnums for Tag {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
 
 /// Modeled error `TooManyUpdates`.
@@ -449,6 +695,12 @@ pub struct TooManyUpdates {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for TooManyUpdates {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `UnsupportedOperationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnsupportedOperationException {
@@ -457,10 +709,22 @@ pub struct UnsupportedOperationException {
     pub message: Option<String>,
 }
 
+impl crate::validate::CheckEnums for UnsupportedOperationException {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
+}
+
 /// Modeled error `UnsupportedParameterType`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnsupportedParameterType {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl crate::validate::CheckEnums for UnsupportedParameterType {
+    fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
+        Ok(())
+    }
 }
