@@ -21,6 +21,9 @@ pub struct Service {
     pub api_trait: String,
     /// Modeled error code the trait's default methods answer.
     pub not_implemented: String,
+    /// Answered instead by operations that do not model `not_implemented`
+    /// (when they model this one), so every answer is a modeled error.
+    pub not_implemented_fallback: Option<String>,
     /// Error code for a request member outside its modeled values (an
     /// unknown enum value).
     pub invalid_value: String,

@@ -297,9 +297,12 @@ impl<'a> Gen<'a> {
                 .unwrap_or(name);
             writeln!(out, "/// Modeled error `{code}`.").unwrap();
         }
+        // `remote = "Self"` makes the derives inherent functions, so the trait
+        // impls below can route deserialization through `StructAsMap`.
         writeln!(
             out,
-            "#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]"
+            "#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]\n\
+             #[serde(remote = \"Self\")]"
         )
         .unwrap();
         writeln!(out, "pub struct {} {{", self.types[name]).unwrap();
@@ -324,6 +327,17 @@ impl<'a> Gen<'a> {
             }
         }
         out.push_str("}\n\n");
+        let t = &self.types[name];
+        writeln!(
+            out,
+            "impl serde::Serialize for {t} {{\n\
+             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{\n\
+             {t}::serialize(self, s)\n}}\n}}\n\n\
+             impl<'de> serde::Deserialize<'de> for {t} {{\n\
+             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{\n\
+             {t}::deserialize(crate::strict::StructAsMap(d))\n}}\n}}\n"
+        )
+        .unwrap();
         self.emit_enum_check(name, out);
         uses
     }
@@ -459,7 +473,8 @@ impl<'a> Gen<'a> {
              pub const SERVICE_ID: &str = {:?};\n\
              /// The model's API version.\n\
              pub const API_VERSION: &str = {:?};\n\
-             /// The modeled error code the trait's default methods answer.\n\
+             /// The modeled error code the trait's default methods answer (operations\n\
+             /// that do not model it answer a fallback they model).\n\
              pub const NOT_IMPLEMENTED_ERROR: &str = {:?};\n",
             md.target_prefix, md.service_id, md.api_version, svc.not_implemented
         )
@@ -526,7 +541,7 @@ impl<'a> Gen<'a> {
         let tr = &svc.api_trait;
         writeln!(
             o,
-            "/// The {} API. Every method defaults to answering `NOT_IMPLEMENTED_ERROR`.\n\
+            "/// The {} API. Every method defaults to answering a modeled \"not implemented\" error.\n\
              #[async_trait::async_trait]\npub trait {tr}: Send + Sync {{",
             md.service_id
         )
@@ -545,6 +560,11 @@ impl<'a> Gen<'a> {
                 .as_ref()
                 .map(|t| format!(", input: {t}"))
                 .unwrap_or_default();
+            let models = |code: &str| op.errors.iter().any(|e| e.shape == code);
+            let code = match &svc.not_implemented_fallback {
+                Some(f) if !models(&svc.not_implemented) && models(f) => f.as_str(),
+                _ => svc.not_implemented.as_str(),
+            };
             let unused = if input.is_some() {
                 "(ctx, input)"
             } else {
@@ -554,7 +574,7 @@ impl<'a> Gen<'a> {
                 o,
                 "async fn {method}(&self, ctx: &crate::RequestContext{param}) -> Result<{output}, crate::ApiError> {{\n\
                  let _ = {unused};\n\
-                 Err(crate::ApiError::not_implemented(NOT_IMPLEMENTED_ERROR, SERVICE_ID, {name:?}))\n}}\n"
+                 Err(crate::ApiError::not_implemented({code:?}, SERVICE_ID, {name:?}))\n}}\n"
             )
             .unwrap();
         }

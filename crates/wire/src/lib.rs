@@ -13,6 +13,7 @@ pub mod blob;
 pub mod codec;
 pub mod context;
 pub mod error;
+pub mod strict;
 pub mod timestamp;
 pub mod validate;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The ECS API. Every method defaults to answering `NOT_IMPLEMENTED_ERROR`.
+/// The ECS API. Every method defaults to answering a modeled "not implemented" error.
 #[async_trait::async_trait]
 pub trait EcsApi: Send + Sync {
     async fn continue_service_deployment(
@@ -12,7 +12,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ContinueServiceDeploymentResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "ContinueServiceDeployment",
         ))
@@ -25,7 +25,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateCapacityProviderResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "CreateCapacityProvider",
         ))
@@ -38,7 +38,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateClusterResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "CreateCluster",
         ))
@@ -51,7 +51,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateDaemonResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "CreateDaemon",
         ))
@@ -64,7 +64,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateExpressGatewayServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "CreateExpressGatewayService",
         ))
@@ -77,7 +77,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "CreateService",
         ))
@@ -90,7 +90,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<CreateTaskSetResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "CreateTaskSet",
         ))
@@ -103,7 +103,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteAccountSettingResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteAccountSetting",
         ))
@@ -116,7 +116,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteAttributesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteAttributes",
         ))
@@ -129,7 +129,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteCapacityProviderResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DeleteCapacityProvider",
         ))
@@ -142,7 +142,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteClusterResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteCluster",
         ))
@@ -155,7 +155,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteDaemonResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DeleteDaemon",
         ))
@@ -168,7 +168,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteDaemonTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteDaemonTaskDefinition",
         ))
@@ -181,7 +181,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteExpressGatewayServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DeleteExpressGatewayService",
         ))
@@ -194,7 +194,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteService",
         ))
@@ -207,7 +207,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteTaskDefinitionsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeleteTaskDefinitions",
         ))
@@ -220,7 +220,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeleteTaskSetResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DeleteTaskSet",
         ))
@@ -233,7 +233,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeregisterContainerInstanceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeregisterContainerInstance",
         ))
@@ -246,7 +246,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DeregisterTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DeregisterTaskDefinition",
         ))
@@ -259,7 +259,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeCapacityProvidersResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeCapacityProviders",
         ))
@@ -272,7 +272,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeClustersResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeClusters",
         ))
@@ -285,7 +285,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeContainerInstancesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeContainerInstances",
         ))
@@ -298,7 +298,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeDaemonResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeDaemon",
         ))
@@ -311,7 +311,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeDaemonDeploymentsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeDaemonDeployments",
         ))
@@ -324,7 +324,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeDaemonRevisionsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeDaemonRevisions",
         ))
@@ -337,7 +337,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeDaemonTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeDaemonTaskDefinition",
         ))
@@ -350,7 +350,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeExpressGatewayServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeExpressGatewayService",
         ))
@@ -363,7 +363,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeServiceDeploymentsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeServiceDeployments",
         ))
@@ -376,7 +376,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeServiceRevisionsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeServiceRevisions",
         ))
@@ -389,7 +389,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeServicesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeServices",
         ))
@@ -402,7 +402,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeTaskDefinition",
         ))
@@ -415,7 +415,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeTaskSetsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "DescribeTaskSets",
         ))
@@ -428,7 +428,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DescribeTasksResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DescribeTasks",
         ))
@@ -441,7 +441,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<DiscoverPollEndpointResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "DiscoverPollEndpoint",
         ))
@@ -454,7 +454,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ExecuteCommandResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ExecuteCommand",
         ))
@@ -467,7 +467,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<GetTaskProtectionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "GetTaskProtection",
         ))
@@ -480,7 +480,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListAccountSettingsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListAccountSettings",
         ))
@@ -493,7 +493,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListAttributesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListAttributes",
         ))
@@ -506,7 +506,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListClustersResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListClusters",
         ))
@@ -519,7 +519,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListContainerInstancesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListContainerInstances",
         ))
@@ -532,7 +532,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListDaemonDeploymentsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "ListDaemonDeployments",
         ))
@@ -545,7 +545,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListDaemonTaskDefinitionsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListDaemonTaskDefinitions",
         ))
@@ -558,7 +558,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListDaemonsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "ListDaemons",
         ))
@@ -571,7 +571,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListServiceDeploymentsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "ListServiceDeployments",
         ))
@@ -584,7 +584,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListServicesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListServices",
         ))
@@ -597,7 +597,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListServicesByNamespaceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListServicesByNamespace",
         ))
@@ -610,7 +610,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListTagsForResourceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListTagsForResource",
         ))
@@ -623,7 +623,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListTaskDefinitionFamiliesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListTaskDefinitionFamilies",
         ))
@@ -636,7 +636,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListTaskDefinitionsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListTaskDefinitions",
         ))
@@ -649,7 +649,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<ListTasksResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "ListTasks",
         ))
@@ -662,7 +662,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<PutAccountSettingResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "PutAccountSetting",
         ))
@@ -675,7 +675,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<PutAccountSettingDefaultResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "PutAccountSettingDefault",
         ))
@@ -688,7 +688,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<PutAttributesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "PutAttributes",
         ))
@@ -701,7 +701,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<PutClusterCapacityProvidersResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "PutClusterCapacityProviders",
         ))
@@ -714,7 +714,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<RegisterContainerInstanceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "RegisterContainerInstance",
         ))
@@ -727,7 +727,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<RegisterDaemonTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "RegisterDaemonTaskDefinition",
         ))
@@ -740,7 +740,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<RegisterTaskDefinitionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "RegisterTaskDefinition",
         ))
@@ -753,7 +753,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<RunTaskResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "RunTask",
         ))
@@ -766,7 +766,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<StartTaskResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "StartTask",
         ))
@@ -779,7 +779,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<StopServiceDeploymentResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "StopServiceDeployment",
         ))
@@ -792,7 +792,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<StopTaskResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "StopTask",
         ))
@@ -805,7 +805,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<SubmitAttachmentStateChangesResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "SubmitAttachmentStateChanges",
         ))
@@ -818,7 +818,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<SubmitContainerStateChangeResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "SubmitContainerStateChange",
         ))
@@ -831,7 +831,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<SubmitTaskStateChangeResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "SubmitTaskStateChange",
         ))
@@ -844,7 +844,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<TagResourceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "TagResource",
         ))
@@ -857,7 +857,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UntagResourceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "UntagResource",
         ))
@@ -870,7 +870,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateCapacityProviderResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateCapacityProvider",
         ))
@@ -883,7 +883,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateClusterResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "UpdateCluster",
         ))
@@ -896,7 +896,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateClusterSettingsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "UpdateClusterSettings",
         ))
@@ -909,7 +909,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateContainerAgentResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "UpdateContainerAgent",
         ))
@@ -922,7 +922,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateContainerInstancesStateResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "ClientException",
             SERVICE_ID,
             "UpdateContainerInstancesState",
         ))
@@ -935,7 +935,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateDaemonResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateDaemon",
         ))
@@ -948,7 +948,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateExpressGatewayServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateExpressGatewayService",
         ))
@@ -961,7 +961,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateServiceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateService",
         ))
@@ -974,7 +974,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateServicePrimaryTaskSetResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateServicePrimaryTaskSet",
         ))
@@ -987,7 +987,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateTaskProtectionResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateTaskProtection",
         ))
@@ -1000,7 +1000,7 @@ pub trait EcsApi: Send + Sync {
     ) -> Result<UpdateTaskSetResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedFeatureException",
             SERVICE_ID,
             "UpdateTaskSet",
         ))

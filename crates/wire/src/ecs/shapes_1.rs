@@ -3,6 +3,7 @@
 use super::*;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcceleratorCountRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -12,6 +13,18 @@ pub struct AcceleratorCountRequest {
     pub max: Option<i32>,
 }
 
+impl serde::Serialize for AcceleratorCountRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AcceleratorCountRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AcceleratorCountRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AcceleratorCountRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for AcceleratorCountRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -19,6 +32,7 @@ impl crate::validate::CheckEnums for AcceleratorCountRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AcceleratorTotalMemoryMiBRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,6 +40,18 @@ pub struct AcceleratorTotalMemoryMiBRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl serde::Serialize for AcceleratorTotalMemoryMiBRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AcceleratorTotalMemoryMiBRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AcceleratorTotalMemoryMiBRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AcceleratorTotalMemoryMiBRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AcceleratorTotalMemoryMiBRequest {
@@ -36,10 +62,23 @@ impl crate::validate::CheckEnums for AcceleratorTotalMemoryMiBRequest {
 
 /// Modeled error `AccessDeniedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AccessDeniedException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for AccessDeniedException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AccessDeniedException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AccessDeniedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AccessDeniedException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AccessDeniedException {
@@ -49,6 +88,7 @@ impl crate::validate::CheckEnums for AccessDeniedException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AdvancedConfiguration {
     #[serde(rename = "alternateTargetGroupArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +104,18 @@ pub struct AdvancedConfiguration {
     pub role_arn: Option<String>,
 }
 
+impl serde::Serialize for AdvancedConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AdvancedConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AdvancedConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AdvancedConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for AdvancedConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -71,6 +123,7 @@ impl crate::validate::CheckEnums for AdvancedConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Attachment {
     #[serde(rename = "id")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +139,18 @@ pub struct Attachment {
     pub details: Option<Vec<KeyValuePair>>,
 }
 
+impl serde::Serialize for Attachment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Attachment::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Attachment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Attachment::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Attachment {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -93,11 +158,24 @@ impl crate::validate::CheckEnums for Attachment {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AttachmentStateChange {
     #[serde(rename = "attachmentArn")]
     pub attachment_arn: String,
     #[serde(rename = "status")]
     pub status: String,
+}
+
+impl serde::Serialize for AttachmentStateChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AttachmentStateChange::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AttachmentStateChange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AttachmentStateChange::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AttachmentStateChange {
@@ -107,6 +185,7 @@ impl crate::validate::CheckEnums for AttachmentStateChange {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Attribute {
     #[serde(rename = "name")]
     pub name: String,
@@ -121,6 +200,18 @@ pub struct Attribute {
     pub target_id: Option<String>,
 }
 
+impl serde::Serialize for Attribute {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Attribute::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Attribute {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Attribute::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Attribute {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("targetType", &self.target_type)?;
@@ -130,10 +221,23 @@ impl crate::validate::CheckEnums for Attribute {
 
 /// Modeled error `AttributeLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AttributeLimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for AttributeLimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AttributeLimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AttributeLimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AttributeLimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AttributeLimitExceededException {
@@ -143,10 +247,23 @@ impl crate::validate::CheckEnums for AttributeLimitExceededException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AutoRepairConfiguration {
     #[serde(rename = "actionsStatus")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions_status: Option<AutoRepairActionsStatus>,
+}
+
+impl serde::Serialize for AutoRepairConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AutoRepairConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AutoRepairConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AutoRepairConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AutoRepairConfiguration {
@@ -157,6 +274,7 @@ impl crate::validate::CheckEnums for AutoRepairConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AutoScalingGroupProvider {
     #[serde(rename = "autoScalingGroupArn")]
     pub auto_scaling_group_arn: String,
@@ -169,6 +287,18 @@ pub struct AutoScalingGroupProvider {
     #[serde(rename = "managedDraining")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_draining: Option<ManagedDraining>,
+}
+
+impl serde::Serialize for AutoScalingGroupProvider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AutoScalingGroupProvider::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AutoScalingGroupProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AutoScalingGroupProvider::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AutoScalingGroupProvider {
@@ -184,6 +314,7 @@ impl crate::validate::CheckEnums for AutoScalingGroupProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AutoScalingGroupProviderUpdate {
     #[serde(rename = "managedScaling")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +325,18 @@ pub struct AutoScalingGroupProviderUpdate {
     #[serde(rename = "managedDraining")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_draining: Option<ManagedDraining>,
+}
+
+impl serde::Serialize for AutoScalingGroupProviderUpdate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AutoScalingGroupProviderUpdate::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AutoScalingGroupProviderUpdate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AutoScalingGroupProviderUpdate::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for AutoScalingGroupProviderUpdate {
@@ -209,6 +352,7 @@ impl crate::validate::CheckEnums for AutoScalingGroupProviderUpdate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AwsVpcConfiguration {
     #[serde(rename = "subnets")]
     pub subnets: Vec<String>,
@@ -220,6 +364,18 @@ pub struct AwsVpcConfiguration {
     pub assign_public_ip: Option<AssignPublicIp>,
 }
 
+impl serde::Serialize for AwsVpcConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AwsVpcConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AwsVpcConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        AwsVpcConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for AwsVpcConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("assignPublicIp", &self.assign_public_ip)?;
@@ -228,6 +384,7 @@ impl crate::validate::CheckEnums for AwsVpcConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct BaselineEbsBandwidthMbpsRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +392,18 @@ pub struct BaselineEbsBandwidthMbpsRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl serde::Serialize for BaselineEbsBandwidthMbpsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BaselineEbsBandwidthMbpsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BaselineEbsBandwidthMbpsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BaselineEbsBandwidthMbpsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for BaselineEbsBandwidthMbpsRequest {
@@ -245,10 +414,23 @@ impl crate::validate::CheckEnums for BaselineEbsBandwidthMbpsRequest {
 
 /// Modeled error `BlockedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct BlockedException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for BlockedException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BlockedException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BlockedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BlockedException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for BlockedException {
@@ -258,6 +440,7 @@ impl crate::validate::CheckEnums for BlockedException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CanaryConfiguration {
     #[serde(rename = "canaryPercent")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +450,18 @@ pub struct CanaryConfiguration {
     pub canary_bake_time_in_minutes: Option<i32>,
 }
 
+impl serde::Serialize for CanaryConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CanaryConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CanaryConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CanaryConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CanaryConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -274,6 +469,7 @@ impl crate::validate::CheckEnums for CanaryConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CapacityProvider {
     #[serde(rename = "capacityProviderArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,6 +503,18 @@ pub struct CapacityProvider {
     pub r#type: Option<CapacityProviderType>,
 }
 
+impl serde::Serialize for CapacityProvider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CapacityProvider::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CapacityProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CapacityProvider::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CapacityProvider {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -322,6 +530,7 @@ impl crate::validate::CheckEnums for CapacityProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CapacityProviderStrategyItem {
     #[serde(rename = "capacityProvider")]
     pub capacity_provider: String,
@@ -333,6 +542,18 @@ pub struct CapacityProviderStrategyItem {
     pub base: Option<i32>,
 }
 
+impl serde::Serialize for CapacityProviderStrategyItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CapacityProviderStrategyItem::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CapacityProviderStrategyItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CapacityProviderStrategyItem::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CapacityProviderStrategyItem {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -340,6 +561,7 @@ impl crate::validate::CheckEnums for CapacityProviderStrategyItem {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CapacityReservationRequest {
     #[serde(rename = "reservationGroupArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -347,6 +569,18 @@ pub struct CapacityReservationRequest {
     #[serde(rename = "reservationPreference")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_preference: Option<CapacityReservationPreference>,
+}
+
+impl serde::Serialize for CapacityReservationRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CapacityReservationRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CapacityReservationRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CapacityReservationRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CapacityReservationRequest {
@@ -358,10 +592,23 @@ impl crate::validate::CheckEnums for CapacityReservationRequest {
 
 /// Modeled error `ClientException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClientException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClientException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClientException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClientException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClientException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClientException {
@@ -371,6 +618,7 @@ impl crate::validate::CheckEnums for ClientException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Cluster {
     #[serde(rename = "clusterArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,6 +670,18 @@ pub struct Cluster {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaults>,
 }
 
+impl serde::Serialize for Cluster {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Cluster::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cluster {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cluster::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Cluster {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("configuration", &self.configuration)?;
@@ -431,6 +691,7 @@ impl crate::validate::CheckEnums for Cluster {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterConfiguration {
     #[serde(rename = "executeCommandConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,6 +699,18 @@ pub struct ClusterConfiguration {
     #[serde(rename = "managedStorageConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_storage_configuration: Option<ManagedStorageConfiguration>,
+}
+
+impl serde::Serialize for ClusterConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterConfiguration {
@@ -452,10 +725,23 @@ impl crate::validate::CheckEnums for ClusterConfiguration {
 
 /// Modeled error `ClusterContainsCapacityProviderException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterContainsCapacityProviderException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClusterContainsCapacityProviderException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterContainsCapacityProviderException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterContainsCapacityProviderException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterContainsCapacityProviderException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterContainsCapacityProviderException {
@@ -466,10 +752,23 @@ impl crate::validate::CheckEnums for ClusterContainsCapacityProviderException {
 
 /// Modeled error `ClusterContainsContainerInstancesException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterContainsContainerInstancesException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClusterContainsContainerInstancesException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterContainsContainerInstancesException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterContainsContainerInstancesException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterContainsContainerInstancesException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterContainsContainerInstancesException {
@@ -480,10 +779,23 @@ impl crate::validate::CheckEnums for ClusterContainsContainerInstancesException 
 
 /// Modeled error `ClusterContainsServicesException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterContainsServicesException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClusterContainsServicesException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterContainsServicesException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterContainsServicesException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterContainsServicesException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterContainsServicesException {
@@ -494,10 +806,23 @@ impl crate::validate::CheckEnums for ClusterContainsServicesException {
 
 /// Modeled error `ClusterContainsTasksException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterContainsTasksException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClusterContainsTasksException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterContainsTasksException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterContainsTasksException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterContainsTasksException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterContainsTasksException {
@@ -508,10 +833,23 @@ impl crate::validate::CheckEnums for ClusterContainsTasksException {
 
 /// Modeled error `ClusterNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ClusterNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterNotFoundException {
@@ -521,10 +859,23 @@ impl crate::validate::CheckEnums for ClusterNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterServiceConnectDefaults {
     #[serde(rename = "namespace")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+impl serde::Serialize for ClusterServiceConnectDefaults {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterServiceConnectDefaults::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterServiceConnectDefaults {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterServiceConnectDefaults::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterServiceConnectDefaults {
@@ -534,9 +885,22 @@ impl crate::validate::CheckEnums for ClusterServiceConnectDefaults {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterServiceConnectDefaultsRequest {
     #[serde(rename = "namespace")]
     pub namespace: String,
+}
+
+impl serde::Serialize for ClusterServiceConnectDefaultsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterServiceConnectDefaultsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterServiceConnectDefaultsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterServiceConnectDefaultsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterServiceConnectDefaultsRequest {
@@ -546,6 +910,7 @@ impl crate::validate::CheckEnums for ClusterServiceConnectDefaultsRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterSetting {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -553,6 +918,18 @@ pub struct ClusterSetting {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl serde::Serialize for ClusterSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ClusterSetting::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClusterSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClusterSetting::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ClusterSetting {
@@ -564,6 +941,7 @@ impl crate::validate::CheckEnums for ClusterSetting {
 
 /// Modeled error `ConflictException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ConflictException {
     #[serde(rename = "resourceIds")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -573,6 +951,18 @@ pub struct ConflictException {
     pub message: Option<String>,
 }
 
+impl serde::Serialize for ConflictException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ConflictException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConflictException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ConflictException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ConflictException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -580,6 +970,7 @@ impl crate::validate::CheckEnums for ConflictException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Container {
     #[serde(rename = "containerArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -634,6 +1025,18 @@ pub struct Container {
     pub gpu_ids: Option<Vec<String>>,
 }
 
+impl serde::Serialize for Container {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Container::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Container {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Container::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Container {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkBindings", &self.network_bindings)?;
@@ -644,6 +1047,7 @@ impl crate::validate::CheckEnums for Container {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerDefinition {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -773,6 +1177,18 @@ pub struct ContainerDefinition {
     pub credential_specs: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ContainerDefinition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerDefinition::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerDefinition::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerDefinition {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("portMappings", &self.port_mappings)?;
@@ -789,11 +1205,24 @@ impl crate::validate::CheckEnums for ContainerDefinition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerDependency {
     #[serde(rename = "containerName")]
     pub container_name: String,
     #[serde(rename = "condition")]
     pub condition: ContainerCondition,
+}
+
+impl serde::Serialize for ContainerDependency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerDependency::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerDependency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerDependency::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ContainerDependency {
@@ -804,6 +1233,7 @@ impl crate::validate::CheckEnums for ContainerDependency {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerImage {
     #[serde(rename = "containerName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -816,6 +1246,18 @@ pub struct ContainerImage {
     pub image: Option<String>,
 }
 
+impl serde::Serialize for ContainerImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerImage::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerImage::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerImage {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -823,6 +1265,7 @@ impl crate::validate::CheckEnums for ContainerImage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerInstance {
     #[serde(rename = "containerInstanceArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -880,6 +1323,18 @@ pub struct ContainerInstance {
     pub health_status: Option<ContainerInstanceHealthStatus>,
 }
 
+impl serde::Serialize for ContainerInstance {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerInstance::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerInstance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerInstance::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerInstance {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("agentUpdateStatus", &self.agent_update_status)?;
@@ -890,6 +1345,7 @@ impl crate::validate::CheckEnums for ContainerInstance {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerInstanceHealthStatus {
     #[serde(rename = "overallStatus")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -897,6 +1353,18 @@ pub struct ContainerInstanceHealthStatus {
     #[serde(rename = "details")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<InstanceHealthCheckResult>>,
+}
+
+impl serde::Serialize for ContainerInstanceHealthStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerInstanceHealthStatus::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerInstanceHealthStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerInstanceHealthStatus::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ContainerInstanceHealthStatus {
@@ -908,6 +1376,7 @@ impl crate::validate::CheckEnums for ContainerInstanceHealthStatus {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerOverride {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -935,6 +1404,18 @@ pub struct ContainerOverride {
     pub resource_requirements: Option<Vec<ResourceRequirement>>,
 }
 
+impl serde::Serialize for ContainerOverride {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerOverride::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerOverride {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerOverride::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerOverride {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("environmentFiles", &self.environment_files)?;
@@ -944,6 +1425,7 @@ impl crate::validate::CheckEnums for ContainerOverride {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerRestartPolicy {
     #[serde(rename = "enabled")]
     pub enabled: bool,
@@ -955,6 +1437,18 @@ pub struct ContainerRestartPolicy {
     pub restart_attempt_period: Option<i32>,
 }
 
+impl serde::Serialize for ContainerRestartPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerRestartPolicy::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerRestartPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerRestartPolicy::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerRestartPolicy {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -962,6 +1456,7 @@ impl crate::validate::CheckEnums for ContainerRestartPolicy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContainerStateChange {
     #[serde(rename = "containerName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -986,6 +1481,18 @@ pub struct ContainerStateChange {
     pub status: Option<String>,
 }
 
+impl serde::Serialize for ContainerStateChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContainerStateChange::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContainerStateChange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContainerStateChange::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ContainerStateChange {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkBindings", &self.network_bindings)?;
@@ -995,6 +1502,7 @@ impl crate::validate::CheckEnums for ContainerStateChange {
 
 /// Input of [`Operation::ContinueServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContinueServiceDeploymentRequest {
     #[serde(rename = "serviceDeploymentArn")]
     pub service_deployment_arn: String,
@@ -1003,6 +1511,18 @@ pub struct ContinueServiceDeploymentRequest {
     #[serde(rename = "action")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<DeploymentLifecycleHookAction>,
+}
+
+impl serde::Serialize for ContinueServiceDeploymentRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContinueServiceDeploymentRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContinueServiceDeploymentRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContinueServiceDeploymentRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ContinueServiceDeploymentRequest {
@@ -1014,10 +1534,23 @@ impl crate::validate::CheckEnums for ContinueServiceDeploymentRequest {
 
 /// Output of [`Operation::ContinueServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ContinueServiceDeploymentResponse {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_deployment_arn: Option<String>,
+}
+
+impl serde::Serialize for ContinueServiceDeploymentResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ContinueServiceDeploymentResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContinueServiceDeploymentResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ContinueServiceDeploymentResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ContinueServiceDeploymentResponse {
@@ -1028,6 +1561,7 @@ impl crate::validate::CheckEnums for ContinueServiceDeploymentResponse {
 
 /// Input of [`Operation::CreateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateCapacityProviderRequest {
     #[serde(rename = "name")]
     pub name: String,
@@ -1045,6 +1579,18 @@ pub struct CreateCapacityProviderRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl serde::Serialize for CreateCapacityProviderRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateCapacityProviderRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateCapacityProviderRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateCapacityProviderRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateCapacityProviderRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member(
@@ -1058,10 +1604,23 @@ impl crate::validate::CheckEnums for CreateCapacityProviderRequest {
 
 /// Output of [`Operation::CreateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateCapacityProviderResponse {
     #[serde(rename = "capacityProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<CapacityProvider>,
+}
+
+impl serde::Serialize for CreateCapacityProviderResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateCapacityProviderResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateCapacityProviderResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateCapacityProviderResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateCapacityProviderResponse {
@@ -1073,6 +1632,7 @@ impl crate::validate::CheckEnums for CreateCapacityProviderResponse {
 
 /// Input of [`Operation::CreateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateClusterRequest {
     #[serde(rename = "clusterName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1097,6 +1657,18 @@ pub struct CreateClusterRequest {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
+impl serde::Serialize for CreateClusterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateClusterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateClusterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateClusterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateClusterRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("settings", &self.settings)?;
@@ -1107,10 +1679,23 @@ impl crate::validate::CheckEnums for CreateClusterRequest {
 
 /// Output of [`Operation::CreateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateClusterResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl serde::Serialize for CreateClusterResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateClusterResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateClusterResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateClusterResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateClusterResponse {
@@ -1122,6 +1707,7 @@ impl crate::validate::CheckEnums for CreateClusterResponse {
 
 /// Input of [`Operation::CreateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateDaemonRequest {
     #[serde(rename = "daemonName")]
     pub daemon_name: String,
@@ -1152,6 +1738,18 @@ pub struct CreateDaemonRequest {
     pub client_token: Option<String>,
 }
 
+impl serde::Serialize for CreateDaemonRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateDaemonRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateDaemonRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateDaemonRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateDaemonRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("propagateTags", &self.propagate_tags)?;
@@ -1161,6 +1759,7 @@ impl crate::validate::CheckEnums for CreateDaemonRequest {
 
 /// Output of [`Operation::CreateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateDaemonResponse {
     #[serde(rename = "daemonArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1176,6 +1775,18 @@ pub struct CreateDaemonResponse {
     pub deployment_arn: Option<String>,
 }
 
+impl serde::Serialize for CreateDaemonResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateDaemonResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateDaemonResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateDaemonResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateDaemonResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1185,6 +1796,7 @@ impl crate::validate::CheckEnums for CreateDaemonResponse {
 
 /// Input of [`Operation::CreateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateExpressGatewayServiceRequest {
     #[serde(rename = "executionRoleArn")]
     pub execution_role_arn: String,
@@ -1221,6 +1833,18 @@ pub struct CreateExpressGatewayServiceRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl serde::Serialize for CreateExpressGatewayServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateExpressGatewayServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateExpressGatewayServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateExpressGatewayServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateExpressGatewayServiceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("scalingTarget", &self.scaling_target)?;
@@ -1230,10 +1854,23 @@ impl crate::validate::CheckEnums for CreateExpressGatewayServiceRequest {
 
 /// Output of [`Operation::CreateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ECSExpressGatewayService>,
+}
+
+impl serde::Serialize for CreateExpressGatewayServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateExpressGatewayServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateExpressGatewayServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateExpressGatewayServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateExpressGatewayServiceResponse {
@@ -1244,6 +1881,7 @@ impl crate::validate::CheckEnums for CreateExpressGatewayServiceResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateManagedInstancesProviderConfiguration {
     #[serde(rename = "infrastructureRoleArn")]
     pub infrastructure_role_arn: String,
@@ -1260,6 +1898,18 @@ pub struct CreateManagedInstancesProviderConfiguration {
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
+impl serde::Serialize for CreateManagedInstancesProviderConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateManagedInstancesProviderConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateManagedInstancesProviderConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateManagedInstancesProviderConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateManagedInstancesProviderConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
@@ -1271,6 +1921,7 @@ impl crate::validate::CheckEnums for CreateManagedInstancesProviderConfiguration
 
 /// Input of [`Operation::CreateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateServiceRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1351,6 +2002,18 @@ pub struct CreateServiceRequest {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl serde::Serialize for CreateServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateServiceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member(
@@ -1376,10 +2039,23 @@ impl crate::validate::CheckEnums for CreateServiceRequest {
 
 /// Output of [`Operation::CreateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl serde::Serialize for CreateServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateServiceResponse {
@@ -1391,6 +2067,7 @@ impl crate::validate::CheckEnums for CreateServiceResponse {
 
 /// Input of [`Operation::CreateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateTaskSetRequest {
     #[serde(rename = "service")]
     pub service: String,
@@ -1430,6 +2107,18 @@ pub struct CreateTaskSetRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl serde::Serialize for CreateTaskSetRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateTaskSetRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateTaskSetRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateTaskSetRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateTaskSetRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkConfiguration", &self.network_configuration)?;
@@ -1441,10 +2130,23 @@ impl crate::validate::CheckEnums for CreateTaskSetRequest {
 
 /// Output of [`Operation::CreateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl serde::Serialize for CreateTaskSetResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateTaskSetResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateTaskSetResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateTaskSetResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateTaskSetResponse {
@@ -1455,6 +2157,7 @@ impl crate::validate::CheckEnums for CreateTaskSetResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreatedAt {
     #[serde(rename = "before")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1464,6 +2167,18 @@ pub struct CreatedAt {
     pub after: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for CreatedAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreatedAt::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreatedAt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreatedAt::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreatedAt {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1471,6 +2186,7 @@ impl crate::validate::CheckEnums for CreatedAt {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonAlarmConfiguration {
     #[serde(rename = "alarmNames")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1480,6 +2196,18 @@ pub struct DaemonAlarmConfiguration {
     pub enable: Option<bool>,
 }
 
+impl serde::Serialize for DaemonAlarmConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonAlarmConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonAlarmConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonAlarmConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonAlarmConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1487,6 +2215,7 @@ impl crate::validate::CheckEnums for DaemonAlarmConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonCapacityProvider {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1496,6 +2225,18 @@ pub struct DaemonCapacityProvider {
     pub running_count: Option<i32>,
 }
 
+impl serde::Serialize for DaemonCapacityProvider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonCapacityProvider::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonCapacityProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonCapacityProvider::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonCapacityProvider {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1503,6 +2244,7 @@ impl crate::validate::CheckEnums for DaemonCapacityProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonCircuitBreaker {
     #[serde(rename = "failureCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1515,6 +2257,18 @@ pub struct DaemonCircuitBreaker {
     pub threshold: Option<i32>,
 }
 
+impl serde::Serialize for DaemonCircuitBreaker {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonCircuitBreaker::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonCircuitBreaker {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonCircuitBreaker::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonCircuitBreaker {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1523,6 +2277,7 @@ impl crate::validate::CheckEnums for DaemonCircuitBreaker {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonContainerDefinition {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1612,6 +2367,18 @@ pub struct DaemonContainerDefinition {
     pub restart_policy: Option<ContainerRestartPolicy>,
 }
 
+impl serde::Serialize for DaemonContainerDefinition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonContainerDefinition::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonContainerDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonContainerDefinition::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonContainerDefinition {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("environmentFiles", &self.environment_files)?;
@@ -1625,6 +2392,7 @@ impl crate::validate::CheckEnums for DaemonContainerDefinition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonContainerImage {
     #[serde(rename = "containerName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1635,6 +2403,18 @@ pub struct DaemonContainerImage {
     #[serde(rename = "image")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+}
+
+impl serde::Serialize for DaemonContainerImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonContainerImage::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonContainerImage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonContainerImage::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DaemonContainerImage {

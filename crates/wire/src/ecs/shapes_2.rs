@@ -3,6 +3,7 @@
 use super::*;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeployment {
     #[serde(rename = "daemonDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +49,18 @@ pub struct DaemonDeployment {
     pub finished_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for DaemonDeployment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeployment::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeployment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeployment::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeployment {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -58,6 +71,7 @@ impl crate::validate::CheckEnums for DaemonDeployment {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeploymentAlarms {
     #[serde(rename = "status")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +84,18 @@ pub struct DaemonDeploymentAlarms {
     pub triggered_alarm_names: Option<Vec<String>>,
 }
 
+impl serde::Serialize for DaemonDeploymentAlarms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeploymentAlarms::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeploymentAlarms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeploymentAlarms::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeploymentAlarms {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -78,6 +104,7 @@ impl crate::validate::CheckEnums for DaemonDeploymentAlarms {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeploymentCapacityProvider {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +117,18 @@ pub struct DaemonDeploymentCapacityProvider {
     pub draining_instance_count: Option<i32>,
 }
 
+impl serde::Serialize for DaemonDeploymentCapacityProvider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeploymentCapacityProvider::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeploymentCapacityProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeploymentCapacityProvider::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeploymentCapacityProvider {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -97,6 +136,7 @@ impl crate::validate::CheckEnums for DaemonDeploymentCapacityProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeploymentConfiguration {
     #[serde(rename = "drainPercent")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +149,18 @@ pub struct DaemonDeploymentConfiguration {
     pub bake_time_in_minutes: Option<i32>,
 }
 
+impl serde::Serialize for DaemonDeploymentConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeploymentConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeploymentConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeploymentConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeploymentConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -116,6 +168,7 @@ impl crate::validate::CheckEnums for DaemonDeploymentConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeploymentRevisionDetail {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +184,18 @@ pub struct DaemonDeploymentRevisionDetail {
     pub total_draining_instance_count: Option<i32>,
 }
 
+impl serde::Serialize for DaemonDeploymentRevisionDetail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeploymentRevisionDetail::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeploymentRevisionDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeploymentRevisionDetail::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeploymentRevisionDetail {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -138,6 +203,7 @@ impl crate::validate::CheckEnums for DaemonDeploymentRevisionDetail {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDeploymentSummary {
     #[serde(rename = "daemonDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,6 +237,18 @@ pub struct DaemonDeploymentSummary {
     pub finished_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for DaemonDeploymentSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDeploymentSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDeploymentSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDeploymentSummary::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDeploymentSummary {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -179,6 +257,7 @@ impl crate::validate::CheckEnums for DaemonDeploymentSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonDetail {
     #[serde(rename = "daemonArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +282,18 @@ pub struct DaemonDetail {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for DaemonDetail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonDetail::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonDetail::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonDetail {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -211,6 +302,7 @@ impl crate::validate::CheckEnums for DaemonDetail {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonLinuxParameters {
     #[serde(rename = "capabilities")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +318,18 @@ pub struct DaemonLinuxParameters {
     pub tmpfs: Option<Vec<Tmpfs>>,
 }
 
+impl serde::Serialize for DaemonLinuxParameters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonLinuxParameters::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonLinuxParameters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonLinuxParameters::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonLinuxParameters {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("devices", &self.devices)?;
@@ -235,10 +339,23 @@ impl crate::validate::CheckEnums for DaemonLinuxParameters {
 
 /// Modeled error `DaemonNotActiveException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonNotActiveException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for DaemonNotActiveException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonNotActiveException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonNotActiveException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonNotActiveException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DaemonNotActiveException {
@@ -249,10 +366,23 @@ impl crate::validate::CheckEnums for DaemonNotActiveException {
 
 /// Modeled error `DaemonNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for DaemonNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DaemonNotFoundException {
@@ -262,6 +392,7 @@ impl crate::validate::CheckEnums for DaemonNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonRevision {
     #[serde(rename = "daemonRevisionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +423,18 @@ pub struct DaemonRevision {
     pub enable_execute_command: Option<bool>,
 }
 
+impl serde::Serialize for DaemonRevision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonRevision::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonRevision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonRevision::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonRevision {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("propagateTags", &self.propagate_tags)?;
@@ -300,6 +443,7 @@ impl crate::validate::CheckEnums for DaemonRevision {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonRevisionDetail {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +456,18 @@ pub struct DaemonRevisionDetail {
     pub total_running_count: Option<i32>,
 }
 
+impl serde::Serialize for DaemonRevisionDetail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonRevisionDetail::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonRevisionDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonRevisionDetail::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonRevisionDetail {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -319,6 +475,7 @@ impl crate::validate::CheckEnums for DaemonRevisionDetail {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonRollback {
     #[serde(rename = "reason")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +491,18 @@ pub struct DaemonRollback {
     pub rollback_capacity_providers: Option<Vec<String>>,
 }
 
+impl serde::Serialize for DaemonRollback {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonRollback::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonRollback {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonRollback::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonRollback {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -341,6 +510,7 @@ impl crate::validate::CheckEnums for DaemonRollback {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonSummary {
     #[serde(rename = "daemonArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,6 +526,18 @@ pub struct DaemonSummary {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for DaemonSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonSummary::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonSummary {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -364,6 +546,7 @@ impl crate::validate::CheckEnums for DaemonSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonTaskDefinition {
     #[serde(rename = "daemonTaskDefinitionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +589,18 @@ pub struct DaemonTaskDefinition {
     pub registered_by: Option<String>,
 }
 
+impl serde::Serialize for DaemonTaskDefinition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonTaskDefinition::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonTaskDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonTaskDefinition::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonTaskDefinition {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("containerDefinitions", &self.container_definitions)?;
@@ -415,6 +610,7 @@ impl crate::validate::CheckEnums for DaemonTaskDefinition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonTaskDefinitionSummary {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,6 +629,18 @@ pub struct DaemonTaskDefinitionSummary {
     pub status: Option<DaemonTaskDefinitionStatus>,
 }
 
+impl serde::Serialize for DaemonTaskDefinitionSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonTaskDefinitionSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonTaskDefinitionSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonTaskDefinitionSummary::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DaemonTaskDefinitionSummary {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -441,6 +649,7 @@ impl crate::validate::CheckEnums for DaemonTaskDefinitionSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DaemonVolume {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,6 +657,18 @@ pub struct DaemonVolume {
     #[serde(rename = "host")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostVolumeProperties>,
+}
+
+impl serde::Serialize for DaemonVolume {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DaemonVolume::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaemonVolume {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DaemonVolume::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DaemonVolume {
@@ -458,12 +679,25 @@ impl crate::validate::CheckEnums for DaemonVolume {
 
 /// Input of [`Operation::DeleteAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteAccountSettingRequest {
     #[serde(rename = "name")]
     pub name: SettingName,
     #[serde(rename = "principalArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_arn: Option<String>,
+}
+
+impl serde::Serialize for DeleteAccountSettingRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteAccountSettingRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteAccountSettingRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteAccountSettingRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteAccountSettingRequest {
@@ -475,10 +709,23 @@ impl crate::validate::CheckEnums for DeleteAccountSettingRequest {
 
 /// Output of [`Operation::DeleteAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteAccountSettingResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl serde::Serialize for DeleteAccountSettingResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteAccountSettingResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteAccountSettingResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteAccountSettingResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteAccountSettingResponse {
@@ -490,12 +737,25 @@ impl crate::validate::CheckEnums for DeleteAccountSettingResponse {
 
 /// Input of [`Operation::DeleteAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteAttributesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     #[serde(rename = "attributes")]
     pub attributes: Vec<Attribute>,
+}
+
+impl serde::Serialize for DeleteAttributesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteAttributesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteAttributesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteAttributesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteAttributesRequest {
@@ -507,10 +767,23 @@ impl crate::validate::CheckEnums for DeleteAttributesRequest {
 
 /// Output of [`Operation::DeleteAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteAttributesResponse {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+impl serde::Serialize for DeleteAttributesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteAttributesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteAttributesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteAttributesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteAttributesResponse {
@@ -522,12 +795,25 @@ impl crate::validate::CheckEnums for DeleteAttributesResponse {
 
 /// Input of [`Operation::DeleteCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteCapacityProviderRequest {
     #[serde(rename = "capacityProvider")]
     pub capacity_provider: String,
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+}
+
+impl serde::Serialize for DeleteCapacityProviderRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteCapacityProviderRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteCapacityProviderRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteCapacityProviderRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteCapacityProviderRequest {
@@ -538,10 +824,23 @@ impl crate::validate::CheckEnums for DeleteCapacityProviderRequest {
 
 /// Output of [`Operation::DeleteCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteCapacityProviderResponse {
     #[serde(rename = "capacityProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<CapacityProvider>,
+}
+
+impl serde::Serialize for DeleteCapacityProviderResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteCapacityProviderResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteCapacityProviderResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteCapacityProviderResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteCapacityProviderResponse {
@@ -553,9 +852,22 @@ impl crate::validate::CheckEnums for DeleteCapacityProviderResponse {
 
 /// Input of [`Operation::DeleteCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteClusterRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
+}
+
+impl serde::Serialize for DeleteClusterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteClusterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteClusterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteClusterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteClusterRequest {
@@ -566,10 +878,23 @@ impl crate::validate::CheckEnums for DeleteClusterRequest {
 
 /// Output of [`Operation::DeleteCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteClusterResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl serde::Serialize for DeleteClusterResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteClusterResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteClusterResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteClusterResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteClusterResponse {
@@ -581,9 +906,22 @@ impl crate::validate::CheckEnums for DeleteClusterResponse {
 
 /// Input of [`Operation::DeleteDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteDaemonRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
+}
+
+impl serde::Serialize for DeleteDaemonRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteDaemonRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteDaemonRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteDaemonRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteDaemonRequest {
@@ -594,6 +932,7 @@ impl crate::validate::CheckEnums for DeleteDaemonRequest {
 
 /// Output of [`Operation::DeleteDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteDaemonResponse {
     #[serde(rename = "daemonArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -612,6 +951,18 @@ pub struct DeleteDaemonResponse {
     pub deployment_arn: Option<String>,
 }
 
+impl serde::Serialize for DeleteDaemonResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteDaemonResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteDaemonResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteDaemonResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeleteDaemonResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -621,9 +972,22 @@ impl crate::validate::CheckEnums for DeleteDaemonResponse {
 
 /// Input of [`Operation::DeleteDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteDaemonTaskDefinitionRequest {
     #[serde(rename = "daemonTaskDefinition")]
     pub daemon_task_definition: String,
+}
+
+impl serde::Serialize for DeleteDaemonTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteDaemonTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteDaemonTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteDaemonTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionRequest {
@@ -634,10 +998,23 @@ impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionRequest {
 
 /// Output of [`Operation::DeleteDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteDaemonTaskDefinitionResponse {
     #[serde(rename = "daemonTaskDefinitionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_task_definition_arn: Option<String>,
+}
+
+impl serde::Serialize for DeleteDaemonTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteDaemonTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteDaemonTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteDaemonTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionResponse {
@@ -648,9 +1025,22 @@ impl crate::validate::CheckEnums for DeleteDaemonTaskDefinitionResponse {
 
 /// Input of [`Operation::DeleteExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteExpressGatewayServiceRequest {
     #[serde(rename = "serviceArn")]
     pub service_arn: String,
+}
+
+impl serde::Serialize for DeleteExpressGatewayServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteExpressGatewayServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteExpressGatewayServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteExpressGatewayServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteExpressGatewayServiceRequest {
@@ -661,10 +1051,23 @@ impl crate::validate::CheckEnums for DeleteExpressGatewayServiceRequest {
 
 /// Output of [`Operation::DeleteExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ECSExpressGatewayService>,
+}
+
+impl serde::Serialize for DeleteExpressGatewayServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteExpressGatewayServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteExpressGatewayServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteExpressGatewayServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteExpressGatewayServiceResponse {
@@ -676,6 +1079,7 @@ impl crate::validate::CheckEnums for DeleteExpressGatewayServiceResponse {
 
 /// Input of [`Operation::DeleteService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteServiceRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -687,6 +1091,18 @@ pub struct DeleteServiceRequest {
     pub force: Option<bool>,
 }
 
+impl serde::Serialize for DeleteServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeleteServiceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -695,10 +1111,23 @@ impl crate::validate::CheckEnums for DeleteServiceRequest {
 
 /// Output of [`Operation::DeleteService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl serde::Serialize for DeleteServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteServiceResponse {
@@ -710,9 +1139,22 @@ impl crate::validate::CheckEnums for DeleteServiceResponse {
 
 /// Input of [`Operation::DeleteTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteTaskDefinitionsRequest {
     #[serde(rename = "taskDefinitions")]
     pub task_definitions: Vec<String>,
+}
+
+impl serde::Serialize for DeleteTaskDefinitionsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteTaskDefinitionsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteTaskDefinitionsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteTaskDefinitionsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteTaskDefinitionsRequest {
@@ -723,6 +1165,7 @@ impl crate::validate::CheckEnums for DeleteTaskDefinitionsRequest {
 
 /// Output of [`Operation::DeleteTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteTaskDefinitionsResponse {
     #[serde(rename = "taskDefinitions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -730,6 +1173,18 @@ pub struct DeleteTaskDefinitionsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DeleteTaskDefinitionsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteTaskDefinitionsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteTaskDefinitionsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteTaskDefinitionsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteTaskDefinitionsResponse {
@@ -741,6 +1196,7 @@ impl crate::validate::CheckEnums for DeleteTaskDefinitionsResponse {
 
 /// Input of [`Operation::DeleteTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteTaskSetRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -753,6 +1209,18 @@ pub struct DeleteTaskSetRequest {
     pub force: Option<bool>,
 }
 
+impl serde::Serialize for DeleteTaskSetRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteTaskSetRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteTaskSetRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteTaskSetRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeleteTaskSetRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -761,10 +1229,23 @@ impl crate::validate::CheckEnums for DeleteTaskSetRequest {
 
 /// Output of [`Operation::DeleteTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl serde::Serialize for DeleteTaskSetResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteTaskSetResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteTaskSetResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteTaskSetResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteTaskSetResponse {
@@ -775,6 +1256,7 @@ impl crate::validate::CheckEnums for DeleteTaskSetResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Deployment {
     #[serde(rename = "id")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -841,6 +1323,18 @@ pub struct Deployment {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl serde::Serialize for Deployment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Deployment::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Deployment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Deployment::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Deployment {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -856,6 +1350,7 @@ impl crate::validate::CheckEnums for Deployment {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentAlarms {
     #[serde(rename = "alarmNames")]
     pub alarm_names: Vec<String>,
@@ -865,6 +1360,18 @@ pub struct DeploymentAlarms {
     pub enable: bool,
 }
 
+impl serde::Serialize for DeploymentAlarms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentAlarms::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentAlarms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentAlarms::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeploymentAlarms {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -872,11 +1379,24 @@ impl crate::validate::CheckEnums for DeploymentAlarms {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentCircuitBreaker {
     #[serde(rename = "enable")]
     pub enable: bool,
     #[serde(rename = "rollback")]
     pub rollback: bool,
+}
+
+impl serde::Serialize for DeploymentCircuitBreaker {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentCircuitBreaker::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentCircuitBreaker {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentCircuitBreaker::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeploymentCircuitBreaker {
@@ -886,6 +1406,7 @@ impl crate::validate::CheckEnums for DeploymentCircuitBreaker {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentConfiguration {
     #[serde(rename = "deploymentCircuitBreaker")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -916,6 +1437,18 @@ pub struct DeploymentConfiguration {
     pub canary_configuration: Option<CanaryConfiguration>,
 }
 
+impl serde::Serialize for DeploymentConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeploymentConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("strategy", &self.strategy)?;
@@ -925,9 +1458,22 @@ impl crate::validate::CheckEnums for DeploymentConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentController {
     #[serde(rename = "type")]
     pub r#type: DeploymentControllerType,
+}
+
+impl serde::Serialize for DeploymentController {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentController::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentController {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentController::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeploymentController {
@@ -938,10 +1484,23 @@ impl crate::validate::CheckEnums for DeploymentController {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentEphemeralStorage {
     #[serde(rename = "kmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+}
+
+impl serde::Serialize for DeploymentEphemeralStorage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentEphemeralStorage::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentEphemeralStorage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentEphemeralStorage::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeploymentEphemeralStorage {
@@ -951,6 +1510,7 @@ impl crate::validate::CheckEnums for DeploymentEphemeralStorage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentLifecycleHook {
     #[serde(rename = "targetType")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -972,6 +1532,18 @@ pub struct DeploymentLifecycleHook {
     pub timeout_configuration: Option<DeploymentLifecycleHookTimeoutConfiguration>,
 }
 
+impl serde::Serialize for DeploymentLifecycleHook {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentLifecycleHook::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHook {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentLifecycleHook::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeploymentLifecycleHook {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("targetType", &self.target_type)?;
@@ -982,6 +1554,7 @@ impl crate::validate::CheckEnums for DeploymentLifecycleHook {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentLifecycleHookDetail {
     #[serde(rename = "hookId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1003,6 +1576,18 @@ pub struct DeploymentLifecycleHookDetail {
     pub timeout_action: Option<DeploymentLifecycleHookAction>,
 }
 
+impl serde::Serialize for DeploymentLifecycleHookDetail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentLifecycleHookDetail::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentLifecycleHookDetail::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeploymentLifecycleHookDetail {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("targetType", &self.target_type)?;
@@ -1013,6 +1598,7 @@ impl crate::validate::CheckEnums for DeploymentLifecycleHookDetail {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeploymentLifecycleHookTimeoutConfiguration {
     #[serde(rename = "timeoutInMinutes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1020,6 +1606,18 @@ pub struct DeploymentLifecycleHookTimeoutConfiguration {
     #[serde(rename = "action")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<DeploymentLifecycleHookAction>,
+}
+
+impl serde::Serialize for DeploymentLifecycleHookTimeoutConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeploymentLifecycleHookTimeoutConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeploymentLifecycleHookTimeoutConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeploymentLifecycleHookTimeoutConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeploymentLifecycleHookTimeoutConfiguration {
@@ -1031,6 +1629,7 @@ impl crate::validate::CheckEnums for DeploymentLifecycleHookTimeoutConfiguration
 
 /// Input of [`Operation::DeregisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeregisterContainerInstanceRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1042,6 +1641,18 @@ pub struct DeregisterContainerInstanceRequest {
     pub force: Option<bool>,
 }
 
+impl serde::Serialize for DeregisterContainerInstanceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeregisterContainerInstanceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeregisterContainerInstanceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeregisterContainerInstanceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeregisterContainerInstanceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1050,10 +1661,23 @@ impl crate::validate::CheckEnums for DeregisterContainerInstanceRequest {
 
 /// Output of [`Operation::DeregisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeregisterContainerInstanceResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl serde::Serialize for DeregisterContainerInstanceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeregisterContainerInstanceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeregisterContainerInstanceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeregisterContainerInstanceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeregisterContainerInstanceResponse {
@@ -1065,9 +1689,22 @@ impl crate::validate::CheckEnums for DeregisterContainerInstanceResponse {
 
 /// Input of [`Operation::DeregisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeregisterTaskDefinitionRequest {
     #[serde(rename = "taskDefinition")]
     pub task_definition: String,
+}
+
+impl serde::Serialize for DeregisterTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeregisterTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeregisterTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeregisterTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeregisterTaskDefinitionRequest {
@@ -1078,10 +1715,23 @@ impl crate::validate::CheckEnums for DeregisterTaskDefinitionRequest {
 
 /// Output of [`Operation::DeregisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeregisterTaskDefinitionResponse {
     #[serde(rename = "taskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition: Option<TaskDefinition>,
+}
+
+impl serde::Serialize for DeregisterTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeregisterTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeregisterTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeregisterTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeregisterTaskDefinitionResponse {
@@ -1093,6 +1743,7 @@ impl crate::validate::CheckEnums for DeregisterTaskDefinitionResponse {
 
 /// Input of [`Operation::DescribeCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeCapacityProvidersRequest {
     #[serde(rename = "capacityProviders")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1111,6 +1762,18 @@ pub struct DescribeCapacityProvidersRequest {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for DescribeCapacityProvidersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeCapacityProvidersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeCapacityProvidersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeCapacityProvidersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeCapacityProvidersRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("include", &self.include)?;
@@ -1120,6 +1783,7 @@ impl crate::validate::CheckEnums for DescribeCapacityProvidersRequest {
 
 /// Output of [`Operation::DescribeCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeCapacityProvidersResponse {
     #[serde(rename = "capacityProviders")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1132,6 +1796,18 @@ pub struct DescribeCapacityProvidersResponse {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for DescribeCapacityProvidersResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeCapacityProvidersResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeCapacityProvidersResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeCapacityProvidersResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeCapacityProvidersResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("capacityProviders", &self.capacity_providers)?;
@@ -1141,6 +1817,7 @@ impl crate::validate::CheckEnums for DescribeCapacityProvidersResponse {
 
 /// Input of [`Operation::DescribeClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeClustersRequest {
     #[serde(rename = "clusters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1148,6 +1825,18 @@ pub struct DescribeClustersRequest {
     #[serde(rename = "include")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<ClusterField>>,
+}
+
+impl serde::Serialize for DescribeClustersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeClustersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeClustersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeClustersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeClustersRequest {
@@ -1159,6 +1848,7 @@ impl crate::validate::CheckEnums for DescribeClustersRequest {
 
 /// Output of [`Operation::DescribeClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeClustersResponse {
     #[serde(rename = "clusters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1166,6 +1856,18 @@ pub struct DescribeClustersResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeClustersResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeClustersResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeClustersResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeClustersResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeClustersResponse {
@@ -1177,6 +1879,7 @@ impl crate::validate::CheckEnums for DescribeClustersResponse {
 
 /// Input of [`Operation::DescribeContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeContainerInstancesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1188,6 +1891,18 @@ pub struct DescribeContainerInstancesRequest {
     pub include: Option<Vec<ContainerInstanceField>>,
 }
 
+impl serde::Serialize for DescribeContainerInstancesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeContainerInstancesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeContainerInstancesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeContainerInstancesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeContainerInstancesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("include", &self.include)?;
@@ -1197,6 +1912,7 @@ impl crate::validate::CheckEnums for DescribeContainerInstancesRequest {
 
 /// Output of [`Operation::DescribeContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeContainerInstancesResponse {
     #[serde(rename = "containerInstances")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1204,6 +1920,18 @@ pub struct DescribeContainerInstancesResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeContainerInstancesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeContainerInstancesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeContainerInstancesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeContainerInstancesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeContainerInstancesResponse {
@@ -1215,9 +1943,22 @@ impl crate::validate::CheckEnums for DescribeContainerInstancesResponse {
 
 /// Input of [`Operation::DescribeDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonDeploymentsRequest {
     #[serde(rename = "daemonDeploymentArns")]
     pub daemon_deployment_arns: Vec<String>,
+}
+
+impl serde::Serialize for DescribeDaemonDeploymentsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonDeploymentsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonDeploymentsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonDeploymentsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonDeploymentsRequest {
@@ -1228,6 +1969,7 @@ impl crate::validate::CheckEnums for DescribeDaemonDeploymentsRequest {
 
 /// Output of [`Operation::DescribeDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonDeploymentsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1235,6 +1977,18 @@ pub struct DescribeDaemonDeploymentsResponse {
     #[serde(rename = "daemonDeployments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_deployments: Option<Vec<DaemonDeployment>>,
+}
+
+impl serde::Serialize for DescribeDaemonDeploymentsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonDeploymentsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonDeploymentsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonDeploymentsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonDeploymentsResponse {
@@ -1246,9 +2000,22 @@ impl crate::validate::CheckEnums for DescribeDaemonDeploymentsResponse {
 
 /// Input of [`Operation::DescribeDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
+}
+
+impl serde::Serialize for DescribeDaemonRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonRequest {
@@ -1259,10 +2026,23 @@ impl crate::validate::CheckEnums for DescribeDaemonRequest {
 
 /// Output of [`Operation::DescribeDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonResponse {
     #[serde(rename = "daemon")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonDetail>,
+}
+
+impl serde::Serialize for DescribeDaemonResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonResponse {

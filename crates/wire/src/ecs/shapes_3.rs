@@ -4,9 +4,22 @@ use super::*;
 
 /// Input of [`Operation::DescribeDaemonRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonRevisionsRequest {
     #[serde(rename = "daemonRevisionArns")]
     pub daemon_revision_arns: Vec<String>,
+}
+
+impl serde::Serialize for DescribeDaemonRevisionsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonRevisionsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonRevisionsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonRevisionsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonRevisionsRequest {
@@ -17,6 +30,7 @@ impl crate::validate::CheckEnums for DescribeDaemonRevisionsRequest {
 
 /// Output of [`Operation::DescribeDaemonRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonRevisionsResponse {
     #[serde(rename = "daemonRevisions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,6 +38,18 @@ pub struct DescribeDaemonRevisionsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeDaemonRevisionsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonRevisionsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonRevisionsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonRevisionsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonRevisionsResponse {
@@ -35,9 +61,22 @@ impl crate::validate::CheckEnums for DescribeDaemonRevisionsResponse {
 
 /// Input of [`Operation::DescribeDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonTaskDefinitionRequest {
     #[serde(rename = "daemonTaskDefinition")]
     pub daemon_task_definition: String,
+}
+
+impl serde::Serialize for DescribeDaemonTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionRequest {
@@ -48,10 +87,23 @@ impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionRequest {
 
 /// Output of [`Operation::DescribeDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeDaemonTaskDefinitionResponse {
     #[serde(rename = "daemonTaskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_task_definition: Option<DaemonTaskDefinition>,
+}
+
+impl serde::Serialize for DescribeDaemonTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeDaemonTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeDaemonTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeDaemonTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionResponse {
@@ -63,12 +115,25 @@ impl crate::validate::CheckEnums for DescribeDaemonTaskDefinitionResponse {
 
 /// Input of [`Operation::DescribeExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeExpressGatewayServiceRequest {
     #[serde(rename = "serviceArn")]
     pub service_arn: String,
     #[serde(rename = "include")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<ExpressGatewayServiceInclude>>,
+}
+
+impl serde::Serialize for DescribeExpressGatewayServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeExpressGatewayServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeExpressGatewayServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeExpressGatewayServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeExpressGatewayServiceRequest {
@@ -80,10 +145,23 @@ impl crate::validate::CheckEnums for DescribeExpressGatewayServiceRequest {
 
 /// Output of [`Operation::DescribeExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ECSExpressGatewayService>,
+}
+
+impl serde::Serialize for DescribeExpressGatewayServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeExpressGatewayServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeExpressGatewayServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeExpressGatewayServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeExpressGatewayServiceResponse {
@@ -95,9 +173,22 @@ impl crate::validate::CheckEnums for DescribeExpressGatewayServiceResponse {
 
 /// Input of [`Operation::DescribeServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServiceDeploymentsRequest {
     #[serde(rename = "serviceDeploymentArns")]
     pub service_deployment_arns: Vec<String>,
+}
+
+impl serde::Serialize for DescribeServiceDeploymentsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServiceDeploymentsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServiceDeploymentsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServiceDeploymentsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeServiceDeploymentsRequest {
@@ -108,6 +199,7 @@ impl crate::validate::CheckEnums for DescribeServiceDeploymentsRequest {
 
 /// Output of [`Operation::DescribeServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServiceDeploymentsResponse {
     #[serde(rename = "serviceDeployments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +207,18 @@ pub struct DescribeServiceDeploymentsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeServiceDeploymentsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServiceDeploymentsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServiceDeploymentsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServiceDeploymentsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeServiceDeploymentsResponse {
@@ -126,9 +230,22 @@ impl crate::validate::CheckEnums for DescribeServiceDeploymentsResponse {
 
 /// Input of [`Operation::DescribeServiceRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServiceRevisionsRequest {
     #[serde(rename = "serviceRevisionArns")]
     pub service_revision_arns: Vec<String>,
+}
+
+impl serde::Serialize for DescribeServiceRevisionsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServiceRevisionsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServiceRevisionsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServiceRevisionsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeServiceRevisionsRequest {
@@ -139,6 +256,7 @@ impl crate::validate::CheckEnums for DescribeServiceRevisionsRequest {
 
 /// Output of [`Operation::DescribeServiceRevisions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServiceRevisionsResponse {
     #[serde(rename = "serviceRevisions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +264,18 @@ pub struct DescribeServiceRevisionsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeServiceRevisionsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServiceRevisionsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServiceRevisionsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServiceRevisionsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeServiceRevisionsResponse {
@@ -157,6 +287,7 @@ impl crate::validate::CheckEnums for DescribeServiceRevisionsResponse {
 
 /// Input of [`Operation::DescribeServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServicesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +299,18 @@ pub struct DescribeServicesRequest {
     pub include: Option<Vec<ServiceField>>,
 }
 
+impl serde::Serialize for DescribeServicesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServicesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServicesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServicesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeServicesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("include", &self.include)?;
@@ -177,6 +320,7 @@ impl crate::validate::CheckEnums for DescribeServicesRequest {
 
 /// Output of [`Operation::DescribeServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeServicesResponse {
     #[serde(rename = "services")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +328,18 @@ pub struct DescribeServicesResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeServicesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeServicesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeServicesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeServicesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeServicesResponse {
@@ -195,12 +351,25 @@ impl crate::validate::CheckEnums for DescribeServicesResponse {
 
 /// Input of [`Operation::DescribeTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTaskDefinitionRequest {
     #[serde(rename = "taskDefinition")]
     pub task_definition: String,
     #[serde(rename = "include")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<TaskDefinitionField>>,
+}
+
+impl serde::Serialize for DescribeTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeTaskDefinitionRequest {
@@ -212,6 +381,7 @@ impl crate::validate::CheckEnums for DescribeTaskDefinitionRequest {
 
 /// Output of [`Operation::DescribeTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTaskDefinitionResponse {
     #[serde(rename = "taskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +389,18 @@ pub struct DescribeTaskDefinitionResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl serde::Serialize for DescribeTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeTaskDefinitionResponse {
@@ -230,6 +412,7 @@ impl crate::validate::CheckEnums for DescribeTaskDefinitionResponse {
 
 /// Input of [`Operation::DescribeTaskSets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTaskSetsRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -243,6 +426,18 @@ pub struct DescribeTaskSetsRequest {
     pub include: Option<Vec<TaskSetField>>,
 }
 
+impl serde::Serialize for DescribeTaskSetsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTaskSetsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTaskSetsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTaskSetsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeTaskSetsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("include", &self.include)?;
@@ -252,6 +447,7 @@ impl crate::validate::CheckEnums for DescribeTaskSetsRequest {
 
 /// Output of [`Operation::DescribeTaskSets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTaskSetsResponse {
     #[serde(rename = "taskSets")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +455,18 @@ pub struct DescribeTaskSetsResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeTaskSetsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTaskSetsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTaskSetsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTaskSetsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeTaskSetsResponse {
@@ -270,6 +478,7 @@ impl crate::validate::CheckEnums for DescribeTaskSetsResponse {
 
 /// Input of [`Operation::DescribeTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTasksRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +490,18 @@ pub struct DescribeTasksRequest {
     pub include: Option<Vec<TaskField>>,
 }
 
+impl serde::Serialize for DescribeTasksRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTasksRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTasksRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTasksRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeTasksRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("include", &self.include)?;
@@ -290,6 +511,7 @@ impl crate::validate::CheckEnums for DescribeTasksRequest {
 
 /// Output of [`Operation::DescribeTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeTasksResponse {
     #[serde(rename = "tasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +519,18 @@ pub struct DescribeTasksResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for DescribeTasksResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeTasksResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeTasksResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeTasksResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeTasksResponse {
@@ -307,6 +541,7 @@ impl crate::validate::CheckEnums for DescribeTasksResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Device {
     #[serde(rename = "hostPath")]
     pub host_path: String,
@@ -318,6 +553,18 @@ pub struct Device {
     pub permissions: Option<Vec<DeviceCgroupPermission>>,
 }
 
+impl serde::Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Device::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Device {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Device::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Device {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("permissions", &self.permissions)?;
@@ -327,6 +574,7 @@ impl crate::validate::CheckEnums for Device {
 
 /// Input of [`Operation::DiscoverPollEndpoint`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DiscoverPollEndpointRequest {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +582,18 @@ pub struct DiscoverPollEndpointRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+}
+
+impl serde::Serialize for DiscoverPollEndpointRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DiscoverPollEndpointRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DiscoverPollEndpointRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DiscoverPollEndpointRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DiscoverPollEndpointRequest {
@@ -344,6 +604,7 @@ impl crate::validate::CheckEnums for DiscoverPollEndpointRequest {
 
 /// Output of [`Operation::DiscoverPollEndpoint`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DiscoverPollEndpointResponse {
     #[serde(rename = "endpoint")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,6 +617,18 @@ pub struct DiscoverPollEndpointResponse {
     pub service_connect_endpoint: Option<String>,
 }
 
+impl serde::Serialize for DiscoverPollEndpointResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DiscoverPollEndpointResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DiscoverPollEndpointResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DiscoverPollEndpointResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DiscoverPollEndpointResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -363,6 +636,7 @@ impl crate::validate::CheckEnums for DiscoverPollEndpointResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DockerVolumeConfiguration {
     #[serde(rename = "scope")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,6 +655,18 @@ pub struct DockerVolumeConfiguration {
     pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl serde::Serialize for DockerVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DockerVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DockerVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DockerVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DockerVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("scope", &self.scope)?;
@@ -389,6 +675,7 @@ impl crate::validate::CheckEnums for DockerVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EBSTagSpecification {
     #[serde(rename = "resourceType")]
     pub resource_type: EBSResourceType,
@@ -400,6 +687,18 @@ pub struct EBSTagSpecification {
     pub propagate_tags: Option<PropagateTags>,
 }
 
+impl serde::Serialize for EBSTagSpecification {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EBSTagSpecification::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EBSTagSpecification {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EBSTagSpecification::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for EBSTagSpecification {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("resourceType", &self.resource_type)?;
@@ -409,6 +708,7 @@ impl crate::validate::CheckEnums for EBSTagSpecification {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ECSExpressGatewayService {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -442,6 +742,18 @@ pub struct ECSExpressGatewayService {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for ECSExpressGatewayService {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ECSExpressGatewayService::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ECSExpressGatewayService {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ECSExpressGatewayService::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ECSExpressGatewayService {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -451,6 +763,7 @@ impl crate::validate::CheckEnums for ECSExpressGatewayService {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ECSManagedResources {
     #[serde(rename = "ingressPaths")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -469,6 +782,18 @@ pub struct ECSManagedResources {
     pub log_groups: Option<Vec<ManagedLogGroup>>,
 }
 
+impl serde::Serialize for ECSManagedResources {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ECSManagedResources::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ECSManagedResources {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ECSManagedResources::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ECSManagedResources {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("ingressPaths", &self.ingress_paths)?;
@@ -481,6 +806,7 @@ impl crate::validate::CheckEnums for ECSManagedResources {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EFSAuthorizationConfig {
     #[serde(rename = "accessPointId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -488,6 +814,18 @@ pub struct EFSAuthorizationConfig {
     #[serde(rename = "iam")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<EFSAuthorizationConfigIAM>,
+}
+
+impl serde::Serialize for EFSAuthorizationConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EFSAuthorizationConfig::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EFSAuthorizationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EFSAuthorizationConfig::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for EFSAuthorizationConfig {
@@ -498,6 +836,7 @@ impl crate::validate::CheckEnums for EFSAuthorizationConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EFSVolumeConfiguration {
     #[serde(rename = "fileSystemId")]
     pub file_system_id: String,
@@ -515,6 +854,18 @@ pub struct EFSVolumeConfiguration {
     pub authorization_config: Option<EFSAuthorizationConfig>,
 }
 
+impl serde::Serialize for EFSVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EFSVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EFSVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EFSVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for EFSVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("transitEncryption", &self.transit_encryption)?;
@@ -524,11 +875,24 @@ impl crate::validate::CheckEnums for EFSVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EnvironmentFile {
     #[serde(rename = "value")]
     pub value: String,
     #[serde(rename = "type")]
     pub r#type: EnvironmentFileType,
+}
+
+impl serde::Serialize for EnvironmentFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EnvironmentFile::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnvironmentFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EnvironmentFile::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for EnvironmentFile {
@@ -539,9 +903,22 @@ impl crate::validate::CheckEnums for EnvironmentFile {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EphemeralStorage {
     #[serde(rename = "sizeInGiB")]
     pub size_in_gi_b: i32,
+}
+
+impl serde::Serialize for EphemeralStorage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EphemeralStorage::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EphemeralStorage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EphemeralStorage::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for EphemeralStorage {
@@ -551,6 +928,7 @@ impl crate::validate::CheckEnums for EphemeralStorage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExecuteCommandConfiguration {
     #[serde(rename = "kmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -563,6 +941,18 @@ pub struct ExecuteCommandConfiguration {
     pub log_configuration: Option<ExecuteCommandLogConfiguration>,
 }
 
+impl serde::Serialize for ExecuteCommandConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExecuteCommandConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExecuteCommandConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExecuteCommandConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExecuteCommandConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("logging", &self.logging)?;
@@ -571,6 +961,7 @@ impl crate::validate::CheckEnums for ExecuteCommandConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExecuteCommandLogConfiguration {
     #[serde(rename = "cloudWatchLogGroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,6 +980,18 @@ pub struct ExecuteCommandLogConfiguration {
     pub s3_key_prefix: Option<String>,
 }
 
+impl serde::Serialize for ExecuteCommandLogConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExecuteCommandLogConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExecuteCommandLogConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExecuteCommandLogConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExecuteCommandLogConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -597,6 +1000,7 @@ impl crate::validate::CheckEnums for ExecuteCommandLogConfiguration {
 
 /// Input of [`Operation::ExecuteCommand`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExecuteCommandRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -612,6 +1016,18 @@ pub struct ExecuteCommandRequest {
     pub task: String,
 }
 
+impl serde::Serialize for ExecuteCommandRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExecuteCommandRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExecuteCommandRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExecuteCommandRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExecuteCommandRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -620,6 +1036,7 @@ impl crate::validate::CheckEnums for ExecuteCommandRequest {
 
 /// Output of [`Operation::ExecuteCommand`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExecuteCommandResponse {
     #[serde(rename = "clusterArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -641,6 +1058,18 @@ pub struct ExecuteCommandResponse {
     pub task_arn: Option<String>,
 }
 
+impl serde::Serialize for ExecuteCommandResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExecuteCommandResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExecuteCommandResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExecuteCommandResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExecuteCommandResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -648,6 +1077,7 @@ impl crate::validate::CheckEnums for ExecuteCommandResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayContainer {
     #[serde(rename = "image")]
     pub image: String,
@@ -671,6 +1101,18 @@ pub struct ExpressGatewayContainer {
     pub secrets: Option<Vec<Secret>>,
 }
 
+impl serde::Serialize for ExpressGatewayContainer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayContainer::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayContainer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayContainer::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExpressGatewayContainer {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -678,10 +1120,23 @@ impl crate::validate::CheckEnums for ExpressGatewayContainer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayRepositoryCredentials {
     #[serde(rename = "credentialsParameter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_parameter: Option<String>,
+}
+
+impl serde::Serialize for ExpressGatewayRepositoryCredentials {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayRepositoryCredentials::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayRepositoryCredentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayRepositoryCredentials::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ExpressGatewayRepositoryCredentials {
@@ -691,6 +1146,7 @@ impl crate::validate::CheckEnums for ExpressGatewayRepositoryCredentials {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayScalingTarget {
     #[serde(rename = "minTaskCount")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -706,6 +1162,18 @@ pub struct ExpressGatewayScalingTarget {
     pub auto_scaling_target_value: Option<i32>,
 }
 
+impl serde::Serialize for ExpressGatewayScalingTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayScalingTarget::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayScalingTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayScalingTarget::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExpressGatewayScalingTarget {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("autoScalingMetric", &self.auto_scaling_metric)?;
@@ -714,11 +1182,24 @@ impl crate::validate::CheckEnums for ExpressGatewayScalingTarget {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayServiceAwsLogsConfiguration {
     #[serde(rename = "logGroup")]
     pub log_group: String,
     #[serde(rename = "logStreamPrefix")]
     pub log_stream_prefix: String,
+}
+
+impl serde::Serialize for ExpressGatewayServiceAwsLogsConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayServiceAwsLogsConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceAwsLogsConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayServiceAwsLogsConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ExpressGatewayServiceAwsLogsConfiguration {
@@ -728,6 +1209,7 @@ impl crate::validate::CheckEnums for ExpressGatewayServiceAwsLogsConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayServiceConfiguration {
     #[serde(rename = "serviceRevisionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -764,6 +1246,18 @@ pub struct ExpressGatewayServiceConfiguration {
     pub created_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for ExpressGatewayServiceConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayServiceConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayServiceConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExpressGatewayServiceConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("scalingTarget", &self.scaling_target)?;
@@ -773,6 +1267,7 @@ impl crate::validate::CheckEnums for ExpressGatewayServiceConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayServiceNetworkConfiguration {
     #[serde(rename = "securityGroups")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -782,6 +1277,18 @@ pub struct ExpressGatewayServiceNetworkConfiguration {
     pub subnets: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ExpressGatewayServiceNetworkConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayServiceNetworkConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceNetworkConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayServiceNetworkConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExpressGatewayServiceNetworkConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -789,6 +1296,7 @@ impl crate::validate::CheckEnums for ExpressGatewayServiceNetworkConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExpressGatewayServiceStatus {
     #[serde(rename = "statusCode")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -796,6 +1304,18 @@ pub struct ExpressGatewayServiceStatus {
     #[serde(rename = "statusReason")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+}
+
+impl serde::Serialize for ExpressGatewayServiceStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExpressGatewayServiceStatus::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExpressGatewayServiceStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExpressGatewayServiceStatus::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ExpressGatewayServiceStatus {
@@ -806,11 +1326,24 @@ impl crate::validate::CheckEnums for ExpressGatewayServiceStatus {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FSxWindowsFileServerAuthorizationConfig {
     #[serde(rename = "credentialsParameter")]
     pub credentials_parameter: String,
     #[serde(rename = "domain")]
     pub domain: String,
+}
+
+impl serde::Serialize for FSxWindowsFileServerAuthorizationConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FSxWindowsFileServerAuthorizationConfig::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FSxWindowsFileServerAuthorizationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FSxWindowsFileServerAuthorizationConfig::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for FSxWindowsFileServerAuthorizationConfig {
@@ -820,6 +1353,7 @@ impl crate::validate::CheckEnums for FSxWindowsFileServerAuthorizationConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FSxWindowsFileServerVolumeConfiguration {
     #[serde(rename = "fileSystemId")]
     pub file_system_id: String,
@@ -829,6 +1363,18 @@ pub struct FSxWindowsFileServerVolumeConfiguration {
     pub authorization_config: FSxWindowsFileServerAuthorizationConfig,
 }
 
+impl serde::Serialize for FSxWindowsFileServerVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FSxWindowsFileServerVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FSxWindowsFileServerVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FSxWindowsFileServerVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for FSxWindowsFileServerVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -836,6 +1382,7 @@ impl crate::validate::CheckEnums for FSxWindowsFileServerVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Failure {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -848,6 +1395,18 @@ pub struct Failure {
     pub detail: Option<String>,
 }
 
+impl serde::Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Failure::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Failure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Failure::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Failure {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -855,12 +1414,25 @@ impl crate::validate::CheckEnums for Failure {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FirelensConfiguration {
     #[serde(rename = "type")]
     pub r#type: FirelensConfigurationType,
     #[serde(rename = "options")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl serde::Serialize for FirelensConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FirelensConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FirelensConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FirelensConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for FirelensConfiguration {
@@ -872,12 +1444,25 @@ impl crate::validate::CheckEnums for FirelensConfiguration {
 
 /// Input of [`Operation::GetTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetTaskProtectionRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
     #[serde(rename = "tasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<String>>,
+}
+
+impl serde::Serialize for GetTaskProtectionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetTaskProtectionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetTaskProtectionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetTaskProtectionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetTaskProtectionRequest {
@@ -888,6 +1473,7 @@ impl crate::validate::CheckEnums for GetTaskProtectionRequest {
 
 /// Output of [`Operation::GetTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetTaskProtectionResponse {
     #[serde(rename = "protectedTasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -897,6 +1483,18 @@ pub struct GetTaskProtectionResponse {
     pub failures: Option<Vec<Failure>>,
 }
 
+impl serde::Serialize for GetTaskProtectionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetTaskProtectionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetTaskProtectionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetTaskProtectionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetTaskProtectionResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -904,6 +1502,7 @@ impl crate::validate::CheckEnums for GetTaskProtectionResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct HealthCheck {
     #[serde(rename = "command")]
     pub command: Vec<String>,
@@ -921,6 +1520,18 @@ pub struct HealthCheck {
     pub start_period: Option<i32>,
 }
 
+impl serde::Serialize for HealthCheck {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HealthCheck::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HealthCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HealthCheck::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for HealthCheck {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -928,11 +1539,24 @@ impl crate::validate::CheckEnums for HealthCheck {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct HostEntry {
     #[serde(rename = "hostname")]
     pub hostname: String,
     #[serde(rename = "ipAddress")]
     pub ip_address: String,
+}
+
+impl serde::Serialize for HostEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HostEntry::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HostEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HostEntry::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for HostEntry {
@@ -942,10 +1566,23 @@ impl crate::validate::CheckEnums for HostEntry {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct HostVolumeProperties {
     #[serde(rename = "sourcePath")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_path: Option<String>,
+}
+
+impl serde::Serialize for HostVolumeProperties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HostVolumeProperties::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HostVolumeProperties {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HostVolumeProperties::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for HostVolumeProperties {
@@ -955,11 +1592,24 @@ impl crate::validate::CheckEnums for HostVolumeProperties {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InferenceAccelerator {
     #[serde(rename = "deviceName")]
     pub device_name: String,
     #[serde(rename = "deviceType")]
     pub device_type: String,
+}
+
+impl serde::Serialize for InferenceAccelerator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InferenceAccelerator::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InferenceAccelerator {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InferenceAccelerator::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InferenceAccelerator {
@@ -969,6 +1619,7 @@ impl crate::validate::CheckEnums for InferenceAccelerator {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InferenceAcceleratorOverride {
     #[serde(rename = "deviceName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -978,6 +1629,18 @@ pub struct InferenceAcceleratorOverride {
     pub device_type: Option<String>,
 }
 
+impl serde::Serialize for InferenceAcceleratorOverride {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InferenceAcceleratorOverride::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InferenceAcceleratorOverride {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InferenceAcceleratorOverride::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for InferenceAcceleratorOverride {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -985,10 +1648,23 @@ impl crate::validate::CheckEnums for InferenceAcceleratorOverride {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InfrastructureOptimization {
     #[serde(rename = "scaleInAfter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_in_after: Option<i32>,
+}
+
+impl serde::Serialize for InfrastructureOptimization {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InfrastructureOptimization::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InfrastructureOptimization {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InfrastructureOptimization::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InfrastructureOptimization {
@@ -998,11 +1674,24 @@ impl crate::validate::CheckEnums for InfrastructureOptimization {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct IngressPathSummary {
     #[serde(rename = "accessType")]
     pub access_type: AccessType,
     #[serde(rename = "endpoint")]
     pub endpoint: String,
+}
+
+impl serde::Serialize for IngressPathSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        IngressPathSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IngressPathSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IngressPathSummary::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for IngressPathSummary {
@@ -1013,6 +1702,7 @@ impl crate::validate::CheckEnums for IngressPathSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InstanceHealthCheckResult {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1031,6 +1721,18 @@ pub struct InstanceHealthCheckResult {
     pub last_status_change: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for InstanceHealthCheckResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InstanceHealthCheckResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceHealthCheckResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InstanceHealthCheckResult::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for InstanceHealthCheckResult {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("type", &self.r#type)?;
@@ -1040,6 +1742,7 @@ impl crate::validate::CheckEnums for InstanceHealthCheckResult {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InstanceLaunchTemplate {
     #[serde(rename = "ec2InstanceProfileArn")]
     pub ec2_instance_profile_arn: String,
@@ -1071,6 +1774,18 @@ pub struct InstanceLaunchTemplate {
     pub capacity_reservations: Option<CapacityReservationRequest>,
 }
 
+impl serde::Serialize for InstanceLaunchTemplate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InstanceLaunchTemplate::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceLaunchTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InstanceLaunchTemplate::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for InstanceLaunchTemplate {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("monitoring", &self.monitoring)?;
@@ -1082,6 +1797,7 @@ impl crate::validate::CheckEnums for InstanceLaunchTemplate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InstanceLaunchTemplateUpdate {
     #[serde(rename = "ec2InstanceProfileArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1109,6 +1825,18 @@ pub struct InstanceLaunchTemplateUpdate {
     pub capacity_reservations: Option<CapacityReservationRequest>,
 }
 
+impl serde::Serialize for InstanceLaunchTemplateUpdate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InstanceLaunchTemplateUpdate::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceLaunchTemplateUpdate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InstanceLaunchTemplateUpdate::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for InstanceLaunchTemplateUpdate {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("monitoring", &self.monitoring)?;
@@ -1119,6 +1847,7 @@ impl crate::validate::CheckEnums for InstanceLaunchTemplateUpdate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InstanceRequirementsRequest {
     #[serde(rename = "vCpuCount")]
     pub v_cpu_count: VCpuCountRangeRequest,
@@ -1192,6 +1921,18 @@ pub struct InstanceRequirementsRequest {
     pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
 }
 
+impl serde::Serialize for InstanceRequirementsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InstanceRequirementsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceRequirementsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InstanceRequirementsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for InstanceRequirementsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("cpuManufacturers", &self.cpu_manufacturers)?;
@@ -1209,10 +1950,23 @@ impl crate::validate::CheckEnums for InstanceRequirementsRequest {
 
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidParameterException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidParameterException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidParameterException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidParameterException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidParameterException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidParameterException {
@@ -1222,6 +1976,7 @@ impl crate::validate::CheckEnums for InvalidParameterException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct KernelCapabilities {
     #[serde(rename = "add")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1231,6 +1986,18 @@ pub struct KernelCapabilities {
     pub drop: Option<Vec<String>>,
 }
 
+impl serde::Serialize for KernelCapabilities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        KernelCapabilities::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KernelCapabilities {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        KernelCapabilities::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for KernelCapabilities {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1238,6 +2005,7 @@ impl crate::validate::CheckEnums for KernelCapabilities {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct KeyValuePair {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1245,6 +2013,18 @@ pub struct KeyValuePair {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl serde::Serialize for KeyValuePair {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        KeyValuePair::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyValuePair {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        KeyValuePair::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for KeyValuePair {

@@ -4,10 +4,23 @@ use super::*;
 
 /// Modeled error `LimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for LimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for LimitExceededException {
@@ -17,6 +30,7 @@ impl crate::validate::CheckEnums for LimitExceededException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LinearConfiguration {
     #[serde(rename = "stepPercent")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,6 +40,18 @@ pub struct LinearConfiguration {
     pub step_bake_time_in_minutes: Option<i32>,
 }
 
+impl serde::Serialize for LinearConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LinearConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LinearConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LinearConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LinearConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -33,6 +59,7 @@ impl crate::validate::CheckEnums for LinearConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LinuxParameters {
     #[serde(rename = "capabilities")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +84,18 @@ pub struct LinuxParameters {
     pub swappiness: Option<i32>,
 }
 
+impl serde::Serialize for LinuxParameters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LinuxParameters::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LinuxParameters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LinuxParameters::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LinuxParameters {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("devices", &self.devices)?;
@@ -66,6 +105,7 @@ impl crate::validate::CheckEnums for LinuxParameters {
 
 /// Input of [`Operation::ListAccountSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListAccountSettingsRequest {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +127,18 @@ pub struct ListAccountSettingsRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListAccountSettingsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListAccountSettingsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListAccountSettingsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListAccountSettingsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListAccountSettingsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("name", &self.name)?;
@@ -96,6 +148,7 @@ impl crate::validate::CheckEnums for ListAccountSettingsRequest {
 
 /// Output of [`Operation::ListAccountSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListAccountSettingsResponse {
     #[serde(rename = "settings")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +156,18 @@ pub struct ListAccountSettingsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListAccountSettingsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListAccountSettingsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListAccountSettingsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListAccountSettingsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListAccountSettingsResponse {
@@ -114,6 +179,7 @@ impl crate::validate::CheckEnums for ListAccountSettingsResponse {
 
 /// Input of [`Operation::ListAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListAttributesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +200,18 @@ pub struct ListAttributesRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListAttributesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListAttributesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListAttributesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListAttributesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListAttributesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("targetType", &self.target_type)?;
@@ -143,6 +221,7 @@ impl crate::validate::CheckEnums for ListAttributesRequest {
 
 /// Output of [`Operation::ListAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListAttributesResponse {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +229,18 @@ pub struct ListAttributesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListAttributesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListAttributesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListAttributesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListAttributesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListAttributesResponse {
@@ -161,6 +252,7 @@ impl crate::validate::CheckEnums for ListAttributesResponse {
 
 /// Input of [`Operation::ListClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListClustersRequest {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +260,18 @@ pub struct ListClustersRequest {
     #[serde(rename = "maxResults")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i32>,
+}
+
+impl serde::Serialize for ListClustersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListClustersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListClustersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListClustersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListClustersRequest {
@@ -178,6 +282,7 @@ impl crate::validate::CheckEnums for ListClustersRequest {
 
 /// Output of [`Operation::ListClusters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListClustersResponse {
     #[serde(rename = "clusterArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +290,18 @@ pub struct ListClustersResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListClustersResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListClustersResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListClustersResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListClustersResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListClustersResponse {
@@ -195,6 +312,7 @@ impl crate::validate::CheckEnums for ListClustersResponse {
 
 /// Input of [`Operation::ListContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListContainerInstancesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +331,18 @@ pub struct ListContainerInstancesRequest {
     pub status: Option<ContainerInstanceStatus>,
 }
 
+impl serde::Serialize for ListContainerInstancesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListContainerInstancesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListContainerInstancesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListContainerInstancesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListContainerInstancesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -222,6 +352,7 @@ impl crate::validate::CheckEnums for ListContainerInstancesRequest {
 
 /// Output of [`Operation::ListContainerInstances`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListContainerInstancesResponse {
     #[serde(rename = "containerInstanceArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +360,18 @@ pub struct ListContainerInstancesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListContainerInstancesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListContainerInstancesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListContainerInstancesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListContainerInstancesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListContainerInstancesResponse {
@@ -239,6 +382,7 @@ impl crate::validate::CheckEnums for ListContainerInstancesResponse {
 
 /// Input of [`Operation::ListDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonDeploymentsRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
@@ -256,6 +400,18 @@ pub struct ListDaemonDeploymentsRequest {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for ListDaemonDeploymentsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonDeploymentsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonDeploymentsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonDeploymentsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListDaemonDeploymentsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -265,6 +421,7 @@ impl crate::validate::CheckEnums for ListDaemonDeploymentsRequest {
 
 /// Output of [`Operation::ListDaemonDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonDeploymentsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +429,18 @@ pub struct ListDaemonDeploymentsResponse {
     #[serde(rename = "daemonDeployments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_deployments: Option<Vec<DaemonDeploymentSummary>>,
+}
+
+impl serde::Serialize for ListDaemonDeploymentsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonDeploymentsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonDeploymentsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonDeploymentsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListDaemonDeploymentsResponse {
@@ -283,6 +452,7 @@ impl crate::validate::CheckEnums for ListDaemonDeploymentsResponse {
 
 /// Input of [`Operation::ListDaemonTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonTaskDefinitionsRequest {
     #[serde(rename = "familyPrefix")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,6 +477,18 @@ pub struct ListDaemonTaskDefinitionsRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListDaemonTaskDefinitionsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonTaskDefinitionsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonTaskDefinitionsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonTaskDefinitionsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("revision", &self.revision)?;
@@ -318,6 +500,7 @@ impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsRequest {
 
 /// Output of [`Operation::ListDaemonTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonTaskDefinitionsResponse {
     #[serde(rename = "daemonTaskDefinitions")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -325,6 +508,18 @@ pub struct ListDaemonTaskDefinitionsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListDaemonTaskDefinitionsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonTaskDefinitionsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonTaskDefinitionsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonTaskDefinitionsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsResponse {
@@ -336,6 +531,7 @@ impl crate::validate::CheckEnums for ListDaemonTaskDefinitionsResponse {
 
 /// Input of [`Operation::ListDaemons`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonsRequest {
     #[serde(rename = "clusterArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -351,6 +547,18 @@ pub struct ListDaemonsRequest {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for ListDaemonsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListDaemonsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -359,6 +567,7 @@ impl crate::validate::CheckEnums for ListDaemonsRequest {
 
 /// Output of [`Operation::ListDaemons`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListDaemonsResponse {
     #[serde(rename = "daemonSummariesList")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,6 +575,18 @@ pub struct ListDaemonsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListDaemonsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListDaemonsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListDaemonsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListDaemonsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListDaemonsResponse {
@@ -377,6 +598,7 @@ impl crate::validate::CheckEnums for ListDaemonsResponse {
 
 /// Input of [`Operation::ListServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServiceDeploymentsRequest {
     #[serde(rename = "service")]
     pub service: String,
@@ -397,6 +619,18 @@ pub struct ListServiceDeploymentsRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListServiceDeploymentsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServiceDeploymentsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServiceDeploymentsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServiceDeploymentsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListServiceDeploymentsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -406,6 +640,7 @@ impl crate::validate::CheckEnums for ListServiceDeploymentsRequest {
 
 /// Output of [`Operation::ListServiceDeployments`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServiceDeploymentsResponse {
     #[serde(rename = "serviceDeployments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +648,18 @@ pub struct ListServiceDeploymentsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListServiceDeploymentsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServiceDeploymentsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServiceDeploymentsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServiceDeploymentsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListServiceDeploymentsResponse {
@@ -424,6 +671,7 @@ impl crate::validate::CheckEnums for ListServiceDeploymentsResponse {
 
 /// Input of [`Operation::ListServicesByNamespace`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServicesByNamespaceRequest {
     #[serde(rename = "namespace")]
     pub namespace: String,
@@ -435,6 +683,18 @@ pub struct ListServicesByNamespaceRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListServicesByNamespaceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServicesByNamespaceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServicesByNamespaceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServicesByNamespaceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListServicesByNamespaceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -443,6 +703,7 @@ impl crate::validate::CheckEnums for ListServicesByNamespaceRequest {
 
 /// Output of [`Operation::ListServicesByNamespace`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServicesByNamespaceResponse {
     #[serde(rename = "serviceArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -450,6 +711,18 @@ pub struct ListServicesByNamespaceResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListServicesByNamespaceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServicesByNamespaceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServicesByNamespaceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServicesByNamespaceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListServicesByNamespaceResponse {
@@ -460,6 +733,7 @@ impl crate::validate::CheckEnums for ListServicesByNamespaceResponse {
 
 /// Input of [`Operation::ListServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServicesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -481,6 +755,18 @@ pub struct ListServicesRequest {
     pub resource_management_type: Option<ResourceManagementType>,
 }
 
+impl serde::Serialize for ListServicesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServicesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServicesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServicesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListServicesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -492,6 +778,7 @@ impl crate::validate::CheckEnums for ListServicesRequest {
 
 /// Output of [`Operation::ListServices`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListServicesResponse {
     #[serde(rename = "serviceArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -499,6 +786,18 @@ pub struct ListServicesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListServicesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListServicesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListServicesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListServicesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListServicesResponse {
@@ -509,9 +808,22 @@ impl crate::validate::CheckEnums for ListServicesResponse {
 
 /// Input of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
+}
+
+impl serde::Serialize for ListTagsForResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsForResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsForResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsForResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsForResourceRequest {
@@ -522,10 +834,23 @@ impl crate::validate::CheckEnums for ListTagsForResourceRequest {
 
 /// Output of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForResourceResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl serde::Serialize for ListTagsForResourceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsForResourceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsForResourceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsForResourceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsForResourceResponse {
@@ -536,6 +861,7 @@ impl crate::validate::CheckEnums for ListTagsForResourceResponse {
 
 /// Input of [`Operation::ListTaskDefinitionFamilies`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTaskDefinitionFamiliesRequest {
     #[serde(rename = "familyPrefix")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -551,6 +877,18 @@ pub struct ListTaskDefinitionFamiliesRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListTaskDefinitionFamiliesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTaskDefinitionFamiliesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTaskDefinitionFamiliesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTaskDefinitionFamiliesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -560,6 +898,7 @@ impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesRequest {
 
 /// Output of [`Operation::ListTaskDefinitionFamilies`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTaskDefinitionFamiliesResponse {
     #[serde(rename = "families")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -567,6 +906,18 @@ pub struct ListTaskDefinitionFamiliesResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListTaskDefinitionFamiliesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTaskDefinitionFamiliesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTaskDefinitionFamiliesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTaskDefinitionFamiliesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesResponse {
@@ -577,6 +928,7 @@ impl crate::validate::CheckEnums for ListTaskDefinitionFamiliesResponse {
 
 /// Input of [`Operation::ListTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTaskDefinitionsRequest {
     #[serde(rename = "familyPrefix")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -595,6 +947,18 @@ pub struct ListTaskDefinitionsRequest {
     pub max_results: Option<i32>,
 }
 
+impl serde::Serialize for ListTaskDefinitionsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTaskDefinitionsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTaskDefinitionsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTaskDefinitionsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListTaskDefinitionsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -605,6 +969,7 @@ impl crate::validate::CheckEnums for ListTaskDefinitionsRequest {
 
 /// Output of [`Operation::ListTaskDefinitions`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTaskDefinitionsResponse {
     #[serde(rename = "taskDefinitionArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -612,6 +977,18 @@ pub struct ListTaskDefinitionsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListTaskDefinitionsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTaskDefinitionsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTaskDefinitionsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTaskDefinitionsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTaskDefinitionsResponse {
@@ -622,6 +999,7 @@ impl crate::validate::CheckEnums for ListTaskDefinitionsResponse {
 
 /// Input of [`Operation::ListTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTasksRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -655,6 +1033,18 @@ pub struct ListTasksRequest {
     pub daemon_name: Option<String>,
 }
 
+impl serde::Serialize for ListTasksRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTasksRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTasksRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTasksRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListTasksRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("desiredStatus", &self.desired_status)?;
@@ -665,6 +1055,7 @@ impl crate::validate::CheckEnums for ListTasksRequest {
 
 /// Output of [`Operation::ListTasks`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTasksResponse {
     #[serde(rename = "taskArns")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -674,6 +1065,18 @@ pub struct ListTasksResponse {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for ListTasksResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTasksResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTasksResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTasksResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListTasksResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -681,6 +1084,7 @@ impl crate::validate::CheckEnums for ListTasksResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LoadBalancer {
     #[serde(rename = "targetGroupArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -699,6 +1103,18 @@ pub struct LoadBalancer {
     pub advanced_configuration: Option<AdvancedConfiguration>,
 }
 
+impl serde::Serialize for LoadBalancer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LoadBalancer::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LoadBalancer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LoadBalancer::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LoadBalancer {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -706,6 +1122,7 @@ impl crate::validate::CheckEnums for LoadBalancer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LogConfiguration {
     #[serde(rename = "logDriver")]
     pub log_driver: LogDriver,
@@ -717,6 +1134,18 @@ pub struct LogConfiguration {
     pub secret_options: Option<Vec<Secret>>,
 }
 
+impl serde::Serialize for LogConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LogConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LogConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LogConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("logDriver", &self.log_driver)?;
@@ -725,6 +1154,7 @@ impl crate::validate::CheckEnums for LogConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedAgent {
     #[serde(rename = "lastStartedAt")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -740,6 +1170,18 @@ pub struct ManagedAgent {
     pub last_status: Option<String>,
 }
 
+impl serde::Serialize for ManagedAgent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedAgent::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedAgent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedAgent::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedAgent {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("name", &self.name)?;
@@ -748,6 +1190,7 @@ impl crate::validate::CheckEnums for ManagedAgent {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedAgentStateChange {
     #[serde(rename = "containerName")]
     pub container_name: String,
@@ -760,6 +1203,18 @@ pub struct ManagedAgentStateChange {
     pub reason: Option<String>,
 }
 
+impl serde::Serialize for ManagedAgentStateChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedAgentStateChange::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedAgentStateChange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedAgentStateChange::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedAgentStateChange {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("managedAgentName", &self.managed_agent_name)?;
@@ -768,6 +1223,7 @@ impl crate::validate::CheckEnums for ManagedAgentStateChange {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedApplicationAutoScalingPolicy {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -787,6 +1243,18 @@ pub struct ManagedApplicationAutoScalingPolicy {
     pub metric: String,
 }
 
+impl serde::Serialize for ManagedApplicationAutoScalingPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedApplicationAutoScalingPolicy::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedApplicationAutoScalingPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedApplicationAutoScalingPolicy::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedApplicationAutoScalingPolicy {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -795,6 +1263,7 @@ impl crate::validate::CheckEnums for ManagedApplicationAutoScalingPolicy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedAutoScaling {
     #[serde(rename = "scalableTarget")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -802,6 +1271,18 @@ pub struct ManagedAutoScaling {
     #[serde(rename = "applicationAutoScalingPolicies")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_auto_scaling_policies: Option<Vec<ManagedApplicationAutoScalingPolicy>>,
+}
+
+impl serde::Serialize for ManagedAutoScaling {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedAutoScaling::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedAutoScaling {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedAutoScaling::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ManagedAutoScaling {
@@ -816,6 +1297,7 @@ impl crate::validate::CheckEnums for ManagedAutoScaling {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedCertificate {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -831,6 +1313,18 @@ pub struct ManagedCertificate {
     pub domain_name: String,
 }
 
+impl serde::Serialize for ManagedCertificate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedCertificate::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedCertificate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedCertificate::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedCertificate {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -839,6 +1333,7 @@ impl crate::validate::CheckEnums for ManagedCertificate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedIngressPath {
     #[serde(rename = "accessType")]
     pub access_type: AccessType,
@@ -864,6 +1359,18 @@ pub struct ManagedIngressPath {
     pub target_groups: Option<Vec<ManagedTargetGroup>>,
 }
 
+impl serde::Serialize for ManagedIngressPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedIngressPath::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedIngressPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedIngressPath::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedIngressPath {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("accessType", &self.access_type)?;
@@ -881,10 +1388,23 @@ impl crate::validate::CheckEnums for ManagedIngressPath {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedInstancesLocalStorageConfiguration {
     #[serde(rename = "useLocalStorage")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_local_storage: Option<bool>,
+}
+
+impl serde::Serialize for ManagedInstancesLocalStorageConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedInstancesLocalStorageConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedInstancesLocalStorageConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedInstancesLocalStorageConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ManagedInstancesLocalStorageConfiguration {
@@ -894,6 +1414,7 @@ impl crate::validate::CheckEnums for ManagedInstancesLocalStorageConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedInstancesNetworkConfiguration {
     #[serde(rename = "subnets")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -903,6 +1424,18 @@ pub struct ManagedInstancesNetworkConfiguration {
     pub security_groups: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ManagedInstancesNetworkConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedInstancesNetworkConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedInstancesNetworkConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedInstancesNetworkConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedInstancesNetworkConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -910,6 +1443,7 @@ impl crate::validate::CheckEnums for ManagedInstancesNetworkConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedInstancesProvider {
     #[serde(rename = "infrastructureRoleArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -928,6 +1462,18 @@ pub struct ManagedInstancesProvider {
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
+impl serde::Serialize for ManagedInstancesProvider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedInstancesProvider::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedInstancesProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedInstancesProvider::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedInstancesProvider {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
@@ -938,10 +1484,23 @@ impl crate::validate::CheckEnums for ManagedInstancesProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedInstancesStorageConfiguration {
     #[serde(rename = "storageSizeGiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_size_gi_b: Option<i32>,
+}
+
+impl serde::Serialize for ManagedInstancesStorageConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedInstancesStorageConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedInstancesStorageConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedInstancesStorageConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ManagedInstancesStorageConfiguration {
@@ -951,6 +1510,7 @@ impl crate::validate::CheckEnums for ManagedInstancesStorageConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedListener {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -964,6 +1524,18 @@ pub struct ManagedListener {
     pub updated_at: crate::Timestamp,
 }
 
+impl serde::Serialize for ManagedListener {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedListener::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedListener {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedListener::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedListener {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -972,6 +1544,7 @@ impl crate::validate::CheckEnums for ManagedListener {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedListenerRule {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -985,6 +1558,18 @@ pub struct ManagedListenerRule {
     pub updated_at: crate::Timestamp,
 }
 
+impl serde::Serialize for ManagedListenerRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedListenerRule::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedListenerRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedListenerRule::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedListenerRule {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -993,6 +1578,7 @@ impl crate::validate::CheckEnums for ManagedListenerRule {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedLoadBalancer {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1014,6 +1600,18 @@ pub struct ManagedLoadBalancer {
     pub security_group_ids: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ManagedLoadBalancer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedLoadBalancer::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedLoadBalancer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedLoadBalancer::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedLoadBalancer {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1022,6 +1620,7 @@ impl crate::validate::CheckEnums for ManagedLoadBalancer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedLogGroup {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1037,6 +1636,18 @@ pub struct ManagedLogGroup {
     pub log_group_name: String,
 }
 
+impl serde::Serialize for ManagedLogGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedLogGroup::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedLogGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedLogGroup::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedLogGroup {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1045,6 +1656,7 @@ impl crate::validate::CheckEnums for ManagedLogGroup {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedMetricAlarm {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1058,6 +1670,18 @@ pub struct ManagedMetricAlarm {
     pub updated_at: crate::Timestamp,
 }
 
+impl serde::Serialize for ManagedMetricAlarm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedMetricAlarm::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedMetricAlarm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedMetricAlarm::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedMetricAlarm {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1066,6 +1690,7 @@ impl crate::validate::CheckEnums for ManagedMetricAlarm {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedScalableTarget {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1083,6 +1708,18 @@ pub struct ManagedScalableTarget {
     pub max_capacity: i32,
 }
 
+impl serde::Serialize for ManagedScalableTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedScalableTarget::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedScalableTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedScalableTarget::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedScalableTarget {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1091,6 +1728,7 @@ impl crate::validate::CheckEnums for ManagedScalableTarget {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedScaling {
     #[serde(rename = "status")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1109,6 +1747,18 @@ pub struct ManagedScaling {
     pub instance_warmup_period: Option<i32>,
 }
 
+impl serde::Serialize for ManagedScaling {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedScaling::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedScaling {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedScaling::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedScaling {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1117,6 +1767,7 @@ impl crate::validate::CheckEnums for ManagedScaling {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedSecurityGroup {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1130,6 +1781,18 @@ pub struct ManagedSecurityGroup {
     pub updated_at: crate::Timestamp,
 }
 
+impl serde::Serialize for ManagedSecurityGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedSecurityGroup::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedSecurityGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedSecurityGroup::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedSecurityGroup {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1138,6 +1801,7 @@ impl crate::validate::CheckEnums for ManagedSecurityGroup {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedStorageConfiguration {
     #[serde(rename = "kmsKeyId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1147,6 +1811,18 @@ pub struct ManagedStorageConfiguration {
     pub fargate_ephemeral_storage_kms_key_id: Option<String>,
 }
 
+impl serde::Serialize for ManagedStorageConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedStorageConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedStorageConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedStorageConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedStorageConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1154,6 +1830,7 @@ impl crate::validate::CheckEnums for ManagedStorageConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ManagedTargetGroup {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1173,6 +1850,18 @@ pub struct ManagedTargetGroup {
     pub port: i32,
 }
 
+impl serde::Serialize for ManagedTargetGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ManagedTargetGroup::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ManagedTargetGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ManagedTargetGroup::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ManagedTargetGroup {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1181,6 +1870,7 @@ impl crate::validate::CheckEnums for ManagedTargetGroup {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct MemoryGiBPerVCpuRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1190,6 +1880,18 @@ pub struct MemoryGiBPerVCpuRequest {
     pub max: Option<f64>,
 }
 
+impl serde::Serialize for MemoryGiBPerVCpuRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MemoryGiBPerVCpuRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemoryGiBPerVCpuRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MemoryGiBPerVCpuRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for MemoryGiBPerVCpuRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1197,12 +1899,25 @@ impl crate::validate::CheckEnums for MemoryGiBPerVCpuRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct MemoryMiBRequest {
     #[serde(rename = "min")]
     pub min: i32,
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl serde::Serialize for MemoryMiBRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MemoryMiBRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemoryMiBRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MemoryMiBRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for MemoryMiBRequest {
@@ -1213,10 +1928,23 @@ impl crate::validate::CheckEnums for MemoryMiBRequest {
 
 /// Modeled error `MissingVersionException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct MissingVersionException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for MissingVersionException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MissingVersionException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MissingVersionException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MissingVersionException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for MissingVersionException {
@@ -1226,6 +1954,7 @@ impl crate::validate::CheckEnums for MissingVersionException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct MountPoint {
     #[serde(rename = "sourceVolume")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1238,6 +1967,18 @@ pub struct MountPoint {
     pub read_only: Option<bool>,
 }
 
+impl serde::Serialize for MountPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MountPoint::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MountPoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MountPoint::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for MountPoint {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1246,10 +1987,23 @@ impl crate::validate::CheckEnums for MountPoint {
 
 /// Modeled error `NamespaceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NamespaceNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for NamespaceNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NamespaceNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NamespaceNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NamespaceNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for NamespaceNotFoundException {
@@ -1259,6 +2013,7 @@ impl crate::validate::CheckEnums for NamespaceNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NetworkBandwidthGbpsRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1268,6 +2023,18 @@ pub struct NetworkBandwidthGbpsRequest {
     pub max: Option<f64>,
 }
 
+impl serde::Serialize for NetworkBandwidthGbpsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NetworkBandwidthGbpsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NetworkBandwidthGbpsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkBandwidthGbpsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for NetworkBandwidthGbpsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1275,6 +2042,7 @@ impl crate::validate::CheckEnums for NetworkBandwidthGbpsRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NetworkBinding {
     #[serde(rename = "bindIP")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1294,6 +2062,18 @@ pub struct NetworkBinding {
     #[serde(rename = "hostPortRange")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port_range: Option<String>,
+}
+
+impl serde::Serialize for NetworkBinding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NetworkBinding::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NetworkBinding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkBinding::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for NetworkBinding {

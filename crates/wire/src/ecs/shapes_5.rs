@@ -3,10 +3,23 @@
 use super::*;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NetworkConfiguration {
     #[serde(rename = "awsvpcConfiguration")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awsvpc_configuration: Option<AwsVpcConfiguration>,
+}
+
+impl serde::Serialize for NetworkConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NetworkConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NetworkConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for NetworkConfiguration {
@@ -17,6 +30,7 @@ impl crate::validate::CheckEnums for NetworkConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NetworkInterface {
     #[serde(rename = "attachmentId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +43,18 @@ pub struct NetworkInterface {
     pub ipv6_address: Option<String>,
 }
 
+impl serde::Serialize for NetworkInterface {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NetworkInterface::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NetworkInterface {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkInterface::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for NetworkInterface {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -36,6 +62,7 @@ impl crate::validate::CheckEnums for NetworkInterface {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NetworkInterfaceCountRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +70,18 @@ pub struct NetworkInterfaceCountRequest {
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl serde::Serialize for NetworkInterfaceCountRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NetworkInterfaceCountRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NetworkInterfaceCountRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NetworkInterfaceCountRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for NetworkInterfaceCountRequest {
@@ -53,10 +92,23 @@ impl crate::validate::CheckEnums for NetworkInterfaceCountRequest {
 
 /// Modeled error `NoUpdateAvailableException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct NoUpdateAvailableException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for NoUpdateAvailableException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        NoUpdateAvailableException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NoUpdateAvailableException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NoUpdateAvailableException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for NoUpdateAvailableException {
@@ -66,6 +118,7 @@ impl crate::validate::CheckEnums for NoUpdateAvailableException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PlacementConstraint {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +126,18 @@ pub struct PlacementConstraint {
     #[serde(rename = "expression")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+}
+
+impl serde::Serialize for PlacementConstraint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlacementConstraint::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlacementConstraint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlacementConstraint::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PlacementConstraint {
@@ -83,6 +148,7 @@ impl crate::validate::CheckEnums for PlacementConstraint {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PlacementStrategy {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +156,18 @@ pub struct PlacementStrategy {
     #[serde(rename = "field")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+impl serde::Serialize for PlacementStrategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlacementStrategy::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlacementStrategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlacementStrategy::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PlacementStrategy {
@@ -100,11 +178,24 @@ impl crate::validate::CheckEnums for PlacementStrategy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PlatformDevice {
     #[serde(rename = "id")]
     pub id: String,
     #[serde(rename = "type")]
     pub r#type: PlatformDeviceType,
+}
+
+impl serde::Serialize for PlatformDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlatformDevice::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlatformDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlatformDevice::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PlatformDevice {
@@ -116,10 +207,23 @@ impl crate::validate::CheckEnums for PlatformDevice {
 
 /// Modeled error `PlatformTaskDefinitionIncompatibilityException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PlatformTaskDefinitionIncompatibilityException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for PlatformTaskDefinitionIncompatibilityException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlatformTaskDefinitionIncompatibilityException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlatformTaskDefinitionIncompatibilityException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlatformTaskDefinitionIncompatibilityException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PlatformTaskDefinitionIncompatibilityException {
@@ -130,10 +234,23 @@ impl crate::validate::CheckEnums for PlatformTaskDefinitionIncompatibilityExcept
 
 /// Modeled error `PlatformUnknownException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PlatformUnknownException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for PlatformUnknownException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlatformUnknownException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PlatformUnknownException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlatformUnknownException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PlatformUnknownException {
@@ -143,6 +260,7 @@ impl crate::validate::CheckEnums for PlatformUnknownException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PortMapping {
     #[serde(rename = "containerPort")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +282,18 @@ pub struct PortMapping {
     pub container_port_range: Option<String>,
 }
 
+impl serde::Serialize for PortMapping {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PortMapping::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PortMapping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PortMapping::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PortMapping {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("protocol", &self.protocol)?;
@@ -173,6 +303,7 @@ impl crate::validate::CheckEnums for PortMapping {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ProtectedTask {
     #[serde(rename = "taskArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +316,18 @@ pub struct ProtectedTask {
     pub expiration_date: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for ProtectedTask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ProtectedTask::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProtectedTask {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ProtectedTask::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ProtectedTask {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -192,6 +335,7 @@ impl crate::validate::CheckEnums for ProtectedTask {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ProxyConfiguration {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +347,18 @@ pub struct ProxyConfiguration {
     pub properties: Option<Vec<KeyValuePair>>,
 }
 
+impl serde::Serialize for ProxyConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ProxyConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProxyConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ProxyConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ProxyConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("type", &self.r#type)?;
@@ -212,11 +368,24 @@ impl crate::validate::CheckEnums for ProxyConfiguration {
 
 /// Input of [`Operation::PutAccountSettingDefault`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAccountSettingDefaultRequest {
     #[serde(rename = "name")]
     pub name: SettingName,
     #[serde(rename = "value")]
     pub value: String,
+}
+
+impl serde::Serialize for PutAccountSettingDefaultRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAccountSettingDefaultRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAccountSettingDefaultRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAccountSettingDefaultRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAccountSettingDefaultRequest {
@@ -228,10 +397,23 @@ impl crate::validate::CheckEnums for PutAccountSettingDefaultRequest {
 
 /// Output of [`Operation::PutAccountSettingDefault`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAccountSettingDefaultResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl serde::Serialize for PutAccountSettingDefaultResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAccountSettingDefaultResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAccountSettingDefaultResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAccountSettingDefaultResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAccountSettingDefaultResponse {
@@ -243,6 +425,7 @@ impl crate::validate::CheckEnums for PutAccountSettingDefaultResponse {
 
 /// Input of [`Operation::PutAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAccountSettingRequest {
     #[serde(rename = "name")]
     pub name: SettingName,
@@ -251,6 +434,18 @@ pub struct PutAccountSettingRequest {
     #[serde(rename = "principalArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_arn: Option<String>,
+}
+
+impl serde::Serialize for PutAccountSettingRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAccountSettingRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAccountSettingRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAccountSettingRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAccountSettingRequest {
@@ -262,10 +457,23 @@ impl crate::validate::CheckEnums for PutAccountSettingRequest {
 
 /// Output of [`Operation::PutAccountSetting`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAccountSettingResponse {
     #[serde(rename = "setting")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<Setting>,
+}
+
+impl serde::Serialize for PutAccountSettingResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAccountSettingResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAccountSettingResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAccountSettingResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAccountSettingResponse {
@@ -277,12 +485,25 @@ impl crate::validate::CheckEnums for PutAccountSettingResponse {
 
 /// Input of [`Operation::PutAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAttributesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     #[serde(rename = "attributes")]
     pub attributes: Vec<Attribute>,
+}
+
+impl serde::Serialize for PutAttributesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAttributesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAttributesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAttributesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAttributesRequest {
@@ -294,10 +515,23 @@ impl crate::validate::CheckEnums for PutAttributesRequest {
 
 /// Output of [`Operation::PutAttributes`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutAttributesResponse {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<Attribute>>,
+}
+
+impl serde::Serialize for PutAttributesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutAttributesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutAttributesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutAttributesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutAttributesResponse {
@@ -309,6 +543,7 @@ impl crate::validate::CheckEnums for PutAttributesResponse {
 
 /// Input of [`Operation::PutClusterCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutClusterCapacityProvidersRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -316,6 +551,18 @@ pub struct PutClusterCapacityProvidersRequest {
     pub capacity_providers: Vec<String>,
     #[serde(rename = "defaultCapacityProviderStrategy")]
     pub default_capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+}
+
+impl serde::Serialize for PutClusterCapacityProvidersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutClusterCapacityProvidersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutClusterCapacityProvidersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutClusterCapacityProvidersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutClusterCapacityProvidersRequest {
@@ -326,10 +573,23 @@ impl crate::validate::CheckEnums for PutClusterCapacityProvidersRequest {
 
 /// Output of [`Operation::PutClusterCapacityProviders`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutClusterCapacityProvidersResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl serde::Serialize for PutClusterCapacityProvidersResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutClusterCapacityProvidersResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutClusterCapacityProvidersResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutClusterCapacityProvidersResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutClusterCapacityProvidersResponse {
@@ -341,6 +601,7 @@ impl crate::validate::CheckEnums for PutClusterCapacityProvidersResponse {
 
 /// Input of [`Operation::RegisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterContainerInstanceRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,6 +632,18 @@ pub struct RegisterContainerInstanceRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl serde::Serialize for RegisterContainerInstanceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterContainerInstanceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterContainerInstanceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterContainerInstanceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RegisterContainerInstanceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("attributes", &self.attributes)?;
@@ -381,10 +654,23 @@ impl crate::validate::CheckEnums for RegisterContainerInstanceRequest {
 
 /// Output of [`Operation::RegisterContainerInstance`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterContainerInstanceResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl serde::Serialize for RegisterContainerInstanceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterContainerInstanceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterContainerInstanceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterContainerInstanceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RegisterContainerInstanceResponse {
@@ -396,6 +682,7 @@ impl crate::validate::CheckEnums for RegisterContainerInstanceResponse {
 
 /// Input of [`Operation::RegisterDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterDaemonTaskDefinitionRequest {
     #[serde(rename = "family")]
     pub family: String,
@@ -421,6 +708,18 @@ pub struct RegisterDaemonTaskDefinitionRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl serde::Serialize for RegisterDaemonTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterDaemonTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterDaemonTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterDaemonTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("containerDefinitions", &self.container_definitions)?;
@@ -430,10 +729,23 @@ impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionRequest {
 
 /// Output of [`Operation::RegisterDaemonTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterDaemonTaskDefinitionResponse {
     #[serde(rename = "daemonTaskDefinitionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon_task_definition_arn: Option<String>,
+}
+
+impl serde::Serialize for RegisterDaemonTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterDaemonTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterDaemonTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterDaemonTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionResponse {
@@ -444,6 +756,7 @@ impl crate::validate::CheckEnums for RegisterDaemonTaskDefinitionResponse {
 
 /// Input of [`Operation::RegisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterTaskDefinitionRequest {
     #[serde(rename = "family")]
     pub family: String,
@@ -499,6 +812,18 @@ pub struct RegisterTaskDefinitionRequest {
     pub enable_fault_injection: Option<bool>,
 }
 
+impl serde::Serialize for RegisterTaskDefinitionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterTaskDefinitionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterTaskDefinitionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterTaskDefinitionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RegisterTaskDefinitionRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkMode", &self.network_mode)?;
@@ -516,6 +841,7 @@ impl crate::validate::CheckEnums for RegisterTaskDefinitionRequest {
 
 /// Output of [`Operation::RegisterTaskDefinition`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RegisterTaskDefinitionResponse {
     #[serde(rename = "taskDefinition")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,6 +849,18 @@ pub struct RegisterTaskDefinitionResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
+}
+
+impl serde::Serialize for RegisterTaskDefinitionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegisterTaskDefinitionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RegisterTaskDefinitionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RegisterTaskDefinitionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RegisterTaskDefinitionResponse {
@@ -533,9 +871,22 @@ impl crate::validate::CheckEnums for RegisterTaskDefinitionResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RepositoryCredentials {
     #[serde(rename = "credentialsParameter")]
     pub credentials_parameter: String,
+}
+
+impl serde::Serialize for RepositoryCredentials {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RepositoryCredentials::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RepositoryCredentials {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RepositoryCredentials::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RepositoryCredentials {
@@ -545,10 +896,23 @@ impl crate::validate::CheckEnums for RepositoryCredentials {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResolvedConfiguration {
     #[serde(rename = "loadBalancers")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancers: Option<Vec<ServiceRevisionLoadBalancer>>,
+}
+
+impl serde::Serialize for ResolvedConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResolvedConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResolvedConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResolvedConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResolvedConfiguration {
@@ -558,6 +922,7 @@ impl crate::validate::CheckEnums for ResolvedConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Resource {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -579,6 +944,18 @@ pub struct Resource {
     pub string_set_value: Option<Vec<String>>,
 }
 
+impl serde::Serialize for Resource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Resource::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Resource::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Resource {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -587,10 +964,23 @@ impl crate::validate::CheckEnums for Resource {
 
 /// Modeled error `ResourceInUseException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceInUseException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ResourceInUseException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceInUseException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceInUseException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceInUseException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResourceInUseException {
@@ -601,10 +991,23 @@ impl crate::validate::CheckEnums for ResourceInUseException {
 
 /// Modeled error `ResourceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ResourceNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResourceNotFoundException {
@@ -614,11 +1017,24 @@ impl crate::validate::CheckEnums for ResourceNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceRequirement {
     #[serde(rename = "value")]
     pub value: String,
     #[serde(rename = "type")]
     pub r#type: ResourceType,
+}
+
+impl serde::Serialize for ResourceRequirement {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceRequirement::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceRequirement {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceRequirement::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResourceRequirement {
@@ -629,6 +1045,7 @@ impl crate::validate::CheckEnums for ResourceRequirement {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Rollback {
     #[serde(rename = "reason")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -641,6 +1058,18 @@ pub struct Rollback {
     pub service_revision_arn: Option<String>,
 }
 
+impl serde::Serialize for Rollback {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Rollback::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rollback {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Rollback::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Rollback {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -649,6 +1078,7 @@ impl crate::validate::CheckEnums for Rollback {
 
 /// Input of [`Operation::RunTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RunTaskRequest {
     #[serde(rename = "capacityProviderStrategy")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -708,6 +1138,18 @@ pub struct RunTaskRequest {
     pub volume_configurations: Option<Vec<TaskVolumeConfiguration>>,
 }
 
+impl serde::Serialize for RunTaskRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RunTaskRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RunTaskRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RunTaskRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RunTaskRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -723,6 +1165,7 @@ impl crate::validate::CheckEnums for RunTaskRequest {
 
 /// Output of [`Operation::RunTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RunTaskResponse {
     #[serde(rename = "tasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -730,6 +1173,18 @@ pub struct RunTaskResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for RunTaskResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RunTaskResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RunTaskResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RunTaskResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RunTaskResponse {
@@ -740,6 +1195,7 @@ impl crate::validate::CheckEnums for RunTaskResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RuntimePlatform {
     #[serde(rename = "cpuArchitecture")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -747,6 +1203,18 @@ pub struct RuntimePlatform {
     #[serde(rename = "operatingSystemFamily")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operating_system_family: Option<OSFamily>,
+}
+
+impl serde::Serialize for RuntimePlatform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RuntimePlatform::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RuntimePlatform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RuntimePlatform::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RuntimePlatform {
@@ -758,6 +1226,7 @@ impl crate::validate::CheckEnums for RuntimePlatform {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct S3FilesVolumeConfiguration {
     #[serde(rename = "fileSystemArn")]
     pub file_system_arn: String,
@@ -772,6 +1241,18 @@ pub struct S3FilesVolumeConfiguration {
     pub access_point_arn: Option<String>,
 }
 
+impl serde::Serialize for S3FilesVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        S3FilesVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for S3FilesVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        S3FilesVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for S3FilesVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -779,6 +1260,7 @@ impl crate::validate::CheckEnums for S3FilesVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Scale {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -786,6 +1268,18 @@ pub struct Scale {
     #[serde(rename = "unit")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<ScaleUnit>,
+}
+
+impl serde::Serialize for Scale {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Scale::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scale {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Scale::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Scale {
@@ -796,11 +1290,24 @@ impl crate::validate::CheckEnums for Scale {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Secret {
     #[serde(rename = "name")]
     pub name: String,
     #[serde(rename = "valueFrom")]
     pub value_from: String,
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Secret::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Secret::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Secret {
@@ -811,10 +1318,23 @@ impl crate::validate::CheckEnums for Secret {
 
 /// Modeled error `ServerException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServerException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ServerException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServerException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServerException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServerException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServerException {
@@ -824,6 +1344,7 @@ impl crate::validate::CheckEnums for ServerException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Service {
     #[serde(rename = "serviceArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -932,6 +1453,18 @@ pub struct Service {
     pub resource_management_type: Option<ResourceManagementType>,
 }
 
+impl serde::Serialize for Service {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Service::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Service {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Service::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Service {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -954,12 +1487,25 @@ impl crate::validate::CheckEnums for Service {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectAccessLogConfiguration {
     #[serde(rename = "format")]
     pub format: ServiceConnectAccessLoggingFormat,
     #[serde(rename = "includeQueryParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_query_parameters: Option<ServiceConnectIncludeQueryParameters>,
+}
+
+impl serde::Serialize for ServiceConnectAccessLogConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectAccessLogConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectAccessLogConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectAccessLogConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceConnectAccessLogConfiguration {
@@ -971,6 +1517,7 @@ impl crate::validate::CheckEnums for ServiceConnectAccessLogConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectClientAlias {
     #[serde(rename = "port")]
     pub port: i32,
@@ -982,6 +1529,18 @@ pub struct ServiceConnectClientAlias {
     pub test_traffic_rules: Option<ServiceConnectTestTrafficRules>,
 }
 
+impl serde::Serialize for ServiceConnectClientAlias {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectClientAlias::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectClientAlias {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectClientAlias::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceConnectClientAlias {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -989,6 +1548,7 @@ impl crate::validate::CheckEnums for ServiceConnectClientAlias {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectConfiguration {
     #[serde(rename = "enabled")]
     pub enabled: bool,
@@ -1006,6 +1566,18 @@ pub struct ServiceConnectConfiguration {
     pub access_log_configuration: Option<ServiceConnectAccessLogConfiguration>,
 }
 
+impl serde::Serialize for ServiceConnectConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceConnectConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("logConfiguration", &self.log_configuration)?;
@@ -1015,6 +1587,7 @@ impl crate::validate::CheckEnums for ServiceConnectConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectService {
     #[serde(rename = "portName")]
     pub port_name: String,
@@ -1035,6 +1608,18 @@ pub struct ServiceConnectService {
     pub tls: Option<ServiceConnectTlsConfiguration>,
 }
 
+impl serde::Serialize for ServiceConnectService {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectService::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectService {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectService::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceConnectService {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1042,6 +1627,7 @@ impl crate::validate::CheckEnums for ServiceConnectService {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectServiceResource {
     #[serde(rename = "discoveryName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1051,6 +1637,18 @@ pub struct ServiceConnectServiceResource {
     pub discovery_arn: Option<String>,
 }
 
+impl serde::Serialize for ServiceConnectServiceResource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectServiceResource::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectServiceResource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectServiceResource::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceConnectServiceResource {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1058,9 +1656,22 @@ impl crate::validate::CheckEnums for ServiceConnectServiceResource {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectTestTrafficHeaderMatchRules {
     #[serde(rename = "exact")]
     pub exact: String,
+}
+
+impl serde::Serialize for ServiceConnectTestTrafficHeaderMatchRules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectTestTrafficHeaderMatchRules::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectTestTrafficHeaderMatchRules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectTestTrafficHeaderMatchRules::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderMatchRules {
@@ -1070,12 +1681,25 @@ impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderMatchRules {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectTestTrafficHeaderRules {
     #[serde(rename = "name")]
     pub name: String,
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<ServiceConnectTestTrafficHeaderMatchRules>,
+}
+
+impl serde::Serialize for ServiceConnectTestTrafficHeaderRules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectTestTrafficHeaderRules::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectTestTrafficHeaderRules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectTestTrafficHeaderRules::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderRules {
@@ -1085,9 +1709,22 @@ impl crate::validate::CheckEnums for ServiceConnectTestTrafficHeaderRules {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectTestTrafficRules {
     #[serde(rename = "header")]
     pub header: ServiceConnectTestTrafficHeaderRules,
+}
+
+impl serde::Serialize for ServiceConnectTestTrafficRules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectTestTrafficRules::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectTestTrafficRules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectTestTrafficRules::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceConnectTestTrafficRules {
@@ -1097,10 +1734,23 @@ impl crate::validate::CheckEnums for ServiceConnectTestTrafficRules {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectTlsCertificateAuthority {
     #[serde(rename = "awsPcaAuthorityArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_pca_authority_arn: Option<String>,
+}
+
+impl serde::Serialize for ServiceConnectTlsCertificateAuthority {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectTlsCertificateAuthority::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectTlsCertificateAuthority {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectTlsCertificateAuthority::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceConnectTlsCertificateAuthority {
@@ -1110,6 +1760,7 @@ impl crate::validate::CheckEnums for ServiceConnectTlsCertificateAuthority {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceConnectTlsConfiguration {
     #[serde(rename = "issuerCertificateAuthority")]
     pub issuer_certificate_authority: ServiceConnectTlsCertificateAuthority,
@@ -1121,6 +1772,18 @@ pub struct ServiceConnectTlsConfiguration {
     pub role_arn: Option<String>,
 }
 
+impl serde::Serialize for ServiceConnectTlsConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceConnectTlsConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceConnectTlsConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceConnectTlsConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceConnectTlsConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1128,6 +1791,7 @@ impl crate::validate::CheckEnums for ServiceConnectTlsConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceCurrentRevisionSummary {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1143,6 +1807,18 @@ pub struct ServiceCurrentRevisionSummary {
     pub pending_task_count: Option<i32>,
 }
 
+impl serde::Serialize for ServiceCurrentRevisionSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceCurrentRevisionSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceCurrentRevisionSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceCurrentRevisionSummary::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceCurrentRevisionSummary {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1150,6 +1826,7 @@ impl crate::validate::CheckEnums for ServiceCurrentRevisionSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceDeployment {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1207,6 +1884,18 @@ pub struct ServiceDeployment {
     pub alarms: Option<ServiceDeploymentAlarms>,
 }
 
+impl serde::Serialize for ServiceDeployment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceDeployment::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceDeployment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceDeployment::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceDeployment {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1220,6 +1909,7 @@ impl crate::validate::CheckEnums for ServiceDeployment {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceDeploymentAlarms {
     #[serde(rename = "status")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1232,6 +1922,18 @@ pub struct ServiceDeploymentAlarms {
     pub triggered_alarm_names: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ServiceDeploymentAlarms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceDeploymentAlarms::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceDeploymentAlarms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceDeploymentAlarms::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceDeploymentAlarms {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1240,6 +1942,7 @@ impl crate::validate::CheckEnums for ServiceDeploymentAlarms {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceDeploymentBrief {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1270,6 +1973,18 @@ pub struct ServiceDeploymentBrief {
     pub status_reason: Option<String>,
 }
 
+impl serde::Serialize for ServiceDeploymentBrief {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceDeploymentBrief::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceDeploymentBrief {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceDeploymentBrief::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceDeploymentBrief {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1278,6 +1993,7 @@ impl crate::validate::CheckEnums for ServiceDeploymentBrief {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceDeploymentCircuitBreaker {
     #[serde(rename = "status")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1290,6 +2006,18 @@ pub struct ServiceDeploymentCircuitBreaker {
     pub threshold: Option<i32>,
 }
 
+impl serde::Serialize for ServiceDeploymentCircuitBreaker {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceDeploymentCircuitBreaker::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceDeploymentCircuitBreaker {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceDeploymentCircuitBreaker::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceDeploymentCircuitBreaker {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1299,10 +2027,23 @@ impl crate::validate::CheckEnums for ServiceDeploymentCircuitBreaker {
 
 /// Modeled error `ServiceDeploymentNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceDeploymentNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ServiceDeploymentNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceDeploymentNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceDeploymentNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceDeploymentNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceDeploymentNotFoundException {
@@ -1312,6 +2053,7 @@ impl crate::validate::CheckEnums for ServiceDeploymentNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceEvent {
     #[serde(rename = "id")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1324,6 +2066,18 @@ pub struct ServiceEvent {
     pub message: Option<String>,
 }
 
+impl serde::Serialize for ServiceEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceEvent::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceEvent::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceEvent {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1331,6 +2085,7 @@ impl crate::validate::CheckEnums for ServiceEvent {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceManagedEBSVolumeConfiguration {
     #[serde(rename = "encrypted")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1366,6 +2121,18 @@ pub struct ServiceManagedEBSVolumeConfiguration {
     pub filesystem_type: Option<TaskFilesystemType>,
 }
 
+impl serde::Serialize for ServiceManagedEBSVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceManagedEBSVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceManagedEBSVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceManagedEBSVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceManagedEBSVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("tagSpecifications", &self.tag_specifications)?;
@@ -1376,10 +2143,23 @@ impl crate::validate::CheckEnums for ServiceManagedEBSVolumeConfiguration {
 
 /// Modeled error `ServiceNotActiveException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceNotActiveException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ServiceNotActiveException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceNotActiveException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceNotActiveException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceNotActiveException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceNotActiveException {

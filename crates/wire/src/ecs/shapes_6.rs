@@ -4,10 +4,23 @@ use super::*;
 
 /// Modeled error `ServiceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ServiceNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceNotFoundException {
@@ -17,6 +30,7 @@ impl crate::validate::CheckEnums for ServiceNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceRegistry {
     #[serde(rename = "registryArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +46,18 @@ pub struct ServiceRegistry {
     pub container_port: Option<i32>,
 }
 
+impl serde::Serialize for ServiceRegistry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceRegistry::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceRegistry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceRegistry::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceRegistry {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -39,6 +65,7 @@ impl crate::validate::CheckEnums for ServiceRegistry {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceRevision {
     #[serde(rename = "serviceRevisionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +129,18 @@ pub struct ServiceRevision {
     pub ecs_managed_resources: Option<ECSManagedResources>,
 }
 
+impl serde::Serialize for ServiceRevision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceRevision::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceRevision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceRevision::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceRevision {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -117,6 +156,7 @@ impl crate::validate::CheckEnums for ServiceRevision {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceRevisionLoadBalancer {
     #[serde(rename = "targetGroupArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +166,18 @@ pub struct ServiceRevisionLoadBalancer {
     pub production_listener_rule: Option<String>,
 }
 
+impl serde::Serialize for ServiceRevisionLoadBalancer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceRevisionLoadBalancer::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceRevisionLoadBalancer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceRevisionLoadBalancer::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceRevisionLoadBalancer {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -133,6 +185,7 @@ impl crate::validate::CheckEnums for ServiceRevisionLoadBalancer {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceRevisionSummary {
     #[serde(rename = "arn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +207,18 @@ pub struct ServiceRevisionSummary {
     pub requested_production_traffic_weight: Option<f64>,
 }
 
+impl serde::Serialize for ServiceRevisionSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceRevisionSummary::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceRevisionSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceRevisionSummary::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ServiceRevisionSummary {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -161,12 +226,25 @@ impl crate::validate::CheckEnums for ServiceRevisionSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceVolumeConfiguration {
     #[serde(rename = "name")]
     pub name: String,
     #[serde(rename = "managedEBSVolume")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_ebs_volume: Option<ServiceManagedEBSVolumeConfiguration>,
+}
+
+impl serde::Serialize for ServiceVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ServiceVolumeConfiguration {
@@ -177,6 +255,7 @@ impl crate::validate::CheckEnums for ServiceVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Session {
     #[serde(rename = "sessionId")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +268,18 @@ pub struct Session {
     pub token_value: Option<String>,
 }
 
+impl serde::Serialize for Session {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Session::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Session {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Session::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Session {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -196,6 +287,7 @@ impl crate::validate::CheckEnums for Session {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Setting {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +303,18 @@ pub struct Setting {
     pub r#type: Option<SettingType>,
 }
 
+impl serde::Serialize for Setting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Setting::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Setting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Setting::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Setting {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("name", &self.name)?;
@@ -221,6 +325,7 @@ impl crate::validate::CheckEnums for Setting {
 
 /// Input of [`Operation::StartTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StartTaskRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,6 +366,18 @@ pub struct StartTaskRequest {
     pub volume_configurations: Option<Vec<TaskVolumeConfiguration>>,
 }
 
+impl serde::Serialize for StartTaskRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StartTaskRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StartTaskRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StartTaskRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for StartTaskRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkConfiguration", &self.network_configuration)?;
@@ -273,6 +390,7 @@ impl crate::validate::CheckEnums for StartTaskRequest {
 
 /// Output of [`Operation::StartTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StartTaskResponse {
     #[serde(rename = "tasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +398,18 @@ pub struct StartTaskResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for StartTaskResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StartTaskResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StartTaskResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StartTaskResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for StartTaskResponse {
@@ -291,12 +421,25 @@ impl crate::validate::CheckEnums for StartTaskResponse {
 
 /// Input of [`Operation::StopServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StopServiceDeploymentRequest {
     #[serde(rename = "serviceDeploymentArn")]
     pub service_deployment_arn: String,
     #[serde(rename = "stopType")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_type: Option<StopServiceDeploymentStopType>,
+}
+
+impl serde::Serialize for StopServiceDeploymentRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StopServiceDeploymentRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StopServiceDeploymentRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StopServiceDeploymentRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for StopServiceDeploymentRequest {
@@ -308,10 +451,23 @@ impl crate::validate::CheckEnums for StopServiceDeploymentRequest {
 
 /// Output of [`Operation::StopServiceDeployment`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StopServiceDeploymentResponse {
     #[serde(rename = "serviceDeploymentArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_deployment_arn: Option<String>,
+}
+
+impl serde::Serialize for StopServiceDeploymentResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StopServiceDeploymentResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StopServiceDeploymentResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StopServiceDeploymentResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for StopServiceDeploymentResponse {
@@ -322,6 +478,7 @@ impl crate::validate::CheckEnums for StopServiceDeploymentResponse {
 
 /// Input of [`Operation::StopTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StopTaskRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,6 +490,18 @@ pub struct StopTaskRequest {
     pub reason: Option<String>,
 }
 
+impl serde::Serialize for StopTaskRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StopTaskRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StopTaskRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StopTaskRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for StopTaskRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -341,10 +510,23 @@ impl crate::validate::CheckEnums for StopTaskRequest {
 
 /// Output of [`Operation::StopTask`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct StopTaskResponse {
     #[serde(rename = "task")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+}
+
+impl serde::Serialize for StopTaskResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StopTaskResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StopTaskResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StopTaskResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for StopTaskResponse {
@@ -356,12 +538,25 @@ impl crate::validate::CheckEnums for StopTaskResponse {
 
 /// Input of [`Operation::SubmitAttachmentStateChanges`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitAttachmentStateChangesRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     #[serde(rename = "attachments")]
     pub attachments: Vec<AttachmentStateChange>,
+}
+
+impl serde::Serialize for SubmitAttachmentStateChangesRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitAttachmentStateChangesRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitAttachmentStateChangesRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitAttachmentStateChangesRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for SubmitAttachmentStateChangesRequest {
@@ -372,10 +567,23 @@ impl crate::validate::CheckEnums for SubmitAttachmentStateChangesRequest {
 
 /// Output of [`Operation::SubmitAttachmentStateChanges`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitAttachmentStateChangesResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl serde::Serialize for SubmitAttachmentStateChangesResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitAttachmentStateChangesResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitAttachmentStateChangesResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitAttachmentStateChangesResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for SubmitAttachmentStateChangesResponse {
@@ -386,6 +594,7 @@ impl crate::validate::CheckEnums for SubmitAttachmentStateChangesResponse {
 
 /// Input of [`Operation::SubmitContainerStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitContainerStateChangeRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +622,18 @@ pub struct SubmitContainerStateChangeRequest {
     pub network_bindings: Option<Vec<NetworkBinding>>,
 }
 
+impl serde::Serialize for SubmitContainerStateChangeRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitContainerStateChangeRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitContainerStateChangeRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitContainerStateChangeRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for SubmitContainerStateChangeRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("networkBindings", &self.network_bindings)?;
@@ -422,10 +643,23 @@ impl crate::validate::CheckEnums for SubmitContainerStateChangeRequest {
 
 /// Output of [`Operation::SubmitContainerStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitContainerStateChangeResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl serde::Serialize for SubmitContainerStateChangeResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitContainerStateChangeResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitContainerStateChangeResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitContainerStateChangeResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for SubmitContainerStateChangeResponse {
@@ -436,6 +670,7 @@ impl crate::validate::CheckEnums for SubmitContainerStateChangeResponse {
 
 /// Input of [`Operation::SubmitTaskStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitTaskStateChangeRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -469,6 +704,18 @@ pub struct SubmitTaskStateChangeRequest {
     pub execution_stopped_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for SubmitTaskStateChangeRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitTaskStateChangeRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitTaskStateChangeRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitTaskStateChangeRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for SubmitTaskStateChangeRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("containers", &self.containers)?;
@@ -479,10 +726,23 @@ impl crate::validate::CheckEnums for SubmitTaskStateChangeRequest {
 
 /// Output of [`Operation::SubmitTaskStateChange`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SubmitTaskStateChangeResponse {
     #[serde(rename = "acknowledgment")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgment: Option<String>,
+}
+
+impl serde::Serialize for SubmitTaskStateChangeResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SubmitTaskStateChangeResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SubmitTaskStateChangeResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SubmitTaskStateChangeResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for SubmitTaskStateChangeResponse {
@@ -492,6 +752,7 @@ impl crate::validate::CheckEnums for SubmitTaskStateChangeResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SystemControl {
     #[serde(rename = "namespace")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -501,6 +762,18 @@ pub struct SystemControl {
     pub value: Option<String>,
 }
 
+impl serde::Serialize for SystemControl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SystemControl::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SystemControl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SystemControl::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for SystemControl {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -508,6 +781,7 @@ impl crate::validate::CheckEnums for SystemControl {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Tag {
     #[serde(rename = "key")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -515,6 +789,18 @@ pub struct Tag {
     #[serde(rename = "value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Tag::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Tag::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Tag {
@@ -525,11 +811,24 @@ impl crate::validate::CheckEnums for Tag {
 
 /// Input of [`Operation::TagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TagResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
     #[serde(rename = "tags")]
     pub tags: Vec<Tag>,
+}
+
+impl serde::Serialize for TagResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TagResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TagResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TagResourceRequest {
@@ -540,7 +839,20 @@ impl crate::validate::CheckEnums for TagResourceRequest {
 
 /// Output of [`Operation::TagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TagResourceResponse {}
+
+impl serde::Serialize for TagResourceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TagResourceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagResourceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TagResourceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for TagResourceResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -550,10 +862,23 @@ impl crate::validate::CheckEnums for TagResourceResponse {
 
 /// Modeled error `TargetNotConnectedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TargetNotConnectedException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for TargetNotConnectedException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TargetNotConnectedException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetNotConnectedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TargetNotConnectedException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TargetNotConnectedException {
@@ -564,10 +889,23 @@ impl crate::validate::CheckEnums for TargetNotConnectedException {
 
 /// Modeled error `TargetNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TargetNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for TargetNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TargetNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TargetNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TargetNotFoundException {
@@ -577,6 +915,7 @@ impl crate::validate::CheckEnums for TargetNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Task {
     #[serde(rename = "attachments")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -691,6 +1030,18 @@ pub struct Task {
     pub fargate_ephemeral_storage: Option<TaskEphemeralStorage>,
 }
 
+impl serde::Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Task::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Task {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Task::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Task {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("attributes", &self.attributes)?;
@@ -705,6 +1056,7 @@ impl crate::validate::CheckEnums for Task {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskDefinition {
     #[serde(rename = "taskDefinitionArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -786,6 +1138,18 @@ pub struct TaskDefinition {
     pub enable_fault_injection: Option<bool>,
 }
 
+impl serde::Serialize for TaskDefinition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskDefinition::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskDefinition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskDefinition::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TaskDefinition {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("containerDefinitions", &self.container_definitions)?;
@@ -805,6 +1169,7 @@ impl crate::validate::CheckEnums for TaskDefinition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskDefinitionPlacementConstraint {
     #[serde(rename = "type")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -812,6 +1177,18 @@ pub struct TaskDefinitionPlacementConstraint {
     #[serde(rename = "expression")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+}
+
+impl serde::Serialize for TaskDefinitionPlacementConstraint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskDefinitionPlacementConstraint::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskDefinitionPlacementConstraint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskDefinitionPlacementConstraint::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TaskDefinitionPlacementConstraint {
@@ -822,6 +1199,7 @@ impl crate::validate::CheckEnums for TaskDefinitionPlacementConstraint {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskEphemeralStorage {
     #[serde(rename = "sizeInGiB")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -831,6 +1209,18 @@ pub struct TaskEphemeralStorage {
     pub kms_key_id: Option<String>,
 }
 
+impl serde::Serialize for TaskEphemeralStorage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskEphemeralStorage::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskEphemeralStorage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskEphemeralStorage::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TaskEphemeralStorage {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -838,6 +1228,7 @@ impl crate::validate::CheckEnums for TaskEphemeralStorage {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskManagedEBSVolumeConfiguration {
     #[serde(rename = "encrypted")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -876,6 +1267,18 @@ pub struct TaskManagedEBSVolumeConfiguration {
     pub filesystem_type: Option<TaskFilesystemType>,
 }
 
+impl serde::Serialize for TaskManagedEBSVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskManagedEBSVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskManagedEBSVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskManagedEBSVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TaskManagedEBSVolumeConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("tagSpecifications", &self.tag_specifications)?;
@@ -885,9 +1288,22 @@ impl crate::validate::CheckEnums for TaskManagedEBSVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskManagedEBSVolumeTerminationPolicy {
     #[serde(rename = "deleteOnTermination")]
     pub delete_on_termination: bool,
+}
+
+impl serde::Serialize for TaskManagedEBSVolumeTerminationPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskManagedEBSVolumeTerminationPolicy::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskManagedEBSVolumeTerminationPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskManagedEBSVolumeTerminationPolicy::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TaskManagedEBSVolumeTerminationPolicy {
@@ -897,6 +1313,7 @@ impl crate::validate::CheckEnums for TaskManagedEBSVolumeTerminationPolicy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskOverride {
     #[serde(rename = "containerOverrides")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -921,6 +1338,18 @@ pub struct TaskOverride {
     pub ephemeral_storage: Option<EphemeralStorage>,
 }
 
+impl serde::Serialize for TaskOverride {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskOverride::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskOverride {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskOverride::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TaskOverride {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("containerOverrides", &self.container_overrides)?;
@@ -929,6 +1358,7 @@ impl crate::validate::CheckEnums for TaskOverride {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskSet {
     #[serde(rename = "id")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1007,6 +1437,18 @@ pub struct TaskSet {
     pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
 }
 
+impl serde::Serialize for TaskSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskSet::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskSet::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TaskSet {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("launchType", &self.launch_type)?;
@@ -1019,10 +1461,23 @@ impl crate::validate::CheckEnums for TaskSet {
 
 /// Modeled error `TaskSetNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskSetNotFoundException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for TaskSetNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskSetNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskSetNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskSetNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TaskSetNotFoundException {
@@ -1032,12 +1487,25 @@ impl crate::validate::CheckEnums for TaskSetNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TaskVolumeConfiguration {
     #[serde(rename = "name")]
     pub name: String,
     #[serde(rename = "managedEBSVolume")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_ebs_volume: Option<TaskManagedEBSVolumeConfiguration>,
+}
+
+impl serde::Serialize for TaskVolumeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TaskVolumeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskVolumeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TaskVolumeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TaskVolumeConfiguration {
@@ -1048,6 +1516,7 @@ impl crate::validate::CheckEnums for TaskVolumeConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TimeoutConfiguration {
     #[serde(rename = "idleTimeoutSeconds")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1057,6 +1526,18 @@ pub struct TimeoutConfiguration {
     pub per_request_timeout_seconds: Option<i32>,
 }
 
+impl serde::Serialize for TimeoutConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TimeoutConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TimeoutConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TimeoutConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TimeoutConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1064,6 +1545,7 @@ impl crate::validate::CheckEnums for TimeoutConfiguration {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Tmpfs {
     #[serde(rename = "containerPath")]
     pub container_path: String,
@@ -1074,6 +1556,18 @@ pub struct Tmpfs {
     pub mount_options: Option<Vec<String>>,
 }
 
+impl serde::Serialize for Tmpfs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Tmpfs::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tmpfs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Tmpfs::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Tmpfs {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1081,6 +1575,7 @@ impl crate::validate::CheckEnums for Tmpfs {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TotalLocalStorageGBRequest {
     #[serde(rename = "min")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1090,6 +1585,18 @@ pub struct TotalLocalStorageGBRequest {
     pub max: Option<f64>,
 }
 
+impl serde::Serialize for TotalLocalStorageGBRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TotalLocalStorageGBRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TotalLocalStorageGBRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TotalLocalStorageGBRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for TotalLocalStorageGBRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -1097,6 +1604,7 @@ impl crate::validate::CheckEnums for TotalLocalStorageGBRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Ulimit {
     #[serde(rename = "name")]
     pub name: UlimitName,
@@ -1104,6 +1612,18 @@ pub struct Ulimit {
     pub soft_limit: i32,
     #[serde(rename = "hardLimit")]
     pub hard_limit: i32,
+}
+
+impl serde::Serialize for Ulimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Ulimit::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ulimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ulimit::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Ulimit {
@@ -1115,10 +1635,23 @@ impl crate::validate::CheckEnums for Ulimit {
 
 /// Modeled error `UnsupportedFeatureException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UnsupportedFeatureException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for UnsupportedFeatureException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UnsupportedFeatureException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnsupportedFeatureException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UnsupportedFeatureException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UnsupportedFeatureException {
@@ -1129,11 +1662,24 @@ impl crate::validate::CheckEnums for UnsupportedFeatureException {
 
 /// Input of [`Operation::UntagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UntagResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
     #[serde(rename = "tagKeys")]
     pub tag_keys: Vec<String>,
+}
+
+impl serde::Serialize for UntagResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UntagResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UntagResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UntagResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UntagResourceRequest {
@@ -1144,7 +1690,20 @@ impl crate::validate::CheckEnums for UntagResourceRequest {
 
 /// Output of [`Operation::UntagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UntagResourceResponse {}
+
+impl serde::Serialize for UntagResourceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UntagResourceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UntagResourceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UntagResourceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for UntagResourceResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -1154,6 +1713,7 @@ impl crate::validate::CheckEnums for UntagResourceResponse {
 
 /// Input of [`Operation::UpdateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateCapacityProviderRequest {
     #[serde(rename = "name")]
     pub name: String,
@@ -1166,6 +1726,18 @@ pub struct UpdateCapacityProviderRequest {
     #[serde(rename = "managedInstancesProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_instances_provider: Option<UpdateManagedInstancesProviderConfiguration>,
+}
+
+impl serde::Serialize for UpdateCapacityProviderRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateCapacityProviderRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateCapacityProviderRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateCapacityProviderRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateCapacityProviderRequest {
@@ -1181,10 +1753,23 @@ impl crate::validate::CheckEnums for UpdateCapacityProviderRequest {
 
 /// Output of [`Operation::UpdateCapacityProvider`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateCapacityProviderResponse {
     #[serde(rename = "capacityProvider")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_provider: Option<CapacityProvider>,
+}
+
+impl serde::Serialize for UpdateCapacityProviderResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateCapacityProviderResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateCapacityProviderResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateCapacityProviderResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateCapacityProviderResponse {
@@ -1196,6 +1781,7 @@ impl crate::validate::CheckEnums for UpdateCapacityProviderResponse {
 
 /// Input of [`Operation::UpdateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateClusterRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -1210,6 +1796,18 @@ pub struct UpdateClusterRequest {
     pub service_connect_defaults: Option<ClusterServiceConnectDefaultsRequest>,
 }
 
+impl serde::Serialize for UpdateClusterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateClusterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateClusterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateClusterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateClusterRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("settings", &self.settings)?;
@@ -1220,10 +1818,23 @@ impl crate::validate::CheckEnums for UpdateClusterRequest {
 
 /// Output of [`Operation::UpdateCluster`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateClusterResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl serde::Serialize for UpdateClusterResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateClusterResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateClusterResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateClusterResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateClusterResponse {
@@ -1235,11 +1846,24 @@ impl crate::validate::CheckEnums for UpdateClusterResponse {
 
 /// Input of [`Operation::UpdateClusterSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateClusterSettingsRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
     #[serde(rename = "settings")]
     pub settings: Vec<ClusterSetting>,
+}
+
+impl serde::Serialize for UpdateClusterSettingsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateClusterSettingsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateClusterSettingsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateClusterSettingsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateClusterSettingsRequest {
@@ -1251,10 +1875,23 @@ impl crate::validate::CheckEnums for UpdateClusterSettingsRequest {
 
 /// Output of [`Operation::UpdateClusterSettings`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateClusterSettingsResponse {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+}
+
+impl serde::Serialize for UpdateClusterSettingsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateClusterSettingsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateClusterSettingsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateClusterSettingsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateClusterSettingsResponse {
@@ -1266,12 +1903,25 @@ impl crate::validate::CheckEnums for UpdateClusterSettingsResponse {
 
 /// Input of [`Operation::UpdateContainerAgent`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateContainerAgentRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     #[serde(rename = "containerInstance")]
     pub container_instance: String,
+}
+
+impl serde::Serialize for UpdateContainerAgentRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateContainerAgentRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateContainerAgentRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateContainerAgentRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateContainerAgentRequest {
@@ -1282,10 +1932,23 @@ impl crate::validate::CheckEnums for UpdateContainerAgentRequest {
 
 /// Output of [`Operation::UpdateContainerAgent`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateContainerAgentResponse {
     #[serde(rename = "containerInstance")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_instance: Option<ContainerInstance>,
+}
+
+impl serde::Serialize for UpdateContainerAgentResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateContainerAgentResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateContainerAgentResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateContainerAgentResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateContainerAgentResponse {
@@ -1297,6 +1960,7 @@ impl crate::validate::CheckEnums for UpdateContainerAgentResponse {
 
 /// Input of [`Operation::UpdateContainerInstancesState`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateContainerInstancesStateRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1305,6 +1969,18 @@ pub struct UpdateContainerInstancesStateRequest {
     pub container_instances: Vec<String>,
     #[serde(rename = "status")]
     pub status: ContainerInstanceStatus,
+}
+
+impl serde::Serialize for UpdateContainerInstancesStateRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateContainerInstancesStateRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateContainerInstancesStateRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateContainerInstancesStateRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateContainerInstancesStateRequest {
@@ -1316,6 +1992,7 @@ impl crate::validate::CheckEnums for UpdateContainerInstancesStateRequest {
 
 /// Output of [`Operation::UpdateContainerInstancesState`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateContainerInstancesStateResponse {
     #[serde(rename = "containerInstances")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1323,6 +2000,18 @@ pub struct UpdateContainerInstancesStateResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for UpdateContainerInstancesStateResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateContainerInstancesStateResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateContainerInstancesStateResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateContainerInstancesStateResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateContainerInstancesStateResponse {
@@ -1334,6 +2023,7 @@ impl crate::validate::CheckEnums for UpdateContainerInstancesStateResponse {
 
 /// Input of [`Operation::UpdateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateDaemonRequest {
     #[serde(rename = "daemonArn")]
     pub daemon_arn: String,
@@ -1355,6 +2045,18 @@ pub struct UpdateDaemonRequest {
     pub enable_execute_command: Option<bool>,
 }
 
+impl serde::Serialize for UpdateDaemonRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateDaemonRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateDaemonRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateDaemonRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateDaemonRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("propagateTags", &self.propagate_tags)?;
@@ -1364,6 +2066,7 @@ impl crate::validate::CheckEnums for UpdateDaemonRequest {
 
 /// Output of [`Operation::UpdateDaemon`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateDaemonResponse {
     #[serde(rename = "daemonArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1382,6 +2085,18 @@ pub struct UpdateDaemonResponse {
     pub deployment_arn: Option<String>,
 }
 
+impl serde::Serialize for UpdateDaemonResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateDaemonResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateDaemonResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateDaemonResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateDaemonResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -1391,6 +2106,7 @@ impl crate::validate::CheckEnums for UpdateDaemonResponse {
 
 /// Input of [`Operation::UpdateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateExpressGatewayServiceRequest {
     #[serde(rename = "serviceArn")]
     pub service_arn: String,
@@ -1420,6 +2136,18 @@ pub struct UpdateExpressGatewayServiceRequest {
     pub scaling_target: Option<ExpressGatewayScalingTarget>,
 }
 
+impl serde::Serialize for UpdateExpressGatewayServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateExpressGatewayServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateExpressGatewayServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateExpressGatewayServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateExpressGatewayServiceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("scalingTarget", &self.scaling_target)?;
@@ -1429,10 +2157,23 @@ impl crate::validate::CheckEnums for UpdateExpressGatewayServiceRequest {
 
 /// Output of [`Operation::UpdateExpressGatewayService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateExpressGatewayServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<UpdatedExpressGatewayService>,
+}
+
+impl serde::Serialize for UpdateExpressGatewayServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateExpressGatewayServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateExpressGatewayServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateExpressGatewayServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateExpressGatewayServiceResponse {
@@ -1444,10 +2185,23 @@ impl crate::validate::CheckEnums for UpdateExpressGatewayServiceResponse {
 
 /// Modeled error `UpdateInProgressException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateInProgressException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for UpdateInProgressException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateInProgressException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateInProgressException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateInProgressException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateInProgressException {
@@ -1457,6 +2211,7 @@ impl crate::validate::CheckEnums for UpdateInProgressException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateManagedInstancesProviderConfiguration {
     #[serde(rename = "infrastructureRoleArn")]
     pub infrastructure_role_arn: String,
@@ -1473,6 +2228,18 @@ pub struct UpdateManagedInstancesProviderConfiguration {
     pub auto_repair_configuration: Option<AutoRepairConfiguration>,
 }
 
+impl serde::Serialize for UpdateManagedInstancesProviderConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateManagedInstancesProviderConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateManagedInstancesProviderConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateManagedInstancesProviderConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateManagedInstancesProviderConfiguration {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("instanceLaunchTemplate", &self.instance_launch_template)?;
@@ -1484,6 +2251,7 @@ impl crate::validate::CheckEnums for UpdateManagedInstancesProviderConfiguration
 
 /// Input of [`Operation::UpdateServicePrimaryTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateServicePrimaryTaskSetRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -1491,6 +2259,18 @@ pub struct UpdateServicePrimaryTaskSetRequest {
     pub service: String,
     #[serde(rename = "primaryTaskSet")]
     pub primary_task_set: String,
+}
+
+impl serde::Serialize for UpdateServicePrimaryTaskSetRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateServicePrimaryTaskSetRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateServicePrimaryTaskSetRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateServicePrimaryTaskSetRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateServicePrimaryTaskSetRequest {

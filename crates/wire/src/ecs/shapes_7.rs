@@ -4,10 +4,23 @@ use super::*;
 
 /// Output of [`Operation::UpdateServicePrimaryTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateServicePrimaryTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl serde::Serialize for UpdateServicePrimaryTaskSetResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateServicePrimaryTaskSetResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateServicePrimaryTaskSetResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateServicePrimaryTaskSetResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateServicePrimaryTaskSetResponse {
@@ -19,6 +32,7 @@ impl crate::validate::CheckEnums for UpdateServicePrimaryTaskSetResponse {
 
 /// Input of [`Operation::UpdateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateServiceRequest {
     #[serde(rename = "cluster")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +101,18 @@ pub struct UpdateServiceRequest {
     pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
 }
 
+impl serde::Serialize for UpdateServiceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateServiceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateServiceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateServiceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateServiceRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("deploymentConfiguration", &self.deployment_configuration)?;
@@ -110,10 +136,23 @@ impl crate::validate::CheckEnums for UpdateServiceRequest {
 
 /// Output of [`Operation::UpdateService`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateServiceResponse {
     #[serde(rename = "service")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+}
+
+impl serde::Serialize for UpdateServiceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateServiceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateServiceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateServiceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateServiceResponse {
@@ -125,6 +164,7 @@ impl crate::validate::CheckEnums for UpdateServiceResponse {
 
 /// Input of [`Operation::UpdateTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateTaskProtectionRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -137,6 +177,18 @@ pub struct UpdateTaskProtectionRequest {
     pub expires_in_minutes: Option<i32>,
 }
 
+impl serde::Serialize for UpdateTaskProtectionRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateTaskProtectionRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateTaskProtectionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateTaskProtectionRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateTaskProtectionRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -145,6 +197,7 @@ impl crate::validate::CheckEnums for UpdateTaskProtectionRequest {
 
 /// Output of [`Operation::UpdateTaskProtection`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateTaskProtectionResponse {
     #[serde(rename = "protectedTasks")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +205,18 @@ pub struct UpdateTaskProtectionResponse {
     #[serde(rename = "failures")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<Failure>>,
+}
+
+impl serde::Serialize for UpdateTaskProtectionResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateTaskProtectionResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateTaskProtectionResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateTaskProtectionResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateTaskProtectionResponse {
@@ -162,6 +227,7 @@ impl crate::validate::CheckEnums for UpdateTaskProtectionResponse {
 
 /// Input of [`Operation::UpdateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateTaskSetRequest {
     #[serde(rename = "cluster")]
     pub cluster: String,
@@ -173,6 +239,18 @@ pub struct UpdateTaskSetRequest {
     pub scale: Scale,
 }
 
+impl serde::Serialize for UpdateTaskSetRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateTaskSetRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateTaskSetRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateTaskSetRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdateTaskSetRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("scale", &self.scale)?;
@@ -182,10 +260,23 @@ impl crate::validate::CheckEnums for UpdateTaskSetRequest {
 
 /// Output of [`Operation::UpdateTaskSet`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdateTaskSetResponse {
     #[serde(rename = "taskSet")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_set: Option<TaskSet>,
+}
+
+impl serde::Serialize for UpdateTaskSetResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdateTaskSetResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdateTaskSetResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdateTaskSetResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UpdateTaskSetResponse {
@@ -196,6 +287,7 @@ impl crate::validate::CheckEnums for UpdateTaskSetResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UpdatedExpressGatewayService {
     #[serde(rename = "serviceArn")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +312,18 @@ pub struct UpdatedExpressGatewayService {
     pub updated_at: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for UpdatedExpressGatewayService {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UpdatedExpressGatewayService::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UpdatedExpressGatewayService {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UpdatedExpressGatewayService::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for UpdatedExpressGatewayService {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("status", &self.status)?;
@@ -229,12 +333,25 @@ impl crate::validate::CheckEnums for UpdatedExpressGatewayService {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct VCpuCountRangeRequest {
     #[serde(rename = "min")]
     pub min: i32,
     #[serde(rename = "max")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<i32>,
+}
+
+impl serde::Serialize for VCpuCountRangeRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VCpuCountRangeRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VCpuCountRangeRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        VCpuCountRangeRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for VCpuCountRangeRequest {
@@ -244,6 +361,7 @@ impl crate::validate::CheckEnums for VCpuCountRangeRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct VersionInfo {
     #[serde(rename = "agentVersion")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +374,18 @@ pub struct VersionInfo {
     pub docker_version: Option<String>,
 }
 
+impl serde::Serialize for VersionInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VersionInfo::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VersionInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        VersionInfo::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for VersionInfo {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -263,6 +393,7 @@ impl crate::validate::CheckEnums for VersionInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Volume {
     #[serde(rename = "name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +419,18 @@ pub struct Volume {
     pub configured_at_launch: Option<bool>,
 }
 
+impl serde::Serialize for Volume {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Volume::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Volume {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Volume::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Volume {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member(
@@ -300,6 +443,7 @@ impl crate::validate::CheckEnums for Volume {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct VolumeFrom {
     #[serde(rename = "sourceContainer")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,6 +453,18 @@ pub struct VolumeFrom {
     pub read_only: Option<bool>,
 }
 
+impl serde::Serialize for VolumeFrom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VolumeFrom::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VolumeFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        VolumeFrom::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for VolumeFrom {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -316,6 +472,7 @@ impl crate::validate::CheckEnums for VolumeFrom {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct VpcLatticeConfiguration {
     #[serde(rename = "roleArn")]
     pub role_arn: String,
@@ -323,6 +480,18 @@ pub struct VpcLatticeConfiguration {
     pub target_group_arn: String,
     #[serde(rename = "portName")]
     pub port_name: String,
+}
+
+impl serde::Serialize for VpcLatticeConfiguration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VpcLatticeConfiguration::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VpcLatticeConfiguration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        VpcLatticeConfiguration::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for VpcLatticeConfiguration {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The CloudWatch Logs API. Every method defaults to answering `NOT_IMPLEMENTED_ERROR`.
+/// The CloudWatch Logs API. Every method defaults to answering a modeled "not implemented" error.
 #[async_trait::async_trait]
 pub trait LogsApi: Send + Sync {
     async fn create_log_group(
@@ -12,7 +12,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "CreateLogGroup",
         ))
@@ -25,7 +25,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "CreateLogStream",
         ))
@@ -38,7 +38,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "DeleteLogGroup",
         ))
@@ -51,7 +51,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "DeleteLogStream",
         ))
@@ -64,7 +64,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "DeleteRetentionPolicy",
         ))
@@ -77,7 +77,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<DescribeLogGroupsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "DescribeLogGroups",
         ))
@@ -90,7 +90,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<DescribeLogStreamsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "DescribeLogStreams",
         ))
@@ -103,7 +103,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<FilterLogEventsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "FilterLogEvents",
         ))
@@ -116,7 +116,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<GetLogEventsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "GetLogEvents",
         ))
@@ -129,7 +129,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<ListTagsForResourceResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "ListTagsForResource",
         ))
@@ -142,7 +142,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<ListTagsLogGroupResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidOperationException",
             SERVICE_ID,
             "ListTagsLogGroup",
         ))
@@ -155,7 +155,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<PutLogEventsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "PutLogEvents",
         ))
@@ -168,7 +168,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "PutRetentionPolicy",
         ))
@@ -181,7 +181,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "TagLogGroup",
         ))
@@ -194,7 +194,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "TagResource",
         ))
@@ -207,7 +207,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidOperationException",
             SERVICE_ID,
             "UntagLogGroup",
         ))
@@ -220,7 +220,7 @@ pub trait LogsApi: Send + Sync {
     ) -> Result<(), crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidParameterException",
             SERVICE_ID,
             "UntagResource",
         ))

@@ -4,6 +4,7 @@ use super::*;
 
 /// Input of [`Operation::CreateLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -21,6 +22,18 @@ pub struct CreateLogGroupRequest {
     pub deletion_protection_enabled: Option<bool>,
 }
 
+impl serde::Serialize for CreateLogGroupRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateLogGroupRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateLogGroupRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateLogGroupRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateLogGroupRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("logGroupClass", &self.log_group_class)?;
@@ -30,11 +43,24 @@ impl crate::validate::CheckEnums for CreateLogGroupRequest {
 
 /// Input of [`Operation::CreateLogStream`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateLogStreamRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "logStreamName")]
     pub log_stream_name: String,
+}
+
+impl serde::Serialize for CreateLogStreamRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateLogStreamRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateLogStreamRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateLogStreamRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for CreateLogStreamRequest {
@@ -45,10 +71,23 @@ impl crate::validate::CheckEnums for CreateLogStreamRequest {
 
 /// Modeled error `DataAlreadyAcceptedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DataAlreadyAcceptedException {
     #[serde(rename = "expectedSequenceToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_sequence_token: Option<String>,
+}
+
+impl serde::Serialize for DataAlreadyAcceptedException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DataAlreadyAcceptedException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DataAlreadyAcceptedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DataAlreadyAcceptedException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DataAlreadyAcceptedException {
@@ -59,9 +98,22 @@ impl crate::validate::CheckEnums for DataAlreadyAcceptedException {
 
 /// Input of [`Operation::DeleteLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl serde::Serialize for DeleteLogGroupRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteLogGroupRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteLogGroupRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteLogGroupRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteLogGroupRequest {
@@ -72,11 +124,24 @@ impl crate::validate::CheckEnums for DeleteLogGroupRequest {
 
 /// Input of [`Operation::DeleteLogStream`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteLogStreamRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "logStreamName")]
     pub log_stream_name: String,
+}
+
+impl serde::Serialize for DeleteLogStreamRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteLogStreamRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteLogStreamRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteLogStreamRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteLogStreamRequest {
@@ -87,9 +152,22 @@ impl crate::validate::CheckEnums for DeleteLogStreamRequest {
 
 /// Input of [`Operation::DeleteRetentionPolicy`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl serde::Serialize for DeleteRetentionPolicyRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteRetentionPolicyRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteRetentionPolicyRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteRetentionPolicyRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteRetentionPolicyRequest {
@@ -100,6 +178,7 @@ impl crate::validate::CheckEnums for DeleteRetentionPolicyRequest {
 
 /// Input of [`Operation::DescribeLogGroups`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeLogGroupsRequest {
     #[serde(rename = "accountIdentifiers")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +206,18 @@ pub struct DescribeLogGroupsRequest {
     pub log_group_identifiers: Option<Vec<String>>,
 }
 
+impl serde::Serialize for DescribeLogGroupsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeLogGroupsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeLogGroupsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeLogGroupsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeLogGroupsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("logGroupClass", &self.log_group_class)?;
@@ -136,6 +227,7 @@ impl crate::validate::CheckEnums for DescribeLogGroupsRequest {
 
 /// Output of [`Operation::DescribeLogGroups`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeLogGroupsResponse {
     #[serde(rename = "logGroups")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +235,18 @@ pub struct DescribeLogGroupsResponse {
     #[serde(rename = "nextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for DescribeLogGroupsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeLogGroupsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeLogGroupsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeLogGroupsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeLogGroupsResponse {
@@ -154,6 +258,7 @@ impl crate::validate::CheckEnums for DescribeLogGroupsResponse {
 
 /// Input of [`Operation::DescribeLogStreams`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeLogStreamsRequest {
     #[serde(rename = "logGroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +283,18 @@ pub struct DescribeLogStreamsRequest {
     pub limit: Option<i32>,
 }
 
+impl serde::Serialize for DescribeLogStreamsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeLogStreamsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeLogStreamsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeLogStreamsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeLogStreamsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("orderBy", &self.order_by)?;
@@ -187,6 +304,7 @@ impl crate::validate::CheckEnums for DescribeLogStreamsRequest {
 
 /// Output of [`Operation::DescribeLogStreams`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeLogStreamsResponse {
     #[serde(rename = "logStreams")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +314,18 @@ pub struct DescribeLogStreamsResponse {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for DescribeLogStreamsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeLogStreamsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeLogStreamsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeLogStreamsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeLogStreamsResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -203,6 +333,7 @@ impl crate::validate::CheckEnums for DescribeLogStreamsResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Entity {
     #[serde(rename = "keyAttributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +341,18 @@ pub struct Entity {
     #[serde(rename = "attributes")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl serde::Serialize for Entity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Entity::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Entity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Entity::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Entity {
@@ -220,6 +363,7 @@ impl crate::validate::CheckEnums for Entity {
 
 /// Input of [`Operation::FilterLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FilterLogEventsRequest {
     #[serde(rename = "logGroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +400,18 @@ pub struct FilterLogEventsRequest {
     pub unmask: Option<bool>,
 }
 
+impl serde::Serialize for FilterLogEventsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FilterLogEventsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FilterLogEventsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FilterLogEventsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for FilterLogEventsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -264,6 +420,7 @@ impl crate::validate::CheckEnums for FilterLogEventsRequest {
 
 /// Output of [`Operation::FilterLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FilterLogEventsResponse {
     #[serde(rename = "events")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +433,18 @@ pub struct FilterLogEventsResponse {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for FilterLogEventsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FilterLogEventsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FilterLogEventsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FilterLogEventsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for FilterLogEventsResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -283,6 +452,7 @@ impl crate::validate::CheckEnums for FilterLogEventsResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct FilteredLogEvent {
     #[serde(rename = "logStreamName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +471,18 @@ pub struct FilteredLogEvent {
     pub event_id: Option<String>,
 }
 
+impl serde::Serialize for FilteredLogEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FilteredLogEvent::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FilteredLogEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        FilteredLogEvent::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for FilteredLogEvent {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -309,6 +491,7 @@ impl crate::validate::CheckEnums for FilteredLogEvent {
 
 /// Input of [`Operation::GetLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetLogEventsRequest {
     #[serde(rename = "logGroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,6 +521,18 @@ pub struct GetLogEventsRequest {
     pub unmask: Option<bool>,
 }
 
+impl serde::Serialize for GetLogEventsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetLogEventsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetLogEventsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetLogEventsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetLogEventsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -346,6 +541,7 @@ impl crate::validate::CheckEnums for GetLogEventsRequest {
 
 /// Output of [`Operation::GetLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetLogEventsResponse {
     #[serde(rename = "events")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,6 +554,18 @@ pub struct GetLogEventsResponse {
     pub next_backward_token: Option<String>,
 }
 
+impl serde::Serialize for GetLogEventsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetLogEventsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetLogEventsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetLogEventsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetLogEventsResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -365,11 +573,24 @@ impl crate::validate::CheckEnums for GetLogEventsResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InputLogEvent {
     #[serde(rename = "timestamp")]
     pub timestamp: i64,
     #[serde(rename = "message")]
     pub message: String,
+}
+
+impl serde::Serialize for InputLogEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InputLogEvent::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InputLogEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InputLogEvent::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InputLogEvent {
@@ -380,7 +601,20 @@ impl crate::validate::CheckEnums for InputLogEvent {
 
 /// Modeled error `InvalidOperationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidOperationException {}
+
+impl serde::Serialize for InvalidOperationException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidOperationException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidOperationException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidOperationException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for InvalidOperationException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -390,7 +624,20 @@ impl crate::validate::CheckEnums for InvalidOperationException {
 
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidParameterException {}
+
+impl serde::Serialize for InvalidParameterException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidParameterException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidParameterException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidParameterException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for InvalidParameterException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -400,10 +647,23 @@ impl crate::validate::CheckEnums for InvalidParameterException {
 
 /// Modeled error `InvalidSequenceTokenException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidSequenceTokenException {
     #[serde(rename = "expectedSequenceToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_sequence_token: Option<String>,
+}
+
+impl serde::Serialize for InvalidSequenceTokenException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidSequenceTokenException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidSequenceTokenException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidSequenceTokenException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidSequenceTokenException {
@@ -414,7 +674,20 @@ impl crate::validate::CheckEnums for InvalidSequenceTokenException {
 
 /// Modeled error `LimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LimitExceededException {}
+
+impl serde::Serialize for LimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for LimitExceededException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -424,9 +697,22 @@ impl crate::validate::CheckEnums for LimitExceededException {
 
 /// Input of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
+}
+
+impl serde::Serialize for ListTagsForResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsForResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsForResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsForResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsForResourceRequest {
@@ -437,10 +723,23 @@ impl crate::validate::CheckEnums for ListTagsForResourceRequest {
 
 /// Output of [`Operation::ListTagsForResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsForResourceResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl serde::Serialize for ListTagsForResourceResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsForResourceResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsForResourceResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsForResourceResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsForResourceResponse {
@@ -451,9 +750,22 @@ impl crate::validate::CheckEnums for ListTagsForResourceResponse {
 
 /// Input of [`Operation::ListTagsLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
+}
+
+impl serde::Serialize for ListTagsLogGroupRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsLogGroupRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsLogGroupRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsLogGroupRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsLogGroupRequest {
@@ -464,10 +776,23 @@ impl crate::validate::CheckEnums for ListTagsLogGroupRequest {
 
 /// Output of [`Operation::ListTagsLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListTagsLogGroupResponse {
     #[serde(rename = "tags")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl serde::Serialize for ListTagsLogGroupResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListTagsLogGroupResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListTagsLogGroupResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListTagsLogGroupResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListTagsLogGroupResponse {
@@ -477,6 +802,7 @@ impl crate::validate::CheckEnums for ListTagsLogGroupResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LogGroup {
     #[serde(rename = "logGroupName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,6 +845,18 @@ pub struct LogGroup {
     pub bearer_token_authentication_enabled: Option<bool>,
 }
 
+impl serde::Serialize for LogGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LogGroup::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LogGroup::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LogGroup {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("dataProtectionStatus", &self.data_protection_status)?;
@@ -529,6 +867,7 @@ impl crate::validate::CheckEnums for LogGroup {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LogStream {
     #[serde(rename = "logStreamName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -556,6 +895,18 @@ pub struct LogStream {
     pub stored_bytes: Option<i64>,
 }
 
+impl serde::Serialize for LogStream {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LogStream::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogStream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LogStream::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for LogStream {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -564,7 +915,20 @@ impl crate::validate::CheckEnums for LogStream {
 
 /// Modeled error `OperationAbortedException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct OperationAbortedException {}
+
+impl serde::Serialize for OperationAbortedException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        OperationAbortedException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OperationAbortedException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OperationAbortedException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for OperationAbortedException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -573,6 +937,7 @@ impl crate::validate::CheckEnums for OperationAbortedException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct OutputLogEvent {
     #[serde(rename = "timestamp")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,6 +950,18 @@ pub struct OutputLogEvent {
     pub ingestion_time: Option<i64>,
 }
 
+impl serde::Serialize for OutputLogEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        OutputLogEvent::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OutputLogEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OutputLogEvent::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for OutputLogEvent {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -593,6 +970,7 @@ impl crate::validate::CheckEnums for OutputLogEvent {
 
 /// Input of [`Operation::PutLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutLogEventsRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
@@ -608,6 +986,18 @@ pub struct PutLogEventsRequest {
     pub entity: Option<Entity>,
 }
 
+impl serde::Serialize for PutLogEventsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutLogEventsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutLogEventsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutLogEventsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PutLogEventsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -616,6 +1006,7 @@ impl crate::validate::CheckEnums for PutLogEventsRequest {
 
 /// Output of [`Operation::PutLogEvents`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutLogEventsResponse {
     #[serde(rename = "nextSequenceToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -628,6 +1019,18 @@ pub struct PutLogEventsResponse {
     pub rejected_entity_info: Option<RejectedEntityInfo>,
 }
 
+impl serde::Serialize for PutLogEventsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutLogEventsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutLogEventsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutLogEventsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PutLogEventsResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("rejectedEntityInfo", &self.rejected_entity_info)?;
@@ -637,11 +1040,24 @@ impl crate::validate::CheckEnums for PutLogEventsResponse {
 
 /// Input of [`Operation::PutRetentionPolicy`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "retentionInDays")]
     pub retention_in_days: i32,
+}
+
+impl serde::Serialize for PutRetentionPolicyRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutRetentionPolicyRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutRetentionPolicyRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutRetentionPolicyRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutRetentionPolicyRequest {
@@ -651,9 +1067,22 @@ impl crate::validate::CheckEnums for PutRetentionPolicyRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RejectedEntityInfo {
     #[serde(rename = "errorType")]
     pub error_type: EntityRejectionErrorType,
+}
+
+impl serde::Serialize for RejectedEntityInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RejectedEntityInfo::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RejectedEntityInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RejectedEntityInfo::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for RejectedEntityInfo {
@@ -664,6 +1093,7 @@ impl crate::validate::CheckEnums for RejectedEntityInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RejectedLogEventsInfo {
     #[serde(rename = "tooNewLogEventStartIndex")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -676,6 +1106,18 @@ pub struct RejectedLogEventsInfo {
     pub expired_log_event_end_index: Option<i32>,
 }
 
+impl serde::Serialize for RejectedLogEventsInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RejectedLogEventsInfo::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RejectedLogEventsInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RejectedLogEventsInfo::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RejectedLogEventsInfo {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -684,7 +1126,20 @@ impl crate::validate::CheckEnums for RejectedLogEventsInfo {
 
 /// Modeled error `ResourceAlreadyExistsException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceAlreadyExistsException {}
+
+impl serde::Serialize for ResourceAlreadyExistsException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceAlreadyExistsException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceAlreadyExistsException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceAlreadyExistsException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for ResourceAlreadyExistsException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -694,7 +1149,20 @@ impl crate::validate::CheckEnums for ResourceAlreadyExistsException {
 
 /// Modeled error `ResourceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceNotFoundException {}
+
+impl serde::Serialize for ResourceNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for ResourceNotFoundException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -703,6 +1171,7 @@ impl crate::validate::CheckEnums for ResourceNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SearchedLogStream {
     #[serde(rename = "logStreamName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -710,6 +1179,18 @@ pub struct SearchedLogStream {
     #[serde(rename = "searchedCompletely")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub searched_completely: Option<bool>,
+}
+
+impl serde::Serialize for SearchedLogStream {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SearchedLogStream::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SearchedLogStream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SearchedLogStream::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for SearchedLogStream {
@@ -720,7 +1201,20 @@ impl crate::validate::CheckEnums for SearchedLogStream {
 
 /// Modeled error `ServiceUnavailableException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ServiceUnavailableException {}
+
+impl serde::Serialize for ServiceUnavailableException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServiceUnavailableException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServiceUnavailableException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServiceUnavailableException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for ServiceUnavailableException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -730,11 +1224,24 @@ impl crate::validate::CheckEnums for ServiceUnavailableException {
 
 /// Input of [`Operation::TagLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TagLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "tags")]
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl serde::Serialize for TagLogGroupRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TagLogGroupRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagLogGroupRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TagLogGroupRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TagLogGroupRequest {
@@ -745,11 +1252,24 @@ impl crate::validate::CheckEnums for TagLogGroupRequest {
 
 /// Input of [`Operation::TagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TagResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
     #[serde(rename = "tags")]
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl serde::Serialize for TagResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TagResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TagResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TagResourceRequest {
@@ -760,6 +1280,7 @@ impl crate::validate::CheckEnums for TagResourceRequest {
 
 /// Modeled error `TooManyTagsException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TooManyTagsException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -767,6 +1288,18 @@ pub struct TooManyTagsException {
     #[serde(rename = "resourceName")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+}
+
+impl serde::Serialize for TooManyTagsException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TooManyTagsException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TooManyTagsException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TooManyTagsException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TooManyTagsException {
@@ -777,7 +1310,20 @@ impl crate::validate::CheckEnums for TooManyTagsException {
 
 /// Modeled error `UnrecognizedClientException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UnrecognizedClientException {}
+
+impl serde::Serialize for UnrecognizedClientException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UnrecognizedClientException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnrecognizedClientException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UnrecognizedClientException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for UnrecognizedClientException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -787,11 +1333,24 @@ impl crate::validate::CheckEnums for UnrecognizedClientException {
 
 /// Input of [`Operation::UntagLogGroup`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UntagLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
     #[serde(rename = "tags")]
     pub tags: Vec<String>,
+}
+
+impl serde::Serialize for UntagLogGroupRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UntagLogGroupRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UntagLogGroupRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UntagLogGroupRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UntagLogGroupRequest {
@@ -802,11 +1361,24 @@ impl crate::validate::CheckEnums for UntagLogGroupRequest {
 
 /// Input of [`Operation::UntagResource`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UntagResourceRequest {
     #[serde(rename = "resourceArn")]
     pub resource_arn: String,
     #[serde(rename = "tagKeys")]
     pub tag_keys: Vec<String>,
+}
+
+impl serde::Serialize for UntagResourceRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UntagResourceRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UntagResourceRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UntagResourceRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UntagResourceRequest {
@@ -817,7 +1389,20 @@ impl crate::validate::CheckEnums for UntagResourceRequest {
 
 /// Modeled error `ValidationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ValidationException {}
+
+impl serde::Serialize for ValidationException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ValidationException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ValidationException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ValidationException::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for ValidationException {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The Secrets Manager API. Every method defaults to answering `NOT_IMPLEMENTED_ERROR`.
+/// The Secrets Manager API. Every method defaults to answering a modeled "not implemented" error.
 #[async_trait::async_trait]
 pub trait SecretsManagerApi: Send + Sync {
     async fn create_secret(
@@ -12,7 +12,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<CreateSecretResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "CreateSecret",
         ))
@@ -25,7 +25,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<DeleteSecretResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "DeleteSecret",
         ))
@@ -38,7 +38,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<DescribeSecretResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "DescribeSecret",
         ))
@@ -51,7 +51,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<GetSecretValueResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "GetSecretValue",
         ))
@@ -64,7 +64,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<ListSecretsResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "ListSecrets",
         ))
@@ -77,7 +77,7 @@ pub trait SecretsManagerApi: Send + Sync {
     ) -> Result<PutSecretValueResponse, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "InvalidRequestException",
             SERVICE_ID,
             "PutSecretValue",
         ))

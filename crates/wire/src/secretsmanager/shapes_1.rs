@@ -4,6 +4,7 @@ use super::*;
 
 /// Input of [`Operation::CreateSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateSecretRequest {
     #[serde(rename = "Name")]
     pub name: String,
@@ -36,6 +37,18 @@ pub struct CreateSecretRequest {
     pub r#type: Option<String>,
 }
 
+impl serde::Serialize for CreateSecretRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateSecretRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateSecretRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateSecretRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateSecretRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -44,6 +57,7 @@ impl crate::validate::CheckEnums for CreateSecretRequest {
 
 /// Output of [`Operation::CreateSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateSecretResponse {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +73,18 @@ pub struct CreateSecretResponse {
     pub replication_status: Option<Vec<ReplicationStatusType>>,
 }
 
+impl serde::Serialize for CreateSecretResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CreateSecretResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CreateSecretResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CreateSecretResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for CreateSecretResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("ReplicationStatus", &self.replication_status)?;
@@ -68,10 +94,23 @@ impl crate::validate::CheckEnums for CreateSecretResponse {
 
 /// Modeled error `DecryptionFailure`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DecryptionFailure {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for DecryptionFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DecryptionFailure::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DecryptionFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DecryptionFailure::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DecryptionFailure {
@@ -82,6 +121,7 @@ impl crate::validate::CheckEnums for DecryptionFailure {
 
 /// Input of [`Operation::DeleteSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteSecretRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
@@ -93,6 +133,18 @@ pub struct DeleteSecretRequest {
     pub force_delete_without_recovery: Option<bool>,
 }
 
+impl serde::Serialize for DeleteSecretRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteSecretRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteSecretRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteSecretRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeleteSecretRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -101,6 +153,7 @@ impl crate::validate::CheckEnums for DeleteSecretRequest {
 
 /// Output of [`Operation::DeleteSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteSecretResponse {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +166,18 @@ pub struct DeleteSecretResponse {
     pub deletion_date: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for DeleteSecretResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteSecretResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteSecretResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteSecretResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DeleteSecretResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -121,9 +186,22 @@ impl crate::validate::CheckEnums for DeleteSecretResponse {
 
 /// Input of [`Operation::DescribeSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeSecretRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl serde::Serialize for DescribeSecretRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeSecretRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeSecretRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeSecretRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeSecretRequest {
@@ -134,6 +212,7 @@ impl crate::validate::CheckEnums for DescribeSecretRequest {
 
 /// Output of [`Operation::DescribeSecret`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeSecretResponse {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +279,18 @@ pub struct DescribeSecretResponse {
     pub replication_status: Option<Vec<ReplicationStatusType>>,
 }
 
+impl serde::Serialize for DescribeSecretResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeSecretResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeSecretResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeSecretResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeSecretResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("ReplicationStatus", &self.replication_status)?;
@@ -209,10 +300,23 @@ impl crate::validate::CheckEnums for DescribeSecretResponse {
 
 /// Modeled error `EncryptionFailure`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct EncryptionFailure {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for EncryptionFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EncryptionFailure::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EncryptionFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        EncryptionFailure::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for EncryptionFailure {
@@ -222,6 +326,7 @@ impl crate::validate::CheckEnums for EncryptionFailure {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ExternalSecretRotationMetadataItem {
     #[serde(rename = "Key")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +336,18 @@ pub struct ExternalSecretRotationMetadataItem {
     pub value: Option<String>,
 }
 
+impl serde::Serialize for ExternalSecretRotationMetadataItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExternalSecretRotationMetadataItem::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExternalSecretRotationMetadataItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ExternalSecretRotationMetadataItem::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ExternalSecretRotationMetadataItem {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -238,6 +355,7 @@ impl crate::validate::CheckEnums for ExternalSecretRotationMetadataItem {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Filter {
     #[serde(rename = "Key")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +363,18 @@ pub struct Filter {
     #[serde(rename = "Values")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+}
+
+impl serde::Serialize for Filter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Filter::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Filter::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Filter {
@@ -256,6 +386,7 @@ impl crate::validate::CheckEnums for Filter {
 
 /// Input of [`Operation::GetSecretValue`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetSecretValueRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
@@ -267,6 +398,18 @@ pub struct GetSecretValueRequest {
     pub version_stage: Option<String>,
 }
 
+impl serde::Serialize for GetSecretValueRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetSecretValueRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetSecretValueRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetSecretValueRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetSecretValueRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -275,6 +418,7 @@ impl crate::validate::CheckEnums for GetSecretValueRequest {
 
 /// Output of [`Operation::GetSecretValue`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetSecretValueResponse {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,6 +443,18 @@ pub struct GetSecretValueResponse {
     pub created_date: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for GetSecretValueResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetSecretValueResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetSecretValueResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetSecretValueResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetSecretValueResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -307,10 +463,23 @@ impl crate::validate::CheckEnums for GetSecretValueResponse {
 
 /// Modeled error `InternalServiceError`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InternalServiceError {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InternalServiceError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InternalServiceError::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InternalServiceError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InternalServiceError::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InternalServiceError {
@@ -321,10 +490,23 @@ impl crate::validate::CheckEnums for InternalServiceError {
 
 /// Modeled error `InvalidNextTokenException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidNextTokenException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidNextTokenException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidNextTokenException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidNextTokenException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidNextTokenException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidNextTokenException {
@@ -335,10 +517,23 @@ impl crate::validate::CheckEnums for InvalidNextTokenException {
 
 /// Modeled error `InvalidParameterException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidParameterException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidParameterException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidParameterException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidParameterException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidParameterException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidParameterException {
@@ -349,10 +544,23 @@ impl crate::validate::CheckEnums for InvalidParameterException {
 
 /// Modeled error `InvalidRequestException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidRequestException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidRequestException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidRequestException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidRequestException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidRequestException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidRequestException {
@@ -363,10 +571,23 @@ impl crate::validate::CheckEnums for InvalidRequestException {
 
 /// Modeled error `LimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct LimitExceededException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for LimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        LimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for LimitExceededException {
@@ -377,6 +598,7 @@ impl crate::validate::CheckEnums for LimitExceededException {
 
 /// Input of [`Operation::ListSecrets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListSecretsRequest {
     #[serde(rename = "IncludePlannedDeletion")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,6 +620,18 @@ pub struct ListSecretsRequest {
     pub sort_by: Option<SortByType>,
 }
 
+impl serde::Serialize for ListSecretsRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListSecretsRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListSecretsRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListSecretsRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ListSecretsRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Filters", &self.filters)?;
@@ -409,6 +643,7 @@ impl crate::validate::CheckEnums for ListSecretsRequest {
 
 /// Output of [`Operation::ListSecrets`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ListSecretsResponse {
     #[serde(rename = "SecretList")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,6 +651,18 @@ pub struct ListSecretsResponse {
     #[serde(rename = "NextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for ListSecretsResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ListSecretsResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListSecretsResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ListSecretsResponse::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ListSecretsResponse {
@@ -426,10 +673,23 @@ impl crate::validate::CheckEnums for ListSecretsResponse {
 
 /// Modeled error `MalformedPolicyDocumentException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct MalformedPolicyDocumentException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for MalformedPolicyDocumentException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MalformedPolicyDocumentException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MalformedPolicyDocumentException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MalformedPolicyDocumentException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for MalformedPolicyDocumentException {
@@ -440,10 +700,23 @@ impl crate::validate::CheckEnums for MalformedPolicyDocumentException {
 
 /// Modeled error `PreconditionNotMetException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PreconditionNotMetException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for PreconditionNotMetException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PreconditionNotMetException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PreconditionNotMetException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PreconditionNotMetException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PreconditionNotMetException {
@@ -454,6 +727,7 @@ impl crate::validate::CheckEnums for PreconditionNotMetException {
 
 /// Input of [`Operation::PutSecretValue`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutSecretValueRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
@@ -474,6 +748,18 @@ pub struct PutSecretValueRequest {
     pub rotation_token: Option<String>,
 }
 
+impl serde::Serialize for PutSecretValueRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutSecretValueRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutSecretValueRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutSecretValueRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PutSecretValueRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -482,6 +768,7 @@ impl crate::validate::CheckEnums for PutSecretValueRequest {
 
 /// Output of [`Operation::PutSecretValue`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutSecretValueResponse {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -497,6 +784,18 @@ pub struct PutSecretValueResponse {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl serde::Serialize for PutSecretValueResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutSecretValueResponse::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutSecretValueResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutSecretValueResponse::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PutSecretValueResponse {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -504,6 +803,7 @@ impl crate::validate::CheckEnums for PutSecretValueResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ReplicaRegionType {
     #[serde(rename = "Region")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -513,6 +813,18 @@ pub struct ReplicaRegionType {
     pub kms_key_id: Option<String>,
 }
 
+impl serde::Serialize for ReplicaRegionType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ReplicaRegionType::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReplicaRegionType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ReplicaRegionType::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ReplicaRegionType {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -520,6 +832,7 @@ impl crate::validate::CheckEnums for ReplicaRegionType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ReplicationStatusType {
     #[serde(rename = "Region")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -538,6 +851,18 @@ pub struct ReplicationStatusType {
     pub last_accessed_date: Option<crate::Timestamp>,
 }
 
+impl serde::Serialize for ReplicationStatusType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ReplicationStatusType::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReplicationStatusType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ReplicationStatusType::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ReplicationStatusType {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Status", &self.status)?;
@@ -547,10 +872,23 @@ impl crate::validate::CheckEnums for ReplicationStatusType {
 
 /// Modeled error `ResourceExistsException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceExistsException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ResourceExistsException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceExistsException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceExistsException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceExistsException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResourceExistsException {
@@ -561,10 +899,23 @@ impl crate::validate::CheckEnums for ResourceExistsException {
 
 /// Modeled error `ResourceNotFoundException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ResourceNotFoundException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ResourceNotFoundException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ResourceNotFoundException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceNotFoundException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ResourceNotFoundException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ResourceNotFoundException {
@@ -574,6 +925,7 @@ impl crate::validate::CheckEnums for ResourceNotFoundException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct RotationRulesType {
     #[serde(rename = "AutomaticallyAfterDays")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -586,6 +938,18 @@ pub struct RotationRulesType {
     pub schedule_expression: Option<String>,
 }
 
+impl serde::Serialize for RotationRulesType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RotationRulesType::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RotationRulesType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RotationRulesType::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for RotationRulesType {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -593,6 +957,7 @@ impl crate::validate::CheckEnums for RotationRulesType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct SecretListEntry {
     #[serde(rename = "ARN")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,6 +1021,18 @@ pub struct SecretListEntry {
     pub primary_region: Option<String>,
 }
 
+impl serde::Serialize for SecretListEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SecretListEntry::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretListEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SecretListEntry::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for SecretListEntry {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -663,6 +1040,7 @@ impl crate::validate::CheckEnums for SecretListEntry {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Tag {
     #[serde(rename = "Key")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -670,6 +1048,18 @@ pub struct Tag {
     #[serde(rename = "Value")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Tag::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Tag::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Tag {

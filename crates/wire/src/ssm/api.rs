@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The SSM API. Every method defaults to answering `NOT_IMPLEMENTED_ERROR`.
+/// The SSM API. Every method defaults to answering a modeled "not implemented" error.
 #[async_trait::async_trait]
 pub trait SsmApi: Send + Sync {
     async fn delete_parameter(
@@ -12,7 +12,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<DeleteParameterResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "DeleteParameter",
         ))
@@ -25,7 +25,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<DeleteParametersResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "DeleteParameters",
         ))
@@ -38,7 +38,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<DescribeParametersResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "DescribeParameters",
         ))
@@ -51,7 +51,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<GetParameterResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "GetParameter",
         ))
@@ -64,7 +64,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<GetParametersResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "GetParameters",
         ))
@@ -77,7 +77,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<GetParametersByPathResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "GetParametersByPath",
         ))
@@ -90,7 +90,7 @@ pub trait SsmApi: Send + Sync {
     ) -> Result<PutParameterResult, crate::ApiError> {
         let _ = (ctx, input);
         Err(crate::ApiError::not_implemented(
-            NOT_IMPLEMENTED_ERROR,
+            "UnsupportedOperationException",
             SERVICE_ID,
             "PutParameter",
         ))

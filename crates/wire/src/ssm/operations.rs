@@ -8,7 +8,8 @@ pub const SIGNING_NAME: &str = "ssm";
 pub const SERVICE_ID: &str = "SSM";
 /// The model's API version.
 pub const API_VERSION: &str = "2014-11-06";
-/// The modeled error code the trait's default methods answer.
+/// The modeled error code the trait's default methods answer (operations
+/// that do not model it answer a fallback they model).
 pub const NOT_IMPLEMENTED_ERROR: &str = "UnsupportedOperationException";
 
 /// The operations berth routes for this service.

@@ -4,9 +4,22 @@ use super::*;
 
 /// Input of [`Operation::DeleteParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteParameterRequest {
     #[serde(rename = "Name")]
     pub name: String,
+}
+
+impl serde::Serialize for DeleteParameterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteParameterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteParameterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteParameterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteParameterRequest {
@@ -17,7 +30,20 @@ impl crate::validate::CheckEnums for DeleteParameterRequest {
 
 /// Output of [`Operation::DeleteParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteParameterResult {}
+
+impl serde::Serialize for DeleteParameterResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteParameterResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteParameterResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteParameterResult::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for DeleteParameterResult {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -27,9 +53,22 @@ impl crate::validate::CheckEnums for DeleteParameterResult {
 
 /// Input of [`Operation::DeleteParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteParametersRequest {
     #[serde(rename = "Names")]
     pub names: Vec<String>,
+}
+
+impl serde::Serialize for DeleteParametersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteParametersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteParametersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteParametersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteParametersRequest {
@@ -40,6 +79,7 @@ impl crate::validate::CheckEnums for DeleteParametersRequest {
 
 /// Output of [`Operation::DeleteParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteParametersResult {
     #[serde(rename = "DeletedParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +87,18 @@ pub struct DeleteParametersResult {
     #[serde(rename = "InvalidParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_parameters: Option<Vec<String>>,
+}
+
+impl serde::Serialize for DeleteParametersResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DeleteParametersResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeleteParametersResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DeleteParametersResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DeleteParametersResult {
@@ -57,6 +109,7 @@ impl crate::validate::CheckEnums for DeleteParametersResult {
 
 /// Input of [`Operation::DescribeParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeParametersRequest {
     #[serde(rename = "Filters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +128,18 @@ pub struct DescribeParametersRequest {
     pub shared: Option<bool>,
 }
 
+impl serde::Serialize for DescribeParametersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeParametersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeParametersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeParametersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for DescribeParametersRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Filters", &self.filters)?;
@@ -84,6 +149,7 @@ impl crate::validate::CheckEnums for DescribeParametersRequest {
 
 /// Output of [`Operation::DescribeParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct DescribeParametersResult {
     #[serde(rename = "Parameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +157,18 @@ pub struct DescribeParametersResult {
     #[serde(rename = "NextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for DescribeParametersResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DescribeParametersResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DescribeParametersResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DescribeParametersResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for DescribeParametersResult {
@@ -102,12 +180,25 @@ impl crate::validate::CheckEnums for DescribeParametersResult {
 
 /// Input of [`Operation::GetParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParameterRequest {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "WithDecryption")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_decryption: Option<bool>,
+}
+
+impl serde::Serialize for GetParameterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParameterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParameterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParameterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetParameterRequest {
@@ -118,10 +209,23 @@ impl crate::validate::CheckEnums for GetParameterRequest {
 
 /// Output of [`Operation::GetParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParameterResult {
     #[serde(rename = "Parameter")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter: Option<Parameter>,
+}
+
+impl serde::Serialize for GetParameterResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParameterResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParameterResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParameterResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetParameterResult {
@@ -133,6 +237,7 @@ impl crate::validate::CheckEnums for GetParameterResult {
 
 /// Input of [`Operation::GetParametersByPath`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParametersByPathRequest {
     #[serde(rename = "Path")]
     pub path: String,
@@ -153,6 +258,18 @@ pub struct GetParametersByPathRequest {
     pub next_token: Option<String>,
 }
 
+impl serde::Serialize for GetParametersByPathRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParametersByPathRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParametersByPathRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParametersByPathRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for GetParametersByPathRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -161,6 +278,7 @@ impl crate::validate::CheckEnums for GetParametersByPathRequest {
 
 /// Output of [`Operation::GetParametersByPath`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParametersByPathResult {
     #[serde(rename = "Parameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +286,18 @@ pub struct GetParametersByPathResult {
     #[serde(rename = "NextToken")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl serde::Serialize for GetParametersByPathResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParametersByPathResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParametersByPathResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParametersByPathResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetParametersByPathResult {
@@ -179,12 +309,25 @@ impl crate::validate::CheckEnums for GetParametersByPathResult {
 
 /// Input of [`Operation::GetParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParametersRequest {
     #[serde(rename = "Names")]
     pub names: Vec<String>,
     #[serde(rename = "WithDecryption")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_decryption: Option<bool>,
+}
+
+impl serde::Serialize for GetParametersRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParametersRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParametersRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParametersRequest::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetParametersRequest {
@@ -195,6 +338,7 @@ impl crate::validate::CheckEnums for GetParametersRequest {
 
 /// Output of [`Operation::GetParameters`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct GetParametersResult {
     #[serde(rename = "Parameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +346,18 @@ pub struct GetParametersResult {
     #[serde(rename = "InvalidParameters")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_parameters: Option<Vec<String>>,
+}
+
+impl serde::Serialize for GetParametersResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GetParametersResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GetParametersResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        GetParametersResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for GetParametersResult {
@@ -213,10 +369,23 @@ impl crate::validate::CheckEnums for GetParametersResult {
 
 /// Modeled error `HierarchyLevelLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct HierarchyLevelLimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for HierarchyLevelLimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HierarchyLevelLimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HierarchyLevelLimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HierarchyLevelLimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for HierarchyLevelLimitExceededException {
@@ -227,10 +396,23 @@ impl crate::validate::CheckEnums for HierarchyLevelLimitExceededException {
 
 /// Modeled error `HierarchyTypeMismatchException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct HierarchyTypeMismatchException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for HierarchyTypeMismatchException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HierarchyTypeMismatchException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HierarchyTypeMismatchException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HierarchyTypeMismatchException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for HierarchyTypeMismatchException {
@@ -241,10 +423,23 @@ impl crate::validate::CheckEnums for HierarchyTypeMismatchException {
 
 /// Modeled error `IncompatiblePolicyException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct IncompatiblePolicyException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for IncompatiblePolicyException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        IncompatiblePolicyException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IncompatiblePolicyException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        IncompatiblePolicyException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for IncompatiblePolicyException {
@@ -255,10 +450,23 @@ impl crate::validate::CheckEnums for IncompatiblePolicyException {
 
 /// Modeled error `InternalServerError`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InternalServerError {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InternalServerError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InternalServerError::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InternalServerError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InternalServerError::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InternalServerError {
@@ -269,10 +477,23 @@ impl crate::validate::CheckEnums for InternalServerError {
 
 /// Modeled error `InvalidAllowedPatternException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidAllowedPatternException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidAllowedPatternException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidAllowedPatternException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidAllowedPatternException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidAllowedPatternException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidAllowedPatternException {
@@ -283,7 +504,20 @@ impl crate::validate::CheckEnums for InvalidAllowedPatternException {
 
 /// Modeled error `InvalidFilterKey`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidFilterKey {}
+
+impl serde::Serialize for InvalidFilterKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidFilterKey::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidFilterKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidFilterKey::deserialize(crate::strict::StructAsMap(d))
+    }
+}
 
 impl crate::validate::CheckEnums for InvalidFilterKey {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
@@ -293,10 +527,23 @@ impl crate::validate::CheckEnums for InvalidFilterKey {
 
 /// Modeled error `InvalidFilterOption`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidFilterOption {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidFilterOption {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidFilterOption::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidFilterOption {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidFilterOption::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidFilterOption {
@@ -307,10 +554,23 @@ impl crate::validate::CheckEnums for InvalidFilterOption {
 
 /// Modeled error `InvalidFilterValue`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidFilterValue {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidFilterValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidFilterValue::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidFilterValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidFilterValue::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidFilterValue {
@@ -321,10 +581,23 @@ impl crate::validate::CheckEnums for InvalidFilterValue {
 
 /// Modeled error `InvalidKeyId`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidKeyId {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidKeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidKeyId::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidKeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidKeyId::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidKeyId {
@@ -335,10 +608,23 @@ impl crate::validate::CheckEnums for InvalidKeyId {
 
 /// Modeled error `InvalidNextToken`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidNextToken {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidNextToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidNextToken::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidNextToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidNextToken::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidNextToken {
@@ -349,10 +635,23 @@ impl crate::validate::CheckEnums for InvalidNextToken {
 
 /// Modeled error `InvalidPolicyAttributeException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidPolicyAttributeException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidPolicyAttributeException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidPolicyAttributeException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidPolicyAttributeException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidPolicyAttributeException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidPolicyAttributeException {
@@ -363,10 +662,23 @@ impl crate::validate::CheckEnums for InvalidPolicyAttributeException {
 
 /// Modeled error `InvalidPolicyTypeException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct InvalidPolicyTypeException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for InvalidPolicyTypeException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        InvalidPolicyTypeException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InvalidPolicyTypeException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InvalidPolicyTypeException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for InvalidPolicyTypeException {
@@ -376,6 +688,7 @@ impl crate::validate::CheckEnums for InvalidPolicyTypeException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Parameter {
     #[serde(rename = "Name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +719,18 @@ pub struct Parameter {
     pub data_type: Option<String>,
 }
 
+impl serde::Serialize for Parameter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Parameter::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Parameter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Parameter::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for Parameter {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Type", &self.r#type)?;
@@ -415,10 +740,23 @@ impl crate::validate::CheckEnums for Parameter {
 
 /// Modeled error `ParameterAlreadyExists`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterAlreadyExists {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterAlreadyExists {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterAlreadyExists::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterAlreadyExists {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterAlreadyExists::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterAlreadyExists {
@@ -428,6 +766,7 @@ impl crate::validate::CheckEnums for ParameterAlreadyExists {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterInlinePolicy {
     #[serde(rename = "PolicyText")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,6 +779,18 @@ pub struct ParameterInlinePolicy {
     pub policy_status: Option<String>,
 }
 
+impl serde::Serialize for ParameterInlinePolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterInlinePolicy::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterInlinePolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterInlinePolicy::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ParameterInlinePolicy {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -448,10 +799,23 @@ impl crate::validate::CheckEnums for ParameterInlinePolicy {
 
 /// Modeled error `ParameterLimitExceeded`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterLimitExceeded {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterLimitExceeded {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterLimitExceeded::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterLimitExceeded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterLimitExceeded::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterLimitExceeded {
@@ -462,10 +826,23 @@ impl crate::validate::CheckEnums for ParameterLimitExceeded {
 
 /// Modeled error `ParameterMaxVersionLimitExceeded`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterMaxVersionLimitExceeded {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterMaxVersionLimitExceeded {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterMaxVersionLimitExceeded::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterMaxVersionLimitExceeded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterMaxVersionLimitExceeded::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterMaxVersionLimitExceeded {
@@ -475,6 +852,7 @@ impl crate::validate::CheckEnums for ParameterMaxVersionLimitExceeded {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterMetadata {
     #[serde(rename = "Name")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -514,6 +892,18 @@ pub struct ParameterMetadata {
     pub data_type: Option<String>,
 }
 
+impl serde::Serialize for ParameterMetadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterMetadata::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterMetadata::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ParameterMetadata {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Type", &self.r#type)?;
@@ -524,10 +914,23 @@ impl crate::validate::CheckEnums for ParameterMetadata {
 
 /// Modeled error `ParameterNotFound`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterNotFound {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterNotFound {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterNotFound::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterNotFound {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterNotFound::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterNotFound {
@@ -538,10 +941,23 @@ impl crate::validate::CheckEnums for ParameterNotFound {
 
 /// Modeled error `ParameterPatternMismatchException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterPatternMismatchException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterPatternMismatchException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterPatternMismatchException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterPatternMismatchException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterPatternMismatchException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterPatternMismatchException {
@@ -551,6 +967,7 @@ impl crate::validate::CheckEnums for ParameterPatternMismatchException {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterStringFilter {
     #[serde(rename = "Key")]
     pub key: String,
@@ -562,6 +979,18 @@ pub struct ParameterStringFilter {
     pub values: Option<Vec<String>>,
 }
 
+impl serde::Serialize for ParameterStringFilter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterStringFilter::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterStringFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterStringFilter::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for ParameterStringFilter {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         Ok(())
@@ -570,10 +999,23 @@ impl crate::validate::CheckEnums for ParameterStringFilter {
 
 /// Modeled error `ParameterVersionNotFound`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParameterVersionNotFound {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for ParameterVersionNotFound {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParameterVersionNotFound::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParameterVersionNotFound {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParameterVersionNotFound::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParameterVersionNotFound {
@@ -583,11 +1025,24 @@ impl crate::validate::CheckEnums for ParameterVersionNotFound {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct ParametersFilter {
     #[serde(rename = "Key")]
     pub key: ParametersFilterKey,
     #[serde(rename = "Values")]
     pub values: Vec<String>,
+}
+
+impl serde::Serialize for ParametersFilter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ParametersFilter::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParametersFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ParametersFilter::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for ParametersFilter {
@@ -599,10 +1054,23 @@ impl crate::validate::CheckEnums for ParametersFilter {
 
 /// Modeled error `PoliciesLimitExceededException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PoliciesLimitExceededException {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for PoliciesLimitExceededException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PoliciesLimitExceededException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PoliciesLimitExceededException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PoliciesLimitExceededException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PoliciesLimitExceededException {
@@ -613,6 +1081,7 @@ impl crate::validate::CheckEnums for PoliciesLimitExceededException {
 
 /// Input of [`Operation::PutParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutParameterRequest {
     #[serde(rename = "Name")]
     pub name: String,
@@ -647,6 +1116,18 @@ pub struct PutParameterRequest {
     pub data_type: Option<String>,
 }
 
+impl serde::Serialize for PutParameterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutParameterRequest::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutParameterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutParameterRequest::deserialize(crate::strict::StructAsMap(d))
+    }
+}
+
 impl crate::validate::CheckEnums for PutParameterRequest {
     fn check_enums(&self) -> Result<(), crate::validate::UnknownEnum> {
         crate::validate::member("Type", &self.r#type)?;
@@ -657,6 +1138,7 @@ impl crate::validate::CheckEnums for PutParameterRequest {
 
 /// Output of [`Operation::PutParameter`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct PutParameterResult {
     #[serde(rename = "Version")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -664,6 +1146,18 @@ pub struct PutParameterResult {
     #[serde(rename = "Tier")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<ParameterTier>,
+}
+
+impl serde::Serialize for PutParameterResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PutParameterResult::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PutParameterResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PutParameterResult::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for PutParameterResult {
@@ -674,11 +1168,24 @@ impl crate::validate::CheckEnums for PutParameterResult {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct Tag {
     #[serde(rename = "Key")]
     pub key: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Tag::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Tag::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for Tag {
@@ -689,10 +1196,23 @@ impl crate::validate::CheckEnums for Tag {
 
 /// Modeled error `TooManyUpdates`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct TooManyUpdates {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for TooManyUpdates {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TooManyUpdates::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TooManyUpdates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TooManyUpdates::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for TooManyUpdates {
@@ -703,10 +1223,23 @@ impl crate::validate::CheckEnums for TooManyUpdates {
 
 /// Modeled error `UnsupportedOperationException`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UnsupportedOperationException {
     #[serde(rename = "Message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for UnsupportedOperationException {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UnsupportedOperationException::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnsupportedOperationException {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UnsupportedOperationException::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UnsupportedOperationException {
@@ -717,10 +1250,23 @@ impl crate::validate::CheckEnums for UnsupportedOperationException {
 
 /// Modeled error `UnsupportedParameterType`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct UnsupportedParameterType {
     #[serde(rename = "message")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl serde::Serialize for UnsupportedParameterType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        UnsupportedParameterType::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnsupportedParameterType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UnsupportedParameterType::deserialize(crate::strict::StructAsMap(d))
+    }
 }
 
 impl crate::validate::CheckEnums for UnsupportedParameterType {
