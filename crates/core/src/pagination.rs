@@ -25,15 +25,19 @@ struct Payload {
     o: String,
     a: String,
     r: String,
+    f: String,
     k: String,
 }
 
-/// Where a page starts: the operation, caller and position it belongs to.
+/// What a token is bound to: the operation, the caller, and the request's
+/// filters (a token is only good for the listing that issued it, so
+/// changing `sort` or `status` mid-way cannot skip or repeat items).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageKey<'a> {
     pub operation: &'a str,
     pub account: &'a str,
     pub region: &'a str,
+    pub filter: &'a str,
 }
 
 impl TokenCodec {
@@ -52,6 +56,7 @@ impl TokenCodec {
             o: page.operation.into(),
             a: page.account.into(),
             r: page.region.into(),
+            f: page.filter.into(),
             k: last_sort_key.into(),
         })
         .expect("token payload serializes");
@@ -73,7 +78,11 @@ impl TokenCodec {
             return Err(invalid());
         }
         let payload: Payload = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if payload.o != page.operation || payload.a != page.account || payload.r != page.region {
+        if payload.o != page.operation
+            || payload.a != page.account
+            || payload.r != page.region
+            || payload.f != page.filter
+        {
             return Err(invalid());
         }
         Ok(payload.k)
@@ -99,6 +108,7 @@ mod tests {
         operation: "ListClusters",
         account: "1",
         region: "us-east-1",
+        filter: "",
     };
 
     #[test]
@@ -116,6 +126,11 @@ mod tests {
             ..PAGE
         };
         assert!(c.decode(&other_account, &t).is_err());
+        let other_filter = PageKey {
+            filter: "DESC",
+            ..PAGE
+        };
+        assert!(c.decode(&other_filter, &t).is_err());
         assert!(TokenCodec::new(b"other".to_vec())
             .decode(&PAGE, &t)
             .is_err());

@@ -12,8 +12,10 @@ use berth_auth::{SignedRequest, Verifier};
 use berth_core::names;
 use berth_wire::codec::CONTENT_TYPE;
 use berth_wire::{ApiError, RequestContext};
+use futures::FutureExt;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -52,7 +54,20 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let result = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(b) => process(&state, &parts, &b.to_bytes(), &request_id).await,
+        Ok(b) => {
+            let bytes = b.to_bytes();
+            let work = process(&state, &parts, &bytes, &request_id);
+            // A bug must cost one request a ServerException, never the connection.
+            AssertUnwindSafe(work)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::server(
+                        "ServerException",
+                        "An internal error occurred.",
+                    ))
+                })
+        }
         Err(_) => Err(ApiError::new(
             "RequestEntityTooLargeException",
             413,

@@ -223,10 +223,15 @@ pub async fn list(
         settings.retain(|s| s.value.as_ref() == Some(v));
     }
     // Pages follow the model's order of setting names.
+    let filter = format!(
+        "{:?}|{:?}|{p}|{:?}",
+        input.name, input.value, input.effective_settings
+    );
     let page = PageKey {
         operation: "ListAccountSettings",
         account: &ctx.account_id,
         region: &ctx.region,
+        filter: &filter,
     };
     let position = |s: &Setting| {
         SettingName::VALUES

@@ -342,6 +342,7 @@ pub async fn list(
         operation: "ListClusters",
         account: &ctx.account_id,
         region: &ctx.region,
+        filter: "",
     };
     let after = input
         .next_token

@@ -83,8 +83,15 @@ async fn modify_tags(
     Err(too_contended())
 }
 
+/// TagResource and UntagResource model `ResourceNotFoundException`;
+/// ListTagsForResource does not, so it reports a missing resource as an
+/// invalid parameter.
 fn not_found() -> EcsError {
     EcsError::ResourceNotFound("The specified resource could not be found.".into())
+}
+
+fn not_found_for_list() -> EcsError {
+    EcsError::invalid("The specified resource could not be found.")
 }
 
 pub async fn tag(
@@ -128,7 +135,7 @@ pub async fn list(
         Target::TaskDefinition(f, r) => {
             task_definitions::load_revision(ecs, ctx, &f, r)
                 .await?
-                .ok_or_else(not_found)?
+                .ok_or_else(not_found_for_list)?
                 .value
                 .tags
         }

@@ -232,10 +232,12 @@ pub async fn list(
     if !sort.is_known() {
         return Err(EcsError::invalid(format!("Invalid sort order '{sort}'.")));
     }
+    let filter = format!("{:?}|{status}|{sort}", input.family_prefix);
     let page = PageKey {
         operation: "ListTaskDefinitions",
         account: &ctx.account_id,
         region: &ctx.region,
+        filter: &filter,
     };
     let after = input
         .next_token
@@ -272,7 +274,9 @@ pub async fn list_families(
     input: ListTaskDefinitionFamiliesRequest,
 ) -> Result<ListTaskDefinitionFamiliesResponse, EcsError> {
     let limit = page_size(input.max_results, 100, 100)?;
-    let status = input.status.unwrap_or(TaskDefinitionFamilyStatus::Active);
+    // ECS lists ACTIVE and INACTIVE families unless told otherwise.
+    let status = input.status.unwrap_or(TaskDefinitionFamilyStatus::All);
+    let filter = format!("{:?}|{status}", input.family_prefix);
     let status = match status {
         TaskDefinitionFamilyStatus::All => None,
         TaskDefinitionFamilyStatus::Unknown(s) => {
@@ -284,6 +288,7 @@ pub async fn list_families(
         operation: "ListTaskDefinitionFamilies",
         account: &ctx.account_id,
         region: &ctx.region,
+        filter: &filter,
     };
     let after = input
         .next_token
@@ -364,14 +369,20 @@ pub async fn delete(
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     'each: for reference in &input.task_definitions {
+        let Ok((family, revision)) = revision_reference(ctx, reference) else {
+            failures.push(Failure {
+                arn: Some(reference.clone()),
+                reason: Some("The specified task definition identifier is invalid. Specify a family and revision or a full ARN.".into()),
+                detail: None,
+            });
+            continue;
+        };
+        // Failures name the revision by its full ARN, as ECS does.
+        let full_arn = arn::task_definition(&ctx.region, &ctx.account_id, &family, revision);
         let fail = |reason: &str| Failure {
-            arn: Some(reference.clone()),
+            arn: Some(full_arn.clone()),
             reason: Some(reason.into()),
             detail: None,
-        };
-        let Ok((family, revision)) = revision_reference(ctx, reference) else {
-            failures.push(fail("The specified task definition identifier is invalid. Specify a family and revision or a full ARN."));
-            continue;
         };
         for _ in 0..MAX_ATTEMPTS {
             let Some(mut doc) =
