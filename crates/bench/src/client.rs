@@ -28,6 +28,8 @@ pub struct Target {
     pub host: String,
     pub access_key: String,
     pub secret_key: String,
+    /// The server's process, when this harness started it (for CPU figures).
+    pub pid: Option<u32>,
 }
 
 impl Target {
@@ -38,6 +40,7 @@ impl Target {
         url: &str,
         access_key: &str,
         secret_key: &str,
+        pid: Option<u32>,
     ) -> anyhow::Result<Arc<Target>> {
         let rest = url
             .strip_prefix("http://")
@@ -60,6 +63,7 @@ impl Target {
             host: host.to_owned(),
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
+            pid,
         }))
     }
 }

@@ -8,6 +8,7 @@
 //!   behind is charged for the queueing it causes (no coordinated omission).
 
 use crate::client::{Conn, Target};
+use crate::cpu::CpuSample;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -77,6 +78,14 @@ pub struct RunResult {
     /// Open loop only: requests never sent because the run's grace period
     /// ended while they were still queued.
     pub dropped: u64,
+    /// Open loop only: how late requests were sent after they were due, in
+    /// microseconds (pacer and client delay, not the server's).
+    pub send_lag: Histogram<u64>,
+    /// Every answer or failure, warm-up included (the CPU figures' divisor).
+    pub completed: u64,
+    /// CPU time the server and this client used over the whole run.
+    pub server_cpu: Option<Duration>,
+    pub client_cpu: Option<Duration>,
 }
 
 impl RunResult {
@@ -89,7 +98,17 @@ impl RunResult {
             elapsed: Duration::ZERO,
             reconnects: 0,
             dropped: 0,
+            send_lag: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid bounds"),
+            completed: 0,
+            server_cpu: None,
+            client_cpu: None,
         }
+    }
+
+    /// CPU microseconds per request (warm-up included) of `cpu`.
+    pub fn cpu_us_per_request(&self, cpu: Option<Duration>) -> Option<f64> {
+        let cpu = cpu?;
+        (self.completed > 0).then(|| cpu.as_secs_f64() * 1e6 / self.completed as f64)
     }
 
     pub fn rate(&self) -> f64 {
@@ -113,6 +132,8 @@ impl RunResult {
         self.elapsed = self.elapsed.max(other.elapsed);
         self.reconnects += other.reconnects;
         self.dropped += other.dropped;
+        self.send_lag.add(&other.send_lag).expect("same bounds");
+        self.completed += other.completed;
     }
 
     /// Sends request `n` and records its outcome: a success's latency
@@ -132,6 +153,7 @@ impl RunResult {
         )
         .await;
         let done = Instant::now();
+        self.completed += 1;
         let (error, transport) = match result {
             Ok(Ok((status, _))) if status.is_success() => (None, false),
             Ok(Ok((status, body))) => (
@@ -177,6 +199,7 @@ pub async fn closed_loop(
     duration: Duration,
 ) -> anyhow::Result<RunResult> {
     let conns = connect_all(target, concurrency).await?;
+    let cpu = CpuSample::start(target.pid);
     let seq = Arc::new(AtomicU64::new(0));
     let warm_end = Instant::now() + warmup;
     let end = warm_end + duration;
@@ -202,7 +225,9 @@ pub async fn closed_loop(
             r
         }));
     }
-    collect(tasks).await
+    let mut result = collect(tasks).await?;
+    (result.server_cpu, result.client_cpu) = cpu.since();
+    Ok(result)
 }
 
 pub async fn open_loop(
@@ -214,6 +239,7 @@ pub async fn open_loop(
     duration: Duration,
 ) -> anyhow::Result<RunResult> {
     let conns = connect_all(target, connections).await?;
+    let cpu = CpuSample::start(target.pid);
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let total = ((warmup + duration).as_secs_f64() * f64::from(rate)).round() as u64;
     let t0 = Instant::now() + Duration::from_millis(20);
@@ -254,6 +280,10 @@ pub async fn open_loop(
                     continue;
                 }
                 let measured = due >= warm_end;
+                if measured {
+                    let lag = (Instant::now() - due).as_micros() as u64;
+                    r.send_lag.saturating_record(lag.max(1));
+                }
                 let (done, _) = r.send(&mut conn, workload, n, due, measured).await;
                 if measured {
                     r.elapsed = r.elapsed.max(done - warm_end);
@@ -265,7 +295,9 @@ pub async fn open_loop(
     }
     let result = collect(tasks).await;
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
-    result
+    let mut result = result?;
+    (result.server_cpu, result.client_cpu) = cpu.since();
+    Ok(result)
 }
 
 async fn collect(tasks: Vec<tokio::task::JoinHandle<RunResult>>) -> anyhow::Result<RunResult> {

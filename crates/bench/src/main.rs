@@ -6,6 +6,7 @@
 //! temporary directories removed on exit, error or ctrl-c.
 
 mod client;
+mod cpu;
 mod load;
 mod report;
 mod servers;
@@ -148,7 +149,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let main_target = match &args.endpoint {
         Some(url) => {
             let (ak, sk) = (args.access_key.as_deref(), args.secret_key.as_deref());
-            Target::from_endpoint("endpoint", url, ak.unwrap_or(""), sk.unwrap_or("")).await?
+            Target::from_endpoint("endpoint", url, ak.unwrap_or(""), sk.unwrap_or(""), None).await?
         }
         None => {
             let bin = args.berth_bin.clone().unwrap_or_else(default_berth_bin);
@@ -156,9 +157,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("starting {}", bin.display()))?;
             eprintln!("berth {} ({})", s.endpoint, bin.display());
-            let t = Target::from_endpoint("berth", &s.endpoint, &s.access_key, &s.secret_key);
+            let t = Target::from_endpoint(
+                "berth",
+                &s.endpoint,
+                &s.access_key,
+                &s.secret_key,
+                Some(s.pid()),
+            )
+            .await;
             _servers.push(s);
-            t.await?
+            t?
         }
     };
     let moto = if args.skip_moto {
@@ -168,9 +176,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             .await
             .context("starting moto (use --skip-moto to bench without it)")?;
         eprintln!("moto {}", s.endpoint);
-        let t = Target::from_endpoint("moto", &s.endpoint, &s.access_key, &s.secret_key);
+        let t = Target::from_endpoint(
+            "moto",
+            &s.endpoint,
+            &s.access_key,
+            &s.secret_key,
+            Some(s.pid()),
+        )
+        .await;
         _servers.push(s);
-        Some(t.await?)
+        Some(t?)
     };
 
     eprintln!(

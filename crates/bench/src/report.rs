@@ -37,14 +37,23 @@ impl Report {
         println!();
         println!("closed loop (keep-alive HTTP/1.1 connections, each request signed):");
         println!(
-            "{:<24}{:<10}{:>5}{:>11}{:>9}{:>9}{:>9}{:>8}",
-            "workload", "target", "conc", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+            "{:<24}{:<10}{:>5}{:>11}{:>9}{:>9}{:>9}{:>8}{:>12}{:>12}",
+            "workload",
+            "target",
+            "conc",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "srv us/req",
+            "cli us/req"
         );
         for row in &self.rows {
             if let Mode::Closed { concurrency } = row.mode {
                 let r = &row.result;
                 println!(
-                    "{:<24}{:<10}{:>5}{:>11.1}{:>9.2}{:>9.2}{:>9.2}{:>8}",
+                    "{:<24}{:<10}{:>5}{:>11.1}{:>9.2}{:>9.2}{:>9.2}{:>8}{:>12}{:>12}",
                     row.workload,
                     row.target,
                     concurrency,
@@ -52,12 +61,16 @@ impl Report {
                     r.ms(0.5),
                     r.ms(0.99),
                     r.max_ms(),
-                    r.errors
+                    r.errors,
+                    cpu_cell(r.cpu_us_per_request(r.server_cpu)),
+                    cpu_cell(r.cpu_us_per_request(r.client_cpu)),
                 );
             }
         }
-        println!();
-        self.print_ratios();
+        println!("(srv/cli us/req: CPU time of the server / of this client per request, warm-up included)");
+        for line in self.ratios() {
+            println!("{line}");
+        }
         println!();
         println!("open loop (fixed rate; latency from the scheduled send time):");
         for row in &self.rows {
@@ -81,7 +94,8 @@ impl Report {
     }
 
     /// berth (or the external endpoint) over moto, at each concurrency both ran.
-    fn print_ratios(&self) {
+    fn ratios(&self) -> Vec<String> {
+        let mut lines = Vec::new();
         for a in &self.rows {
             let Mode::Closed { concurrency } = a.mode else {
                 continue;
@@ -95,12 +109,16 @@ impl Report {
                 .find(|b| b.target == "moto" && b.workload == a.workload && b.mode == a.mode);
             if let Some(b) = moto {
                 let ratio = a.result.rate() / b.result.rate().max(1e-9);
-                println!(
+                lines.push(format!(
                     "ratio {}/moto ({}, conc {concurrency}): {ratio:.1}x",
                     a.target, a.workload
-                );
+                ));
             }
         }
+        if !lines.is_empty() {
+            lines.insert(0, String::new());
+        }
+        lines
     }
 }
 
@@ -129,6 +147,15 @@ fn one_line(row: &Row) -> String {
         r.ok,
         r.errors
     );
+    if let Mode::Open { .. } = row.mode {
+        s += &format!(
+            "; send lag p99 {:.2} ms",
+            r.send_lag.value_at_quantile(0.99) as f64 / 1000.0
+        );
+    }
+    if let Some(us) = r.cpu_us_per_request(r.server_cpu) {
+        s += &format!("; server CPU {us:.0} us/req");
+    }
     if r.dropped > 0 {
         s += &format!(", {} never sent (fell too far behind)", r.dropped);
     }
@@ -136,6 +163,10 @@ fn one_line(row: &Row) -> String {
         s += &format!(", {} reconnects", r.reconnects);
     }
     s
+}
+
+fn cpu_cell(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"))
 }
 
 fn truncate(s: &str, max: usize) -> String {

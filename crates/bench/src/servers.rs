@@ -87,6 +87,10 @@ fn spawn(
 }
 
 impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the process has exited, with the end of its log.
     fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
