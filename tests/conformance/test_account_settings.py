@@ -161,3 +161,19 @@ def test_list_account_settings_pagination(own_ecs):
         if not token or pages > 100:
             break
     assert sorted(s["name"] for s in paged) == sorted(s["name"] for s in everything)
+
+
+def test_list_account_settings_value_filter(own_ecs):
+    own_ecs.put_account_setting(name="containerInsights", value="enabled")
+    hit = list_all_settings(own_ecs, name="containerInsights", value="enabled")
+    assert [(s["name"], s["value"]) for s in hit] == [("containerInsights", "enabled")]
+    miss = list_all_settings(own_ecs, name="containerInsights", value="disabled")
+    assert miss == []
+
+
+def test_list_account_settings_value_requires_name(ecs):
+    """The reference: "You must also specify an account setting name to use
+    this parameter" (the value filter)."""
+    with pytest.raises(ClientError) as e:
+        ecs.list_account_settings(value="enabled")
+    assert_error(e, "InvalidParameterException", "ClientException")

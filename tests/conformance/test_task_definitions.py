@@ -381,6 +381,119 @@ def test_mount_point_unknown_volume(ecs, name):
         simple_container(mountPoints=[{"sourceVolume": "ghost", "containerPath": "/x"}])])
 
 
+@pytest.mark.parametrize("cpu,memory,ok", [
+    ("256", "512", True), ("256", "2048", True), ("256", "3072", False),
+    ("512", "1024", True), ("512", "4096", True), ("512", "512", False),
+    ("1024", "2048", True), ("1024", "8192", True), ("1024", "1024", False),
+    ("2048", "4096", True), ("2048", "16384", True), ("2048", "4500", False),
+    ("4096", "8192", True), ("4096", "30720", True), ("4096", "31744", False),
+    ("8192", "20480", True), ("8192", "18432", False),
+    ("16384", "40960", True), ("16384", "36864", False),
+    ("128", "512", False), ("3072", "8192", False),
+])
+def test_fargate_cpu_memory_table(ecs, name, cpu, memory, ok):
+    """The Fargate table of the task-size docs: 256 -> 512/1024/2048;
+    512 -> 1-4 GB; 1024 -> 2-8 GB; 2048 -> 4-16 GB and 4096 -> 8-30 GB in
+    1 GB steps; 8192 -> 16-60 GB in 4 GB steps; 16384 -> 32-120 GB in 8 GB steps."""
+    kwargs = dict(family=name("fgt"), requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                  cpu=cpu, memory=memory, containerDefinitions=[simple_container()])
+    if ok:
+        td = ecs.register_task_definition(**kwargs)["taskDefinition"]
+        assert (td["cpu"], td["memory"]) == (cpu, memory)
+    else:
+        expect_invalid(ecs, **kwargs)
+
+
+def test_task_size_units_are_converted(ecs, name):
+    """"When you register a task definition, a unit value is converted to an
+    integer indicating the CPU units / MiB" -- "1 vCPU" -> "1024", "2 GB" -> "2048"."""
+    td = register(ecs, name("units"), cpu="1 vCPU", memory="2 GB")["taskDefinition"]
+    assert (td["cpu"], td["memory"]) == ("1024", "2048")
+
+
+def test_more_than_ten_containers(ecs, name):
+    """Quota: at most 10 containers per task definition."""
+    expect_invalid(ecs, family=name("many"),
+                   containerDefinitions=[simple_container(f"c{i}") for i in range(11)])
+
+
+def test_ten_containers_ok(ecs, name):
+    td = register(ecs, name("ten"), [simple_container(f"c{i}") for i in range(10)])
+    assert len(td["taskDefinition"]["containerDefinitions"]) == 10
+
+
+def test_task_definition_larger_than_64_kib(ecs, name):
+    """Quota: a task definition is at most 64 KiB."""
+    env = [{"name": f"VAR_{i}", "value": "x" * 200} for i in range(400)]  # ~90 KiB
+    expect_invalid(ecs, family=name("huge"),
+                   containerDefinitions=[simple_container(environment=env)])
+
+
+@pytest.mark.parametrize("container", [
+    {"image": "busybox", "memory": 32},
+    {"name": "", "image": "busybox", "memory": 32},
+    {"name": "a", "memory": 32},
+    {"name": "a", "image": "", "memory": 32},
+    {"name": "web app", "image": "busybox", "memory": 32},
+    {"name": "x" * 256, "image": "busybox", "memory": 32},
+], ids=["no-name", "empty-name", "no-image", "empty-image", "space-in-name", "name-256"])
+def test_invalid_container_name_or_image(raw, name, container):
+    r = raw.call("RegisterTaskDefinition", {"family": name("cn"),
+                                            "containerDefinitions": [container]})
+    assert r.status == 400, r
+    assert r.error_code in VALIDATION_ERRORS, r
+
+
+def test_links_not_supported_with_awsvpc(ecs, name):
+    expect_invalid(ecs, family=name("lnk"), networkMode="awsvpc", containerDefinitions=[
+        simple_container("a", links=["b"]), simple_container("b", essential=False)])
+
+
+def test_hostname_not_supported_with_awsvpc(ecs, name):
+    expect_invalid(ecs, family=name("hn"), networkMode="awsvpc",
+                   containerDefinitions=[simple_container(hostname="web")])
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_container_port_out_of_range(raw, name, port):
+    r = raw.call("RegisterTaskDefinition", {"family": name("port"), "containerDefinitions": [
+        simple_container(portMappings=[{"containerPort": port}])]})
+    assert r.status == 400, r
+    assert r.error_code in VALIDATION_ERRORS, r
+
+
+@pytest.mark.parametrize("check", [
+    {"command": ["CMD", "true"], "interval": 4},
+    {"command": ["CMD", "true"], "interval": 301},
+    {"command": ["CMD", "true"], "timeout": 1},
+    {"command": ["CMD", "true"], "timeout": 121},
+    {"command": ["CMD", "true"], "retries": 0},
+    {"command": ["CMD", "true"], "retries": 11},
+    {"command": ["CMD", "true"], "startPeriod": 301},
+], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items() if k != "command"))
+def test_health_check_bounds(ecs, name, check):
+    """interval 5-300 s, timeout 2-120 s, retries 1-10, startPeriod 0-300 s."""
+    expect_invalid(ecs, family=name("hc"), containerDefinitions=[
+        simple_container(healthCheck=check)])
+
+
+def test_duplicate_volume_names(ecs, name):
+    expect_invalid(ecs, family=name("vols"), containerDefinitions=[simple_container()],
+                   volumes=[{"name": "v", "host": {"sourcePath": "/a"}},
+                            {"name": "v", "host": {"sourcePath": "/b"}}])
+
+
+def test_container_memory_above_task_memory(ecs, name):
+    expect_invalid(ecs, family=name("mem"), memory="512",
+                   containerDefinitions=[simple_container(memory=1024)])
+
+
+def test_more_than_50_tags_at_registration(ecs, name):
+    with pytest.raises(ClientError) as e:
+        register(ecs, name("tags"), tags=[{"key": f"k{i}", "value": "v"} for i in range(51)])
+    assert_error(e, "InvalidParameterException", "ClientException")
+
+
 # --------------------------------------------------------------------------
 # Deregister / Delete
 # --------------------------------------------------------------------------

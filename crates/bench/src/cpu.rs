@@ -1,15 +1,21 @@
-//! CPU time used by a process (user + system, all threads), from
-//! `/proc/PID/stat`: tells where the machine's two cores went during a run.
+//! CPU time used during a run, from `/proc`: by the server (all threads), by
+//! this client, and by everything else on the machine. The servers and the
+//! client share the machine's cores, and other processes (builds, tests)
+//! skew the figures: the "other" share tells how quiet the machine was.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Linux reports these fields in clock ticks; USER_HZ is 100 on every
 /// mainstream architecture.
 const TICKS_PER_SEC: u64 = 100;
 
+fn ticks(t: u64) -> Duration {
+    Duration::from_millis(t * 1000 / TICKS_PER_SEC)
+}
+
 /// CPU time of `pid`, or of this process when `None`; `None` if unreadable
 /// (not Linux, or the process is gone).
-pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_owned(),
@@ -21,37 +27,68 @@ pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SEC,
-    ))
+    Some(ticks(utime + stime))
 }
 
-/// CPU used by a server and by this client between `start` and now.
+/// Busy time of all CPUs together (everything but idle and iowait).
+fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
+    Some(ticks(busy))
+}
+
+/// What the CPUs did during a run.
+#[derive(Clone, Copy, Default)]
+pub struct CpuUse {
+    pub server: Option<Duration>,
+    pub client: Option<Duration>,
+    /// Cores' worth of CPU used by other processes (0.5 = half a core).
+    pub other_cores: Option<f64>,
+}
+
 pub struct CpuSample {
     server_pid: Option<u32>,
+    at: Instant,
     server: Option<Duration>,
     client: Option<Duration>,
+    machine: Option<Duration>,
 }
 
 impl CpuSample {
     pub fn start(server_pid: Option<u32>) -> CpuSample {
         CpuSample {
             server_pid,
+            at: Instant::now(),
             server: server_pid.and_then(|p| process_cpu(Some(p))),
             client: process_cpu(None),
+            machine: machine_busy(),
         }
     }
 
-    /// (server, client) CPU time since `start`.
-    pub fn since(&self) -> (Option<Duration>, Option<Duration>) {
+    pub fn since(&self) -> CpuUse {
         let diff =
             |before: Option<Duration>, now: Option<Duration>| Some(now?.saturating_sub(before?));
-        (
-            diff(
-                self.server,
-                self.server_pid.and_then(|p| process_cpu(Some(p))),
-            ),
-            diff(self.client, process_cpu(None)),
-        )
+        let server = diff(
+            self.server,
+            self.server_pid.and_then(|p| process_cpu(Some(p))),
+        );
+        let client = diff(self.client, process_cpu(None));
+        let machine = diff(self.machine, machine_busy());
+        let wall = self.at.elapsed().as_secs_f64().max(1e-9);
+        let other_cores = machine.map(|m| {
+            let ours = server.unwrap_or_default() + client.unwrap_or_default();
+            m.saturating_sub(ours).as_secs_f64() / wall
+        });
+        CpuUse {
+            server,
+            client,
+            other_cores,
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!   behind is charged for the queueing it causes (no coordinated omission).
 
 use crate::client::{Conn, Target};
-use crate::cpu::CpuSample;
+use crate::cpu::{CpuSample, CpuUse};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -83,9 +83,8 @@ pub struct RunResult {
     pub send_lag: Histogram<u64>,
     /// Every answer or failure, warm-up included (the CPU figures' divisor).
     pub completed: u64,
-    /// CPU time the server and this client used over the whole run.
-    pub server_cpu: Option<Duration>,
-    pub client_cpu: Option<Duration>,
+    /// CPU used over the whole run, warm-up included.
+    pub cpu: CpuUse,
 }
 
 impl RunResult {
@@ -100,8 +99,7 @@ impl RunResult {
             dropped: 0,
             send_lag: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid bounds"),
             completed: 0,
-            server_cpu: None,
-            client_cpu: None,
+            cpu: CpuUse::default(),
         }
     }
 
@@ -226,7 +224,7 @@ pub async fn closed_loop(
         }));
     }
     let mut result = collect(tasks).await?;
-    (result.server_cpu, result.client_cpu) = cpu.since();
+    result.cpu = cpu.since();
     Ok(result)
 }
 
@@ -296,7 +294,7 @@ pub async fn open_loop(
     let result = collect(tasks).await;
     let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     let mut result = result?;
-    (result.server_cpu, result.client_cpu) = cpu.since();
+    result.cpu = cpu.since();
     Ok(result)
 }
 

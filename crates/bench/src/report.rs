@@ -37,7 +37,7 @@ impl Report {
         println!();
         println!("closed loop (keep-alive HTTP/1.1 connections, each request signed):");
         println!(
-            "{:<24}{:<10}{:>5}{:>11}{:>9}{:>9}{:>9}{:>8}{:>12}{:>12}",
+            "{:<24}{:<10}{:>5}{:>11}{:>9}{:>9}{:>9}{:>8}{:>12}{:>12}{:>13}",
             "workload",
             "target",
             "conc",
@@ -47,13 +47,14 @@ impl Report {
             "max ms",
             "errors",
             "srv us/req",
-            "cli us/req"
+            "cli us/req",
+            "other cores"
         );
         for row in &self.rows {
             if let Mode::Closed { concurrency } = row.mode {
                 let r = &row.result;
                 println!(
-                    "{:<24}{:<10}{:>5}{:>11.1}{:>9.2}{:>9.2}{:>9.2}{:>8}{:>12}{:>12}",
+                    "{:<24}{:<10}{:>5}{:>11.1}{:>9.2}{:>9.2}{:>9.2}{:>8}{:>12}{:>12}{:>13}",
                     row.workload,
                     row.target,
                     concurrency,
@@ -62,12 +63,17 @@ impl Report {
                     r.ms(0.99),
                     r.max_ms(),
                     r.errors,
-                    cpu_cell(r.cpu_us_per_request(r.server_cpu)),
-                    cpu_cell(r.cpu_us_per_request(r.client_cpu)),
+                    cpu_cell(r.cpu_us_per_request(r.cpu.server)),
+                    cpu_cell(r.cpu_us_per_request(r.cpu.client)),
+                    r.cpu.other_cores.map_or("-".into(), |c| format!("{c:.2}")),
                 );
             }
         }
-        println!("(srv/cli us/req: CPU time of the server / of this client per request, warm-up included)");
+        println!(
+            "(srv/cli us/req: CPU time of the server / of this client per request, warm-up \
+             included; other cores: CPU taken by other processes during the run, of {})",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
         for line in self.ratios() {
             println!("{line}");
         }
@@ -153,8 +159,11 @@ fn one_line(row: &Row) -> String {
             r.send_lag.value_at_quantile(0.99) as f64 / 1000.0
         );
     }
-    if let Some(us) = r.cpu_us_per_request(r.server_cpu) {
+    if let Some(us) = r.cpu_us_per_request(r.cpu.server) {
         s += &format!("; server CPU {us:.0} us/req");
+    }
+    if let Some(c) = r.cpu.other_cores {
+        s += &format!("; other processes {c:.2} cores");
     }
     if r.dropped > 0 {
         s += &format!(", {} never sent (fell too far behind)", r.dropped);
