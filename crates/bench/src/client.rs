@@ -173,3 +173,53 @@ fn signed_request(
     }
     Ok(builder.body(Full::new(body))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn endpoint_must_be_loopback_http() {
+        let t = Target::from_endpoint("x", "http://127.0.0.1:8450/", "a", "b", None)
+            .await
+            .unwrap();
+        assert_eq!(t.host, "127.0.0.1:8450");
+        assert!(t.addr.ip().is_loopback());
+        for bad in [
+            "https://127.0.0.1:8450",
+            "http://10.0.0.1:8450",
+            "http://127.0.0.1:8450/path",
+            "127.0.0.1:8450",
+        ] {
+            assert!(
+                Target::from_endpoint("x", bad, "a", "b", None)
+                    .await
+                    .is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn requests_are_signed_for_ecs() {
+        let t = Target {
+            name: "x".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "127.0.0.1:1".into(),
+            access_key: "AKIDEXAMPLE".into(),
+            secret_key: "secret".into(),
+            pid: None,
+        };
+        let req = signed_request(&t, "ListClusters", Bytes::from_static(b"{}")).unwrap();
+        let h = req.headers();
+        assert_eq!(
+            h["x-amz-target"],
+            "AmazonEC2ContainerServiceV20141113.ListClusters"
+        );
+        let auth = h["authorization"].to_str().unwrap();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
+        assert!(auth.contains("/us-east-1/ecs/aws4_request"));
+        assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-target"));
+        assert!(h.contains_key("x-amz-date"));
+    }
+}

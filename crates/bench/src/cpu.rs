@@ -92,3 +92,16 @@ impl CpuSample {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_cpu_time_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(process_cpu(None).is_some());
+            assert!(machine_busy().is_some());
+        }
+    }
+}

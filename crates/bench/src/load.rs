@@ -305,3 +305,37 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<RunResult>>) -> anyhow::Resu
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_bodies_cycle_through_50_families() {
+        let body = Workload::RegisterTaskDefinition.body(123);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["family"], "bench-23");
+        assert_eq!(v["containerDefinitions"][0]["memory"], 64);
+        let body = Workload::DescribeClusters.body(7);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["clusters"][0], "bench");
+    }
+
+    #[test]
+    fn merged_results_add_up() {
+        let mut a = RunResult::new();
+        a.ok = 2;
+        a.hist.record(1000).unwrap();
+        a.elapsed = Duration::from_secs(1);
+        let mut b = RunResult::new();
+        b.ok = 2;
+        b.errors = 1;
+        b.first_error = Some("HTTP 400".into());
+        b.hist.record(3000).unwrap();
+        a.merge(b);
+        assert_eq!((a.ok, a.errors), (4, 1));
+        assert_eq!(a.first_error.as_deref(), Some("HTTP 400"));
+        assert!((a.rate() - 4.0).abs() < 1e-9);
+        assert!((a.max_ms() - 3.0).abs() < 0.01);
+    }
+}

@@ -58,7 +58,8 @@ struct Args {
     python: String,
     #[arg(long, value_enum, default_value = "all")]
     workload: WorkloadArg,
-    /// Bench an already running server (loopback only) instead of starting berth.
+    /// Bench an already running server (loopback only) instead of starting
+    /// berth. Its CPU is not measured: it counts under "other cores".
     #[arg(long, requires_all = ["access_key", "secret_key"])]
     endpoint: Option<String>,
     #[arg(long, requires = "endpoint")]
@@ -129,15 +130,20 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.client_threads)
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
         tokio::select! {
-            r = run(&args) => r,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted: stopping servers");
-                Err(anyhow::anyhow!("interrupted"))
-            }
+            r = run(&args) => Some(r),
+            // Dropping `run` stops the servers it started.
+            _ = tokio::signal::ctrl_c() => None,
         }
-    })
+    });
+    match outcome {
+        Some(r) => r,
+        None => {
+            eprintln!("interrupted");
+            std::process::exit(130);
+        }
+    }
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {

@@ -9,6 +9,11 @@ use berth_wire::ecs::{
 use berth_wire::Timestamp;
 use std::collections::HashSet;
 
+/// ECS quotas that cannot be raised: containers per task definition, and
+/// the size of a task definition's JSON.
+pub const MAX_CONTAINERS: usize = 10;
+pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
+
 fn client(msg: impl Into<String>) -> EcsError {
     EcsError::Client(msg.into())
 }
@@ -106,6 +111,17 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), EcsError> {
 
     if req.container_definitions.is_empty() {
         return Err(client("Container list cannot be empty."));
+    }
+    if req.container_definitions.len() > MAX_CONTAINERS {
+        return Err(client(format!(
+            "Too many containers: a task definition can have at most {MAX_CONTAINERS}."
+        )));
+    }
+    let size = serde_json::to_vec(req).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_DEFINITION_BYTES {
+        return Err(client(format!(
+            "The task definition is {size} bytes; the limit is {MAX_DEFINITION_BYTES} bytes (64 KiB)."
+        )));
     }
     let mut seen = HashSet::new();
     for c in &req.container_definitions {
@@ -215,6 +231,11 @@ fn validate_container(
     if task_memory.is_none() && !fargate && c.memory.is_none() && c.memory_reservation.is_none() {
         return Err(client(format!(
             "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
+        )));
+    }
+    if *mode == NetworkMode::Awsvpc && c.hostname.is_some() {
+        return Err(client(format!(
+            "Container '{name}': the hostname parameter is not supported in the awsvpc network mode."
         )));
     }
     if c.cpu.is_some_and(|cpu| cpu < 0) {

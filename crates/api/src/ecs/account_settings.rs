@@ -196,6 +196,11 @@ pub async fn list(
     if let Some(n) = &input.name {
         check_name(n)?;
     }
+    if input.value.is_some() && input.name.is_none() {
+        return Err(EcsError::invalid(
+            "The value parameter requires the name parameter as well.",
+        ));
+    }
     let p = principal(ctx, input.principal_arn.as_deref())?;
     let names: Vec<SettingName> = match &input.name {
         Some(n) => vec![n.clone()],

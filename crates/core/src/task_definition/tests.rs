@@ -141,3 +141,25 @@ fn build_fills_ecs_defaults() {
         Some(vec![Compatibility::External, Compatibility::Ec2])
     );
 }
+
+#[test]
+fn quotas_and_awsvpc_hostname() {
+    let many: Vec<_> = (0..11).map(|i| container(&format!("c{i}"))).collect();
+    assert!(err(&request(many)).contains("at most 10"));
+    let mut big = container("big");
+    big.environment = Some(
+        (0..400)
+            .map(|i| berth_wire::ecs::KeyValuePair {
+                name: Some(format!("VAR_{i}")),
+                value: Some("x".repeat(200)),
+            })
+            .collect(),
+    );
+    assert!(err(&request(vec![big])).contains("64 KiB"));
+    let mut named = container("web");
+    named.hostname = Some("web".into());
+    let mut r = request(vec![named]);
+    validate(&r).unwrap();
+    r.network_mode = Some(NetworkMode::Awsvpc);
+    assert!(err(&r).contains("hostname"));
+}
