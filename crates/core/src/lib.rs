@@ -13,6 +13,7 @@ pub mod fargate;
 pub mod names;
 pub mod pagination;
 pub mod tags;
+pub mod task;
 pub mod task_definition;
 
 pub use error::EcsError;
