@@ -151,7 +151,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.duration);
 
     // The Spawned values stop their servers when dropped, on every path out.
-    let mut _servers = Vec::new();
+    let mut started = Vec::new();
     let main_target = match &args.endpoint {
         Some(url) => {
             let (ak, sk) = (args.access_key.as_deref(), args.secret_key.as_deref());
@@ -171,7 +171,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 Some(s.pid()),
             )
             .await;
-            _servers.push(s);
+            started.push(s);
             t?
         }
     };
@@ -190,7 +190,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             Some(s.pid()),
         )
         .await;
-        _servers.push(s);
+        started.push(s);
         Some(t?)
     };
 

@@ -8,7 +8,9 @@
 //! * [`codec`] turns bodies into typed requests and typed responses into
 //!   bodies, classifying decode failures the way AWS does.
 //! * [`error`] is the error envelope every service shares.
+//! * [`agent`] is berth's own agent channel (hand-written, not an AWS model).
 
+pub mod agent;
 pub mod blob;
 pub mod codec;
 pub mod context;

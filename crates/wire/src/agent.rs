@@ -1,0 +1,61 @@
+//! berth's agent channel: what an agent asks the control plane for, on the
+//! same endpoint and SigV4 auth as ECS (`X-Amz-Target: BerthAgentV1.<Op>`,
+//! signing name `ecs`). Not part of any AWS model, so written by hand.
+//!
+//! ECS's own agent learns its work over a websocket found through
+//! DiscoverPollEndpoint. berth uses a long poll instead: `PollWork` returns
+//! at once when the instance's assignments changed since `knownVersion`,
+//! otherwise after `waitSeconds`; every poll is also the heartbeat that
+//! keeps `agentConnected` true. State goes back through ECS's own
+//! SubmitTaskStateChange and SubmitContainerStateChange.
+
+use crate::ecs::{Task, TaskDefinition};
+use serde::{Deserialize, Serialize};
+
+pub const TARGET_PREFIX: &str = "BerthAgentV1";
+pub const SIGNING_NAME: &str = "ecs";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    PollWork,
+}
+
+impl Operation {
+    pub fn from_name(name: &str) -> Option<Operation> {
+        match name {
+            "PollWork" => Some(Operation::PollWork),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PollWorkRequest {
+    pub cluster: String,
+    #[serde(rename = "containerInstanceArn")]
+    pub container_instance_arn: String,
+    /// The `version` of the last answer this agent acted on (0 at start).
+    #[serde(rename = "knownVersion", default)]
+    pub known_version: u64,
+    /// How long to hold the request when nothing changed (capped by the server).
+    #[serde(rename = "waitSeconds", default)]
+    pub wait_seconds: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PollWorkResponse {
+    /// Grows whenever the instance's assignments change.
+    pub version: u64,
+    /// Every task assigned to the instance that is not STOPPED yet, with
+    /// its desired status; the agent converges on exactly this set.
+    pub tasks: Vec<AssignedTask>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssignedTask {
+    /// The task as DescribeTasks shows it (ARN, desiredStatus, overrides, …).
+    pub task: Task,
+    /// The revision the task runs, as it was when the task was created.
+    #[serde(rename = "taskDefinition")]
+    pub task_definition: TaskDefinition,
+}
