@@ -131,4 +131,6 @@ pub mod kind {
     pub const CONTAINER_INSTANCE: &str = "container-instance";
     pub const TASK: &str = "task";
     pub const SERVICE: &str = "service";
+    pub const ASSIGNMENT: &str = "assignment";
+    pub const RUN_TOKEN: &str = "run-task-token";
 }

@@ -21,6 +21,10 @@ pub enum EcsError {
     #[error("{0}")]
     LimitExceeded(String),
     #[error("{0}")]
+    TargetNotFound(String),
+    #[error("{0}")]
+    AttributeLimitExceeded(String),
+    #[error("{0}")]
     UnsupportedFeature(String),
     #[error("{0}")]
     AccessDenied(String),
@@ -41,6 +45,8 @@ impl EcsError {
             }
             EcsError::ClusterContainsTasks => "ClusterContainsTasksException",
             EcsError::LimitExceeded(_) => "LimitExceededException",
+            EcsError::TargetNotFound(_) => "TargetNotFoundException",
+            EcsError::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::AccessDenied(_) => "AccessDeniedException",
             EcsError::Server(_) => "ServerException",

@@ -1,9 +1,14 @@
 //! The ECS API (`AmazonEC2ContainerServiceV20141113`).
 
 mod account_settings;
+mod agent_channel;
 mod clusters;
+mod container_instances;
+mod liveness;
 mod tags;
 mod task_definitions;
+mod tasks;
+mod work;
 
 use crate::locks::StripedLocks;
 use berth_core::pagination::TokenCodec;
@@ -18,17 +23,40 @@ pub struct Ecs {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) tokens: TokenCodec,
     pub(crate) locks: Arc<StripedLocks>,
+    pub(crate) timings: Timings,
+    pub(crate) liveness: Arc<Liveness>,
+    pub(crate) work: Arc<work::WorkSignals>,
+    /// This server's URL, for DiscoverPollEndpoint.
+    pub(crate) endpoint: String,
 }
+
+pub use agent_channel::MANAGED_CLUSTER;
+use liveness::Liveness;
+pub use liveness::Timings;
 
 impl Ecs {
     /// `token_key` signs pagination tokens; keep it stable across restarts
     /// so tokens handed out before a restart stay valid.
     pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>) -> Self {
+        Self::with_timings(store, token_key, Timings::default())
+    }
+
+    pub fn with_timings(store: Arc<dyn Store>, token_key: Vec<u8>, timings: Timings) -> Self {
         Ecs {
             store,
             tokens: TokenCodec::new(token_key),
             locks: Arc::default(),
+            timings,
+            liveness: Arc::default(),
+            work: Arc::default(),
+            endpoint: String::new(),
         }
+    }
+
+    /// Sets the URL DiscoverPollEndpoint answers with.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -184,5 +212,117 @@ impl EcsApi for Ecs {
         input: ListAccountSettingsRequest,
     ) -> Result<ListAccountSettingsResponse, ApiError> {
         Ok(account_settings::list(self, ctx, input).await?)
+    }
+    async fn register_container_instance(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterContainerInstanceRequest,
+    ) -> Result<RegisterContainerInstanceResponse, ApiError> {
+        Ok(container_instances::register(self, ctx, input).await?)
+    }
+    async fn deregister_container_instance(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterContainerInstanceRequest,
+    ) -> Result<DeregisterContainerInstanceResponse, ApiError> {
+        Ok(container_instances::deregister(self, ctx, input).await?)
+    }
+    async fn describe_container_instances(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeContainerInstancesRequest,
+    ) -> Result<DescribeContainerInstancesResponse, ApiError> {
+        Ok(container_instances::describe(self, ctx, input).await?)
+    }
+    async fn list_container_instances(
+        &self,
+        ctx: &RequestContext,
+        input: ListContainerInstancesRequest,
+    ) -> Result<ListContainerInstancesResponse, ApiError> {
+        Ok(container_instances::list(self, ctx, input).await?)
+    }
+    async fn update_container_instances_state(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateContainerInstancesStateRequest,
+    ) -> Result<UpdateContainerInstancesStateResponse, ApiError> {
+        Ok(container_instances::update_state(self, ctx, input).await?)
+    }
+    async fn put_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: PutAttributesRequest,
+    ) -> Result<PutAttributesResponse, ApiError> {
+        Ok(container_instances::put_attributes(self, ctx, input).await?)
+    }
+    async fn delete_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteAttributesRequest,
+    ) -> Result<DeleteAttributesResponse, ApiError> {
+        Ok(container_instances::delete_attributes(self, ctx, input).await?)
+    }
+    async fn list_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: ListAttributesRequest,
+    ) -> Result<ListAttributesResponse, ApiError> {
+        Ok(container_instances::list_attributes(self, ctx, input).await?)
+    }
+    async fn run_task(
+        &self,
+        ctx: &RequestContext,
+        input: RunTaskRequest,
+    ) -> Result<RunTaskResponse, ApiError> {
+        Ok(tasks::run(self, ctx, input).await?)
+    }
+    async fn start_task(
+        &self,
+        ctx: &RequestContext,
+        input: StartTaskRequest,
+    ) -> Result<StartTaskResponse, ApiError> {
+        Ok(tasks::start(self, ctx, input).await?)
+    }
+    async fn stop_task(
+        &self,
+        ctx: &RequestContext,
+        input: StopTaskRequest,
+    ) -> Result<StopTaskResponse, ApiError> {
+        Ok(tasks::stop(self, ctx, input).await?)
+    }
+    async fn describe_tasks(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTasksRequest,
+    ) -> Result<DescribeTasksResponse, ApiError> {
+        Ok(tasks::describe(self, ctx, input).await?)
+    }
+    async fn list_tasks(
+        &self,
+        ctx: &RequestContext,
+        input: ListTasksRequest,
+    ) -> Result<ListTasksResponse, ApiError> {
+        Ok(tasks::list(self, ctx, input).await?)
+    }
+    async fn submit_task_state_change(
+        &self,
+        ctx: &RequestContext,
+        input: SubmitTaskStateChangeRequest,
+    ) -> Result<SubmitTaskStateChangeResponse, ApiError> {
+        Ok(tasks::submit_task_state_change(self, ctx, input).await?)
+    }
+    async fn submit_container_state_change(
+        &self,
+        ctx: &RequestContext,
+        input: SubmitContainerStateChangeRequest,
+    ) -> Result<SubmitContainerStateChangeResponse, ApiError> {
+        Ok(tasks::submit_container_state_change(self, ctx, input).await?)
+    }
+    async fn discover_poll_endpoint(
+        &self,
+        _ctx: &RequestContext,
+        _input: DiscoverPollEndpointRequest,
+    ) -> Result<DiscoverPollEndpointResponse, ApiError> {
+        Ok(container_instances::discover_poll_endpoint(&self.endpoint))
     }
 }
