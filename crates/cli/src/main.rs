@@ -26,6 +26,12 @@ enum Command {
     Server(ServerArgs),
     /// Print `export AWS_...` lines that point the aws-cli and boto3 at a berth server.
     Env(env::EnvArgs),
+    /// Supervise one container of the process runtime (started by the agent).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -82,5 +88,6 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(berth_server::run(config))
         }
         Command::Env(args) => env::print(args),
+        Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }

@@ -1,0 +1,167 @@
+//! The control plane over HTTP, for `berth agent` on another host: the same
+//! endpoint and SigV4 auth as any ECS client, with the agent's own keys.
+
+use crate::ControlPlane;
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
+use berth_wire::ecs::{
+    ContainerInstance, CreateClusterRequest, RegisterContainerInstanceRequest,
+    RegisterContainerInstanceResponse, SubmitTaskStateChangeRequest,
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::{de::DeserializeOwned, Serialize};
+use std::time::{Duration, SystemTime};
+
+const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+
+pub struct HttpControlPlane {
+    endpoint: http::Uri,
+    host: String,
+    access_key_id: String,
+    secret_access_key: String,
+    region: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl HttpControlPlane {
+    pub fn new(
+        endpoint: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        region: &str,
+    ) -> anyhow::Result<Self> {
+        let endpoint: http::Uri = endpoint
+            .parse()
+            .with_context(|| format!("invalid endpoint URL '{endpoint}'"))?;
+        anyhow::ensure!(
+            endpoint.scheme_str() == Some("http"),
+            "the endpoint must be an http:// URL"
+        );
+        let host = endpoint
+            .authority()
+            .context("the endpoint URL has no host")?
+            .to_string();
+        Ok(HttpControlPlane {
+            endpoint,
+            host,
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            region: region.into(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// One signed AWS JSON 1.1 call; an error answer becomes `Code: message`.
+    async fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        target: &str,
+        input: &I,
+        timeout: Duration,
+    ) -> anyhow::Result<O> {
+        let body = serde_json::to_vec(input)?;
+        let headers = [
+            ("host", self.host.as_str()),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ];
+        let signed = berth_auth::sign_headers(
+            &self.access_key_id,
+            &self.secret_access_key,
+            &self.region,
+            "ecs",
+            "POST",
+            "/",
+            "",
+            &headers,
+            &body,
+            SystemTime::now(),
+        );
+        let mut req = http::Request::post(self.endpoint.clone());
+        for (k, v) in headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(signed)
+        {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(Bytes::from(body)))?;
+        let resp = tokio::time::timeout(timeout, self.client.request(req))
+            .await
+            .map_err(|_| anyhow!("{target}: no answer within {timeout:?}"))??;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            return Err(anyhow!(
+                "{target}: {}: {}",
+                v["__type"].as_str().unwrap_or("error"),
+                v["message"]
+                    .as_str()
+                    .unwrap_or(&String::from_utf8_lossy(&bytes))
+            ));
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// ECS's agent creates the `default` cluster when it registers to it;
+    /// berth's does the same.
+    pub async fn ensure_cluster(&self, cluster: &str) -> anyhow::Result<()> {
+        if cluster == "default" {
+            let req = CreateClusterRequest {
+                cluster_name: Some(cluster.into()),
+                ..Default::default()
+            };
+            let _: serde_json::Value = self
+                .call(
+                    &format!("{ECS_PREFIX}.CreateCluster"),
+                    &req,
+                    Duration::from_secs(30),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ControlPlane for HttpControlPlane {
+    async fn register(
+        &self,
+        req: RegisterContainerInstanceRequest,
+    ) -> anyhow::Result<ContainerInstance> {
+        let r: RegisterContainerInstanceResponse = self
+            .call(
+                &format!("{ECS_PREFIX}.RegisterContainerInstance"),
+                &req,
+                Duration::from_secs(30),
+            )
+            .await?;
+        r.container_instance
+            .context("RegisterContainerInstance returned no instance")
+    }
+
+    async fn poll(&self, req: PollWorkRequest) -> anyhow::Result<PollWorkResponse> {
+        let timeout = Duration::from_secs(u64::from(req.wait_seconds) + 15);
+        self.call(
+            &format!("{}.PollWork", berth_wire::agent::TARGET_PREFIX),
+            &req,
+            timeout,
+        )
+        .await
+    }
+
+    async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
+        let _: serde_json::Value = self
+            .call(
+                &format!("{ECS_PREFIX}.SubmitTaskStateChange"),
+                &req,
+                Duration::from_secs(30),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! The agent: what runs tasks on a host, as ECS's container agent does.
+//!
+//! It registers the host as a container instance, then converges on what
+//! the control plane says: it long-polls for the tasks assigned to it
+//! ([`ControlPlane::poll`], also its heartbeat), starts what should run,
+//! stops what should stop, and reports every state change back. Containers
+//! run through a [`berth_runtime::Runtime`]; because the runtime keeps them
+//! alive and labelled independently of the agent, a restarted agent adopts
+//! the containers of its tasks instead of starting them again.
+//!
+//! The same code runs embedded in `berth server` (as berth's managed
+//! capacity, talking to the control plane in-process) and as `berth agent`
+//! on other hosts (over HTTP with SigV4): only the [`ControlPlane`] differs.
+
+mod control;
+pub mod http;
+mod runner;
+mod spec;
+
+pub use control::ControlPlane;
+
+use anyhow::Context;
+use berth_runtime::{Runtime, LABEL_TASK_ARN};
+use berth_wire::agent::{AssignedTask, PollWorkRequest};
+use berth_wire::ecs::{Attribute, RegisterContainerInstanceRequest, Resource, VersionInfo};
+use parking_lot::Mutex;
+use runner::TaskRunner;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the agent registers and where it keeps its own state.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub cluster: String,
+    /// Holds `instance.json` (the ARN to re-register with).
+    pub state_dir: PathBuf,
+    /// CPU units (1024 per core) and MiB offered to tasks.
+    pub cpu_units: i32,
+    pub memory_mib: i32,
+    /// Host ports kept from tasks (ECS's agent reserves 22, 2375, 2376, 51678, 51679).
+    pub reserved_ports: Vec<u16>,
+    /// Extra attributes, e.g. `ecs.availability-zone`.
+    pub attributes: BTreeMap<String, Option<String>>,
+    /// How long each poll may wait for news.
+    pub poll_wait: Duration,
+}
+
+impl AgentConfig {
+    /// Sizes taken from this host.
+    pub fn for_host(cluster: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as i32;
+        AgentConfig {
+            cluster: cluster.into(),
+            state_dir: state_dir.into(),
+            cpu_units: cores * 1024,
+            memory_mib: host_memory_mib(),
+            reserved_ports: vec![22, 2375, 2376, 51678, 51679],
+            attributes: BTreeMap::new(),
+            poll_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+fn host_memory_mib() -> i32 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib: i64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024 * 1024);
+    (kib / 1024).min(i32::MAX as i64) as i32
+}
+
+/// The attributes every berth agent advertises, as ECS agents do.
+fn standard_attributes(runtime: &dyn Runtime) -> BTreeMap<String, Option<String>> {
+    let mut a: BTreeMap<String, Option<String>> = BTreeMap::new();
+    a.insert("ecs.os-type".into(), Some("linux".into()));
+    a.insert("ecs.os-family".into(), Some("LINUX".into()));
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    a.insert("ecs.cpu-architecture".into(), Some(arch.into()));
+    a.insert("berth.runtime".into(), Some(runtime.name().into()));
+    for n in [
+        "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+        "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+        "com.amazonaws.ecs.capability.docker-remote-api.1.19",
+        "com.amazonaws.ecs.capability.logging-driver.awslogs",
+        "com.amazonaws.ecs.capability.task-iam-role",
+        "ecs.capability.execution-role-awslogs",
+        "ecs.capability.container-ordering",
+        "ecs.capability.task-eni",
+        "ecs.capability.secrets.ssm.environment-variables",
+        "ecs.capability.secrets.asm.environment-variables",
+    ] {
+        a.insert(n.into(), None);
+    }
+    for c in runtime.capabilities() {
+        a.insert(c, None);
+    }
+    a
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedInstance {
+    cluster: String,
+    container_instance_arn: String,
+}
+
+pub struct Agent {
+    control: Arc<dyn ControlPlane>,
+    runtime: Arc<dyn Runtime>,
+    config: AgentConfig,
+    instance_arn: String,
+    runners: Mutex<HashMap<String, TaskRunner>>,
+}
+
+impl Agent {
+    /// Registers (or re-registers, with the ARN saved in the state dir) the
+    /// host as a container instance.
+    pub async fn register(
+        control: Arc<dyn ControlPlane>,
+        runtime: Arc<dyn Runtime>,
+        config: AgentConfig,
+    ) -> anyhow::Result<Agent> {
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("creating {}", config.state_dir.display()))?;
+        let saved_path = config.state_dir.join("instance.json");
+        let saved: Option<SavedInstance> = std::fs::read(&saved_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|s: &SavedInstance| s.cluster == config.cluster);
+        let mut attributes = standard_attributes(runtime.as_ref());
+        attributes.extend(config.attributes.clone());
+        let int = |name: &str, v: i32| Resource {
+            name: Some(name.into()),
+            r#type: Some("INTEGER".into()),
+            integer_value: Some(v),
+            double_value: Some(0.0),
+            long_value: Some(0),
+            string_set_value: None,
+        };
+        let ports = Resource {
+            name: Some("PORTS".into()),
+            r#type: Some("STRINGSET".into()),
+            string_set_value: Some(
+                config
+                    .reserved_ports
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            ),
+            double_value: Some(0.0),
+            long_value: Some(0),
+            integer_value: Some(0),
+        };
+        let ports_udp = Resource {
+            name: Some("PORTS_UDP".into()),
+            string_set_value: Some(vec![]),
+            ..ports.clone()
+        };
+        let req = RegisterContainerInstanceRequest {
+            cluster: Some(config.cluster.clone()),
+            total_resources: Some(vec![
+                int("CPU", config.cpu_units),
+                int("MEMORY", config.memory_mib),
+                ports,
+                ports_udp,
+            ]),
+            version_info: Some(VersionInfo {
+                agent_version: Some(env!("CARGO_PKG_VERSION").into()),
+                agent_hash: Some(format!("berth-{}", runtime.name())),
+                docker_version: Some(format!("berth {} runtime", runtime.name())),
+            }),
+            attributes: Some(
+                attributes
+                    .into_iter()
+                    .map(|(name, value)| Attribute {
+                        name,
+                        value,
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            container_instance_arn: saved.map(|s| s.container_instance_arn),
+            ..Default::default()
+        };
+        let instance = control.register(req).await?;
+        let instance_arn = instance
+            .container_instance_arn
+            .context("registration returned no ARN")?;
+        let saved = SavedInstance {
+            cluster: config.cluster.clone(),
+            container_instance_arn: instance_arn.clone(),
+        };
+        std::fs::write(&saved_path, serde_json::to_vec(&saved)?)?;
+        tracing::info!(instance = %instance_arn, cluster = %config.cluster, runtime = runtime.name(), "agent registered");
+        Ok(Agent {
+            control,
+            runtime,
+            config,
+            instance_arn,
+            runners: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn instance_arn(&self) -> &str {
+        &self.instance_arn
+    }
+
+    /// Polls and converges until the process ends. Errors reaching the
+    /// control plane are retried with backoff; they never stop the tasks.
+    pub async fn run(self: Arc<Self>) {
+        let mut known = 0;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let req = PollWorkRequest {
+                cluster: self.config.cluster.clone(),
+                container_instance_arn: self.instance_arn.clone(),
+                known_version: known,
+                wait_seconds: self.config.poll_wait.as_secs() as u32,
+            };
+            match self.control.poll(req).await {
+                Ok(work) => {
+                    backoff = Duration::from_millis(200);
+                    known = work.version;
+                    self.converge(work.tasks).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "polling the control plane failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// One step of convergence: start runners for new tasks (adopting any
+    /// containers they already have), tell runners their desired status,
+    /// and forget runners whose tasks are no longer assigned.
+    pub async fn converge(self: &Arc<Self>, tasks: Vec<AssignedTask>) {
+        let existing = match self.runtime.list().await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the runtime's containers failed");
+                Vec::new()
+            }
+        };
+        let mut runners = self.runners.lock();
+        let assigned: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| t.task.task_arn.clone())
+            .collect();
+        for t in tasks {
+            let Some(arn) = t.task.task_arn.clone() else {
+                continue;
+            };
+            let desired_stop = t.task.desired_status.as_deref() == Some("STOPPED");
+            match runners.get(&arn) {
+                Some(r) => {
+                    if desired_stop {
+                        r.request_stop();
+                    }
+                }
+                None => {
+                    let adopted: Vec<_> = existing
+                        .iter()
+                        .filter(|c| c.labels.get(LABEL_TASK_ARN) == Some(&arn))
+                        .cloned()
+                        .collect();
+                    let runner = TaskRunner::spawn(
+                        self.control.clone(),
+                        self.runtime.clone(),
+                        self.config.cluster.clone(),
+                        t,
+                        adopted,
+                    );
+                    if desired_stop {
+                        runner.request_stop();
+                    }
+                    runners.insert(arn, runner);
+                }
+            }
+        }
+        runners.retain(|arn, r| assigned.contains(arn) || !r.is_finished());
+    }
+
+    /// Tasks this agent is running or finishing.
+    pub fn task_count(&self) -> usize {
+        self.runners.lock().len()
+    }
+}

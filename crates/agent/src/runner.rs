@@ -1,0 +1,498 @@
+//! One task on this host: pull, start its containers in `dependsOn` order,
+//! watch them, stop them when an essential one exits or the control plane
+//! asks, and report each step. A runner given containers that already exist
+//! (after an agent restart) adopts them instead of starting them again.
+
+use crate::spec;
+use crate::ControlPlane;
+use berth_runtime::{
+    ContainerSpec, ContainerState, ContainerStatus, Health, Runtime, RuntimeError,
+};
+use berth_wire::agent::AssignedTask;
+use berth_wire::ecs::{
+    ContainerCondition, ContainerStateChange, NetworkMode, SubmitTaskStateChangeRequest,
+};
+use berth_wire::Timestamp;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How often container states are looked at while the task runs.
+const TICK: Duration = Duration::from_millis(25);
+
+pub struct TaskRunner {
+    stop: Arc<(AtomicBool, Notify)>,
+    handle: JoinHandle<()>,
+}
+
+impl TaskRunner {
+    pub fn spawn(
+        control: Arc<dyn ControlPlane>,
+        runtime: Arc<dyn Runtime>,
+        cluster: String,
+        assigned: AssignedTask,
+        adopted: Vec<ContainerStatus>,
+    ) -> TaskRunner {
+        let stop = Arc::new((AtomicBool::new(false), Notify::new()));
+        let run = Run::new(control, runtime, cluster, assigned, adopted, stop.clone());
+        let handle = tokio::spawn(run.go());
+        TaskRunner { stop, handle }
+    }
+
+    /// Asks the task to stop (the control plane set desiredStatus STOPPED).
+    pub fn request_stop(&self) {
+        self.stop.0.store(true, Ordering::SeqCst);
+        self.stop.1.notify_one();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SlotState {
+    Waiting,
+    Running {
+        runtime_id: String,
+    },
+    Exited {
+        exit_code: Option<i32>,
+        reason: Option<String>,
+        runtime_id: Option<String>,
+    },
+    /// Never started: a dependency can no longer be met, or the task ended first.
+    Skipped {
+        reason: String,
+    },
+}
+
+struct Slot {
+    name: String,
+    essential: bool,
+    depends_on: Vec<(String, ContainerCondition)>,
+    spec: ContainerSpec,
+    state: SlotState,
+    health: Health,
+    /// The container status last reported ("PENDING", "RUNNING", "STOPPED").
+    reported: &'static str,
+}
+
+impl Slot {
+    fn wire_status(&self) -> &'static str {
+        match self.state {
+            SlotState::Waiting => "PENDING",
+            SlotState::Running { .. } => "RUNNING",
+            SlotState::Exited { .. } | SlotState::Skipped { .. } => "STOPPED",
+        }
+    }
+
+    fn change(&self) -> ContainerStateChange {
+        let (exit_code, reason, runtime_id) = match &self.state {
+            SlotState::Running { runtime_id } => (None, None, Some(runtime_id.clone())),
+            SlotState::Exited {
+                exit_code,
+                reason,
+                runtime_id,
+            } => (*exit_code, reason.clone(), runtime_id.clone()),
+            SlotState::Skipped { reason } => (None, Some(reason.clone()), None),
+            SlotState::Waiting => (None, None, None),
+        };
+        ContainerStateChange {
+            container_name: Some(self.name.clone()),
+            runtime_id,
+            exit_code,
+            reason,
+            status: Some(self.wire_status().into()),
+            ..Default::default()
+        }
+    }
+}
+
+enum Dependency {
+    Met,
+    Pending,
+    Impossible(String),
+}
+
+struct Run {
+    control: Arc<dyn ControlPlane>,
+    runtime: Arc<dyn Runtime>,
+    cluster_arn: String,
+    task_arn: String,
+    awsvpc: bool,
+    last_status: String,
+    slots: Vec<Slot>,
+    stop: Arc<(AtomicBool, Notify)>,
+    pull_started_at: Option<Timestamp>,
+    pull_stopped_at: Option<Timestamp>,
+}
+
+impl Run {
+    fn new(
+        control: Arc<dyn ControlPlane>,
+        runtime: Arc<dyn Runtime>,
+        cluster: String,
+        a: AssignedTask,
+        adopted: Vec<ContainerStatus>,
+        stop: Arc<(AtomicBool, Notify)>,
+    ) -> Run {
+        let task = &a.task;
+        let slots = spec::containers(task, &a.task_definition)
+            .into_iter()
+            .map(|c| {
+                let name = c.name.clone().unwrap_or_default();
+                let spec = spec::container_spec(task, &cluster, &c);
+                let existing = adopted.iter().find(|s| s.key == spec.key);
+                let state = match existing.map(|s| &s.state) {
+                    Some(ContainerState::Running { .. }) => SlotState::Running {
+                        runtime_id: existing.unwrap().id.clone(),
+                    },
+                    Some(ContainerState::Exited {
+                        exit_code, reason, ..
+                    }) => SlotState::Exited {
+                        exit_code: *exit_code,
+                        reason: reason.clone(),
+                        runtime_id: existing.map(|s| s.id.clone()),
+                    },
+                    _ => SlotState::Waiting,
+                };
+                Slot {
+                    name,
+                    essential: c.essential.unwrap_or(true),
+                    depends_on: c
+                        .depends_on
+                        .iter()
+                        .flatten()
+                        .map(|d| (d.container_name.clone(), d.condition.clone()))
+                        .collect(),
+                    spec,
+                    health: existing.map_or(Health::Unknown, |s| s.health),
+                    reported: if existing.is_some() {
+                        "RUNNING"
+                    } else {
+                        "PENDING"
+                    },
+                    state,
+                }
+            })
+            .collect();
+        Run {
+            control,
+            runtime,
+            cluster_arn: task.cluster_arn.clone().unwrap_or(cluster),
+            task_arn: task.task_arn.clone().unwrap_or_default(),
+            awsvpc: a.task_definition.network_mode == Some(NetworkMode::Awsvpc),
+            last_status: task.last_status.clone().unwrap_or_default(),
+            slots,
+            stop,
+            pull_started_at: task.pull_started_at,
+            pull_stopped_at: task.pull_stopped_at,
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.0.load(Ordering::SeqCst)
+    }
+
+    async fn go(mut self) {
+        let reason = self.run_until_done().await;
+        self.finish(reason).await;
+    }
+
+    /// Runs the task until it must stop; returns the task-level stop reason
+    /// the agent knows (none for an essential exit or a requested stop,
+    /// which the control plane names itself).
+    async fn run_until_done(&mut self) -> Option<String> {
+        if self.stop_requested() && self.slots.iter().all(|s| s.state == SlotState::Waiting) {
+            return None;
+        }
+        if self.awsvpc {
+            self.report("PENDING", None, false).await;
+        }
+        if self.pull_started_at.is_none() {
+            self.pull_started_at = Some(Timestamp::now());
+            for i in 0..self.slots.len() {
+                if self.slots[i].state != SlotState::Waiting {
+                    continue;
+                }
+                if let Err(e) = self.runtime.pull(&self.slots[i].spec).await {
+                    let reason = format!("CannotPullContainerError: {e}");
+                    self.skip_waiting(&reason);
+                    return Some(reason);
+                }
+            }
+            self.pull_stopped_at = Some(Timestamp::now());
+        }
+        if self.awsvpc {
+            self.report("ACTIVATING", None, false).await;
+        }
+        loop {
+            if self.stop_requested() {
+                return None;
+            }
+            self.refresh().await;
+            if let Some(reason) = self.start_ready().await {
+                return Some(reason);
+            }
+            if self.slots.iter().any(|s| {
+                s.essential
+                    && matches!(
+                        s.state,
+                        SlotState::Exited { .. } | SlotState::Skipped { .. }
+                    )
+            }) {
+                return None;
+            }
+            let all_essential_up = self
+                .slots
+                .iter()
+                .filter(|s| s.essential)
+                .all(|s| s.state != SlotState::Waiting);
+            if all_essential_up && self.last_status != "RUNNING" {
+                self.report("RUNNING", None, false).await;
+            } else if self.slots.iter().any(|s| s.reported != s.wire_status()) {
+                let status = self.last_status.clone();
+                self.report(&status, None, false).await;
+            }
+            if self
+                .slots
+                .iter()
+                .all(|s| !matches!(s.state, SlotState::Waiting | SlotState::Running { .. }))
+            {
+                return None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = self.stop.1.notified() => {}
+            }
+        }
+    }
+
+    /// Reads the runtime's view of every running container.
+    async fn refresh(&mut self) {
+        for s in self.slots.iter_mut() {
+            if !matches!(s.state, SlotState::Running { .. }) {
+                continue;
+            }
+            match self.runtime.status(&s.spec.key).await {
+                Ok(Some(st)) => {
+                    s.health = st.health;
+                    if let ContainerState::Exited {
+                        exit_code, reason, ..
+                    } = st.state
+                    {
+                        s.state = SlotState::Exited {
+                            exit_code,
+                            reason,
+                            runtime_id: Some(st.id),
+                        };
+                    }
+                }
+                Ok(None) => {
+                    s.state = SlotState::Exited {
+                        exit_code: None,
+                        reason: Some("The container disappeared from the runtime.".into()),
+                        runtime_id: None,
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(container = %s.spec.key, error = %e, "reading container status failed")
+                }
+            }
+        }
+    }
+
+    fn dependency(&self, name: &str, condition: &ContainerCondition) -> Dependency {
+        let Some(dep) = self.slots.iter().find(|s| s.name == name) else {
+            return Dependency::Impossible(format!("dependency {name} does not exist"));
+        };
+        let impossible = |why: &str| Dependency::Impossible(format!("dependency {name} {why}"));
+        match (condition, &dep.state) {
+            (_, SlotState::Skipped { .. }) => impossible("never started"),
+            (ContainerCondition::Start, SlotState::Running { .. } | SlotState::Exited { .. }) => {
+                Dependency::Met
+            }
+            (ContainerCondition::Complete, SlotState::Exited { .. }) => Dependency::Met,
+            (
+                ContainerCondition::Success,
+                SlotState::Exited {
+                    exit_code: Some(0), ..
+                },
+            ) => Dependency::Met,
+            (ContainerCondition::Success, SlotState::Exited { .. }) => {
+                impossible("did not exit successfully")
+            }
+            (ContainerCondition::Healthy, SlotState::Running { .. })
+                if dep.health == Health::Healthy =>
+            {
+                Dependency::Met
+            }
+            (ContainerCondition::Healthy, SlotState::Running { .. })
+                if dep.health == Health::Unhealthy =>
+            {
+                impossible("is unhealthy")
+            }
+            (ContainerCondition::Healthy, SlotState::Exited { .. }) => {
+                impossible("exited before it was healthy")
+            }
+            _ => Dependency::Pending,
+        }
+    }
+
+    /// Starts every waiting container whose dependencies are met; returns a
+    /// task stop reason if an essential container cannot start.
+    async fn start_ready(&mut self) -> Option<String> {
+        for i in 0..self.slots.len() {
+            if self.slots[i].state != SlotState::Waiting {
+                continue;
+            }
+            let mut verdict = Dependency::Met;
+            for (name, cond) in &self.slots[i].depends_on {
+                match self.dependency(name, cond) {
+                    Dependency::Met => {}
+                    Dependency::Pending => verdict = Dependency::Pending,
+                    d @ Dependency::Impossible(_) => {
+                        verdict = d;
+                        break;
+                    }
+                }
+            }
+            match verdict {
+                Dependency::Pending => {}
+                Dependency::Impossible(why) => {
+                    self.slots[i].state = SlotState::Skipped {
+                        reason: format!("DependencyFailed: {why}"),
+                    };
+                }
+                Dependency::Met => match self.runtime.start(&self.slots[i].spec).await {
+                    Ok(st) => self.slots[i].state = SlotState::Running { runtime_id: st.id },
+                    Err(RuntimeError::AlreadyExists) => {
+                        // Started before a restart but not adopted: pick it up.
+                        if let Ok(Some(st)) = self.runtime.status(&self.slots[i].spec.key).await {
+                            self.slots[i].state = SlotState::Running { runtime_id: st.id };
+                        }
+                    }
+                    Err(e) => {
+                        let reason = match e {
+                            RuntimeError::CannotPull(m) => format!("CannotPullContainerError: {m}"),
+                            other => format!("CannotStartContainerError: {other}"),
+                        };
+                        self.slots[i].state = SlotState::Exited {
+                            exit_code: None,
+                            reason: Some(reason.clone()),
+                            runtime_id: None,
+                        };
+                        if self.slots[i].essential {
+                            return Some(reason);
+                        }
+                    }
+                },
+            }
+        }
+        None
+    }
+
+    fn skip_waiting(&mut self, reason: &str) {
+        for s in self
+            .slots
+            .iter_mut()
+            .filter(|s| s.state == SlotState::Waiting)
+        {
+            s.state = SlotState::Skipped {
+                reason: reason.to_string(),
+            };
+        }
+    }
+
+    /// Stops what still runs (each container with its own stop timeout),
+    /// reports STOPPED with every container's outcome, and cleans up.
+    async fn finish(mut self, reason: Option<String>) {
+        if self
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Running { .. }))
+        {
+            let status = if self.awsvpc {
+                "DEACTIVATING"
+            } else {
+                "STOPPING"
+            };
+            self.report(status, None, false).await;
+            let stops = self
+                .slots
+                .iter()
+                .filter(|s| matches!(s.state, SlotState::Running { .. }))
+                .map(|s| {
+                    let rt = self.runtime.clone();
+                    let key = s.spec.key.clone();
+                    let timeout = s.spec.stop_timeout;
+                    async move { rt.stop(&key, timeout).await }
+                });
+            for r in futures_join(stops).await {
+                if let Err(e) = r {
+                    tracing::warn!(task = %self.task_arn, error = %e, "stopping a container failed");
+                }
+            }
+            self.refresh().await;
+        }
+        self.skip_waiting("The task stopped before this container started.");
+        self.report("STOPPED", reason, true).await;
+        for s in &self.slots {
+            if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
+                if let Err(e) = self.runtime.remove(&s.spec.key).await {
+                    tracing::debug!(container = %s.spec.key, error = %e, "removing a container failed");
+                }
+            }
+        }
+    }
+
+    /// Sends a SubmitTaskStateChange, retrying until the control plane
+    /// acknowledges it: reports are idempotent (statuses only go forward).
+    async fn report(&mut self, status: &str, reason: Option<String>, stopped: bool) {
+        let req = SubmitTaskStateChangeRequest {
+            cluster: Some(self.cluster_arn.clone()),
+            task: Some(self.task_arn.clone()),
+            status: Some(status.into()),
+            reason,
+            containers: Some(self.slots.iter().map(Slot::change).collect()),
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            execution_stopped_at: stopped.then(Timestamp::now),
+            ..Default::default()
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.control.submit_task_state(req.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(task = %self.task_arn, status, error = %e, "reporting task state failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.last_status = status.to_string();
+        for s in self.slots.iter_mut() {
+            s.reported = s.wire_status();
+        }
+    }
+}
+
+/// Runs futures concurrently and collects their results in order.
+async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}

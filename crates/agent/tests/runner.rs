@@ -1,0 +1,333 @@
+//! The agent against a fake control plane and the runtime's FakeRuntime:
+//! lifecycle reports, dependsOn ordering, essential exits, stops, adoption.
+
+use async_trait::async_trait;
+use berth_agent::{Agent, AgentConfig, ControlPlane};
+use berth_runtime::fake::{Call, FakeRuntime, Script};
+use berth_runtime::{ContainerKey, ContainerSpec, ContainerState, Health, Runtime, LABEL_TASK_ARN};
+use berth_wire::agent::{AssignedTask, PollWorkRequest, PollWorkResponse};
+use berth_wire::ecs::*;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Default)]
+struct FakeControl {
+    reports: Mutex<Vec<SubmitTaskStateChangeRequest>>,
+}
+
+#[async_trait]
+impl ControlPlane for FakeControl {
+    async fn register(
+        &self,
+        _req: RegisterContainerInstanceRequest,
+    ) -> anyhow::Result<ContainerInstance> {
+        Ok(ContainerInstance {
+            container_instance_arn: Some("arn:aws:ecs:us-east-1:1:container-instance/c/i1".into()),
+            ..Default::default()
+        })
+    }
+    async fn poll(&self, _req: PollWorkRequest) -> anyhow::Result<PollWorkResponse> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(PollWorkResponse::default())
+    }
+    async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
+        self.reports.lock().push(req);
+        Ok(())
+    }
+}
+
+impl FakeControl {
+    fn statuses(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.reports.lock().iter() {
+            let s = r.status.clone().unwrap();
+            if out.last() != Some(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    fn last(&self) -> SubmitTaskStateChangeRequest {
+        self.reports.lock().last().cloned().unwrap()
+    }
+
+    fn container(&self, name: &str) -> ContainerStateChange {
+        self.last()
+            .containers
+            .unwrap()
+            .into_iter()
+            .find(|c| c.container_name.as_deref() == Some(name))
+            .unwrap()
+    }
+}
+
+const TASK_ARN: &str = "arn:aws:ecs:us-east-1:1:task/c/t1";
+
+fn container(
+    name: &str,
+    essential: bool,
+    depends: &[(&str, ContainerCondition)],
+) -> ContainerDefinition {
+    ContainerDefinition {
+        name: Some(name.into()),
+        image: Some("img".into()),
+        essential: Some(essential),
+        command: Some(vec!["run".into()]),
+        stop_timeout: Some(2),
+        depends_on: (!depends.is_empty()).then(|| {
+            depends
+                .iter()
+                .map(|(n, c)| ContainerDependency {
+                    container_name: (*n).into(),
+                    condition: c.clone(),
+                })
+                .collect()
+        }),
+        ..Default::default()
+    }
+}
+
+fn assigned(containers: Vec<ContainerDefinition>, desired: &str) -> AssignedTask {
+    AssignedTask {
+        task: Task {
+            task_arn: Some(TASK_ARN.into()),
+            cluster_arn: Some("arn:aws:ecs:us-east-1:1:cluster/c".into()),
+            last_status: Some("PENDING".into()),
+            desired_status: Some(desired.into()),
+            ..Default::default()
+        },
+        task_definition: TaskDefinition {
+            container_definitions: Some(containers),
+            ..Default::default()
+        },
+    }
+}
+
+async fn agent(rt: &FakeRuntime) -> (Arc<Agent>, Arc<FakeControl>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Arc::new(FakeControl::default());
+    let a = Agent::register(
+        control.clone(),
+        Arc::new(rt.clone()),
+        AgentConfig::for_host("c", dir.path()),
+    )
+    .await
+    .unwrap();
+    (Arc::new(a), control, dir)
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn key(name: &str) -> ContainerKey {
+    ContainerKey::new("t1", name)
+}
+
+#[tokio::test]
+async fn essential_exit_stops_the_task_with_its_exit_code() {
+    let rt = FakeRuntime::new();
+    rt.script("main", Script::exits(3, Duration::from_millis(50)));
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![container("main", true, &[]), container("side", false, &[])],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(control.statuses(), ["RUNNING", "STOPPING", "STOPPED"]);
+    assert_eq!(control.container("main").exit_code, Some(3));
+    assert_eq!(control.container("side").status.as_deref(), Some("STOPPED"));
+    assert!(control.last().execution_stopped_at.is_some());
+    assert!(rt
+        .calls()
+        .contains(&Call::Stop(key("side"), Duration::from_secs(2))));
+    until("removed", || {
+        rt.calls().contains(&Call::Remove(key("main")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn non_essential_exit_does_not_stop_the_task() {
+    let rt = FakeRuntime::new();
+    rt.script("side", Script::exits(1, Duration::from_millis(20)));
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![container("main", true, &[]), container("side", false, &[])],
+        "RUNNING",
+    )])
+    .await;
+    until("side reported stopped", || {
+        control.reports.lock().iter().any(|r| {
+            r.containers
+                .iter()
+                .flatten()
+                .any(|c| c.container_name.as_deref() == Some("side") && c.exit_code == Some(1))
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(control.statuses(), ["RUNNING"]);
+}
+
+#[tokio::test]
+async fn depends_on_healthy_waits_for_health() {
+    let rt = FakeRuntime::new();
+    rt.script(
+        "db",
+        Script::runs().health_after(Duration::from_millis(200), Health::Healthy),
+    );
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![
+            container("db", true, &[]),
+            container("app", true, &[("db", ContainerCondition::Healthy)]),
+        ],
+        "RUNNING",
+    )])
+    .await;
+    until("app started", || {
+        rt.calls().contains(&Call::Start(key("app")))
+    })
+    .await;
+    let calls = rt.calls();
+    let db = calls
+        .iter()
+        .position(|c| *c == Call::Start(key("db")))
+        .unwrap();
+    let app = calls
+        .iter()
+        .position(|c| *c == Call::Start(key("app")))
+        .unwrap();
+    assert!(db < app);
+    let db_status = rt.status(&key("db")).await.unwrap().unwrap();
+    assert_eq!(
+        db_status.health,
+        Health::Healthy,
+        "app only starts once db is healthy"
+    );
+    until("RUNNING", || {
+        control.statuses().contains(&"RUNNING".to_string())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn depends_on_success_that_fails_stops_the_task() {
+    let rt = FakeRuntime::new();
+    rt.script("init", Script::exits(2, Duration::from_millis(20)));
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![
+            container("init", false, &[]),
+            container("app", true, &[("init", ContainerCondition::Success)]),
+        ],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert!(!rt.calls().contains(&Call::Start(key("app"))));
+    assert!(control
+        .container("app")
+        .reason
+        .unwrap()
+        .starts_with("DependencyFailed"));
+}
+
+#[tokio::test]
+async fn start_failure_is_reported_as_cannot_start() {
+    let rt = FakeRuntime::new();
+    rt.script("main", Script::fails_to_start("no such file"));
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![container("main", true, &[])],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert!(control
+        .last()
+        .reason
+        .unwrap()
+        .starts_with("CannotStartContainerError"));
+}
+
+#[tokio::test]
+async fn desired_stop_uses_each_containers_stop_timeout() {
+    let rt = FakeRuntime::new();
+    rt.script("stubborn", Script::runs().ignoring_sigterm());
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![container("stubborn", true, &[])],
+        "RUNNING",
+    )])
+    .await;
+    until("RUNNING", || {
+        control.statuses().contains(&"RUNNING".to_string())
+    })
+    .await;
+    let begun = Instant::now();
+    a.converge(vec![assigned(
+        vec![container("stubborn", true, &[])],
+        "STOPPED",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert!(
+        begun.elapsed() >= Duration::from_secs(2),
+        "SIGKILL only after stopTimeout"
+    );
+    assert_eq!(control.container("stubborn").exit_code, Some(137));
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_running_containers_instead_of_starting_them() {
+    let rt = FakeRuntime::new();
+    let mut spec = ContainerSpec::new(key("main"), "img");
+    spec.labels.insert(LABEL_TASK_ARN.into(), TASK_ARN.into());
+    rt.preload(
+        &spec,
+        ContainerState::Running {
+            pid: Some(42),
+            started_at: SystemTime::now(),
+        },
+        Health::Unknown,
+    );
+    let (a, control, _d) = agent(&rt).await;
+    let mut t = assigned(vec![container("main", true, &[])], "RUNNING");
+    t.task.last_status = Some("RUNNING".into());
+    a.converge(vec![t]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !rt.calls()
+            .iter()
+            .any(|c| matches!(c, Call::Start(_) | Call::Pull(_))),
+        "{:?}",
+        rt.calls()
+    );
+    assert!(rt.exit(&key("main"), 0));
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(control.container("main").exit_code, Some(0));
+}

@@ -1,0 +1,330 @@
+//! The process runtime: a container's `entryPoint` + `command` run as a
+//! host process (like Nomad's `raw_exec`), each supervised by a detached
+//! `berth shim` that records everything in `<state_dir>/<task_id>/<container>/`
+//! (see [`state`]). The runtime itself keeps no state but that directory,
+//! so a new `ProcessRuntime` over it — after the agent restarted, even
+//! after a SIGKILL — sees and controls every container the old one left.
+//!
+//! What it does not do: images (`pull` does nothing and `image` is only
+//! recorded: the program must exist on the host), isolation, resource
+//! limits (`cpu_units`, `memory_mib`, `memory_reservation_mib` are recorded,
+//! not enforced), supplementary groups for `user`, and user names beyond
+//! `/etc/passwd` and `/etc/group`. Linux only (it relies on `/proc`).
+
+mod spawn;
+pub mod state;
+
+pub(crate) use spawn::NO_COMMAND;
+
+use crate::{
+    ContainerKey, ContainerSpec, ContainerState, ContainerStatus, Health, LogChunk, Runtime,
+    RuntimeError, CAPABILITY_HEALTH_CHECK,
+};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use state::{ProcRecord, StoredSpec, EXIT, PID, SPEC};
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often `wait` and `stop` look for the `exit` file.
+const POLL: Duration = Duration::from_millis(10);
+/// How often they also re-read the full status (to notice a lost shim or a
+/// removed container).
+const FULL_CHECK_EVERY: u32 = 20;
+/// How long a process may take to disappear after SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+pub struct ProcessRuntime {
+    state_dir: PathBuf,
+    shim_command: Vec<String>,
+    /// Keys inside `start` in this runtime: their shim may not have
+    /// recorded itself yet, which is not a lost shim.
+    starting: Mutex<HashSet<ContainerKey>>,
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its containers under `state_dir` (created on the
+    /// first start), running `shim_command` + `<container dir>` as the shim:
+    /// `[<berth binary>, "shim"]` for the agent (see
+    /// [`ProcessRuntime::with_current_exe`]); this crate's tests use its
+    /// `berth-shim` binary.
+    pub fn new(state_dir: impl Into<PathBuf>, shim_command: Vec<String>) -> Self {
+        ProcessRuntime {
+            state_dir: state_dir.into(),
+            shim_command,
+            starting: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A runtime whose shim is `<this executable> shim` — for the `berth`
+    /// binary.
+    pub fn with_current_exe(state_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+        Ok(ProcessRuntime::new(state_dir, vec![exe, "shim".into()]))
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn dir(&self, key: &ContainerKey) -> Result<PathBuf, RuntimeError> {
+        state::container_dir(&self.state_dir, key).ok_or(RuntimeError::NotFound)
+    }
+
+    fn read_status(&self, key: &ContainerKey) -> Result<Option<ContainerStatus>, RuntimeError> {
+        let Some(dir) = state::container_dir(&self.state_dir, key) else {
+            return Ok(None);
+        };
+        let starting = self.starting.lock().contains(key);
+        Ok(state::read_status(&dir, starting)?)
+    }
+
+    /// Wait until the container has exited or `deadline` passes; the final
+    /// status if it exited.
+    async fn wait_until(
+        &self,
+        key: &ContainerKey,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ContainerStatus>, RuntimeError> {
+        let exit_file = self.dir(key)?.join(EXIT);
+        let mut round = 0u32;
+        loop {
+            // The cheap check every round, the full one now and then.
+            if round.is_multiple_of(FULL_CHECK_EVERY) || exit_file.exists() {
+                let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
+                if status.is_exited() {
+                    return Ok(Some(status));
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+            round = round.wrapping_add(1);
+        }
+    }
+}
+
+/// Signal the process group of the container in `dir`, if its leader is
+/// still the process the shim started.
+fn signal(dir: &Path, signal: i32) {
+    if let Some(proc) = state::read_json::<ProcRecord>(&dir.join(PID)) {
+        if proc.is_alive() {
+            // SAFETY: kill(2) has no memory effects.
+            unsafe {
+                // A process that made itself a group of its own (setsid)
+                // is signalled alone.
+                if libc::kill(-(proc.pid as i32), signal) != 0 {
+                    libc::kill(proc.pid as i32, signal);
+                }
+            }
+        }
+    }
+}
+
+/// Removes a key from `starting` however `start` ends.
+struct Starting<'a>(&'a Mutex<HashSet<ContainerKey>>, ContainerKey);
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            // `remove` of the task's last other container may have taken
+            // the task directory between our two mkdirs.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            result => return result,
+        }
+    }
+}
+
+fn remove_container_dir(dir: &Path) -> std::io::Result<()> {
+    fs::remove_dir_all(dir)?;
+    // The task's directory goes with its last container (fails otherwise).
+    if let Some(task_dir) = dir.parent() {
+        let _ = fs::remove_dir(task_dir);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn capabilities(&self) -> Vec<String> {
+        vec![CAPABILITY_HEALTH_CHECK.into()]
+    }
+
+    /// Nothing to do: the process runtime runs programs from the host and
+    /// does not use images.
+    async fn pull(&self, _spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<ContainerStatus, RuntimeError> {
+        // SAFETY: geteuid(2) cannot fail and has no memory effects.
+        let euid = unsafe { libc::geteuid() };
+        spawn::validate(spec, euid).map_err(RuntimeError::CannotStart)?;
+        let key = &spec.key;
+        let dir = state::container_dir(&self.state_dir, key).ok_or_else(|| {
+            RuntimeError::CannotStart(format!("{key} cannot name a container directory"))
+        })?;
+        if !self.starting.lock().insert(key.clone()) {
+            return Err(RuntimeError::AlreadyExists);
+        }
+        let _starting = Starting(&self.starting, key.clone());
+        if dir.join(SPEC).exists() {
+            return Err(RuntimeError::AlreadyExists);
+        }
+        // Without spec.json it is debris of a start interrupted by a crash.
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        create_dir(&dir)?;
+        let stored = StoredSpec {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            spec: spec.clone(),
+        };
+        state::write_json(&dir.join(SPEC), &stored)?;
+
+        match spawn::run_shim(&self.shim_command, &dir).await {
+            Ok((pid, started_at_ms)) => Ok(ContainerStatus {
+                key: key.clone(),
+                id: stored.id,
+                labels: spec.labels.clone(),
+                state: ContainerState::Running {
+                    pid: Some(pid),
+                    started_at: state::from_ms(started_at_ms),
+                },
+                health: Health::Unknown,
+            }),
+            Err(reason) => {
+                // A failed start leaves nothing behind.
+                spawn::kill_orphan(&dir);
+                if let Err(e) = remove_container_dir(&dir) {
+                    tracing::warn!(%key, "cannot remove {}: {e}", dir.display());
+                }
+                Err(RuntimeError::CannotStart(reason))
+            }
+        }
+    }
+
+    async fn status(&self, key: &ContainerKey) -> Result<Option<ContainerStatus>, RuntimeError> {
+        self.read_status(key)
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
+        let state_dir = self.state_dir.clone();
+        let starting = self.starting.lock().clone();
+        let list = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut list = Vec::new();
+            let tasks = match fs::read_dir(&state_dir) {
+                Ok(tasks) => tasks,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(list),
+                Err(e) => return Err(e),
+            };
+            for task in tasks {
+                let task = task?;
+                if !task.file_type()?.is_dir() {
+                    continue;
+                }
+                for container in fs::read_dir(task.path())? {
+                    let dir = container?.path();
+                    let key = ContainerKey::new(
+                        task.file_name().to_string_lossy(),
+                        dir.file_name().unwrap_or_default().to_string_lossy(),
+                    );
+                    if let Some(status) = state::read_status(&dir, starting.contains(&key))? {
+                        list.push(status);
+                    }
+                }
+            }
+            list.sort_by(|a: &ContainerStatus, b| a.key.cmp(&b.key));
+            Ok(list)
+        });
+        list.await
+            .map_err(|e| RuntimeError::Io(e.to_string()))?
+            .map_err(Into::into)
+    }
+
+    async fn wait(&self, key: &ContainerKey) -> Result<ContainerStatus, RuntimeError> {
+        let status = self.wait_until(key, None).await?;
+        Ok(status.expect("waiting without a deadline ends with an exit"))
+    }
+
+    async fn stop(&self, key: &ContainerKey, timeout: Duration) -> Result<(), RuntimeError> {
+        let dir = self.dir(key)?;
+        // A container still being set up gets its pid first.
+        let started = Instant::now();
+        loop {
+            let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
+            match status.state {
+                ContainerState::Exited { .. } => return Ok(()),
+                ContainerState::Running { .. } => break,
+                ContainerState::Created if started.elapsed() > KILL_GRACE => {
+                    return Err(RuntimeError::Io(format!("{key} did not start")));
+                }
+                ContainerState::Created => tokio::time::sleep(POLL).await,
+            }
+        }
+        signal(&dir, libc::SIGTERM);
+        if self
+            .wait_until(key, Some(Instant::now() + timeout))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        signal(&dir, libc::SIGKILL);
+        match self
+            .wait_until(key, Some(Instant::now() + KILL_GRACE))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(RuntimeError::Io(format!(
+                "{key} still runs {}s after SIGKILL",
+                KILL_GRACE.as_secs()
+            ))),
+        }
+    }
+
+    async fn logs(
+        &self,
+        key: &ContainerKey,
+        offset: u64,
+        max_lines: usize,
+    ) -> Result<LogChunk, RuntimeError> {
+        let dir = self.dir(key)?;
+        if !dir.join(SPEC).exists() {
+            return Err(RuntimeError::NotFound);
+        }
+        let chunk =
+            tokio::task::spawn_blocking(move || state::read_logs(&dir, offset, max_lines)).await;
+        chunk
+            .map_err(|e| RuntimeError::Io(e.to_string()))?
+            .map_err(Into::into)
+    }
+
+    async fn remove(&self, key: &ContainerKey) -> Result<(), RuntimeError> {
+        let dir = self.dir(key)?;
+        let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
+        if !status.is_exited() {
+            return Err(RuntimeError::StillRunning);
+        }
+        Ok(remove_container_dir(&dir)?)
+    }
+}
