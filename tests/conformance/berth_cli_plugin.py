@@ -1,4 +1,5 @@
-"""aws-cli (v1) plugin: validate every raw ECS response the CLI receives.
+"""aws-cli (v1) plugin: validate every raw ECS and CloudWatch Logs response the
+CLI receives.
 
 The conformance harness writes an ``AWS_CONFIG_FILE`` containing::
 
@@ -13,7 +14,7 @@ file named by ``BERTH_VALIDATION_LOG``.
 
 import os
 
-from validation_hook import EVENT, Recorder, append_jsonl
+from validation_hook import EVENTS, Recorder, append_jsonl
 
 
 def awscli_initialize(event_hooks):
@@ -26,4 +27,5 @@ def awscli_initialize(event_hooks):
         require_request_id=os.environ.get("BERTH_STRICT_ENVELOPE", "1") == "1",
         sink=append_jsonl(path),
     )
-    event_hooks.register(EVENT, recorder.handler)
+    for event in EVENTS:
+        event_hooks.register(event, recorder.handler)

@@ -7,6 +7,8 @@
                     the test; the test fails at teardown if there are any
 * ``ecs``           validating boto3 ECS client for ``server``
 * ``make_ecs``      factory for more validating clients (other server / creds)
+* ``logs``          validating boto3 CloudWatch Logs client for ``server``
+* ``make_logs``     factory for more of those (e.g. on ``fresh_server``)
 * ``cli``           the real aws-cli against ``server`` (validated by a plugin)
 * ``raw``           hand-signed raw HTTP requests against ``server``
 * ``name``          unique-name factory: ``name("cluster")``
@@ -106,7 +108,7 @@ def two_accounts(tmp_path_factory):
 def _report(records, exc=None):
     """Fail (strict) or warn (lax) about invalid responses."""
     text = format_violations(records)
-    msg = f"{len(records)} response(s) violated the ECS model:\n{text}"
+    msg = f"{len(records)} response(s) violated the service model:\n{text}"
     if not _strict():
         warnings.warn(f"[{target_name()}] {msg}")
         return
@@ -155,6 +157,18 @@ def make_ecs(server, recorder):
 @pytest.fixture
 def ecs(make_ecs):
     return make_ecs()
+
+
+@pytest.fixture
+def make_logs(server, recorder):
+    def make(srv=None, creds=None, **config):
+        return (srv or server).client(creds=creds, recorder=recorder, service="logs", **config)
+    return make
+
+
+@pytest.fixture
+def logs(make_logs):
+    return make_logs()
 
 
 @pytest.fixture

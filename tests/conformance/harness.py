@@ -493,8 +493,9 @@ class Cli:
         r = subprocess.run(cmd, capture_output=True, text=True, env=self.env(),
                            timeout=timeout, cwd=self.workdir)
         seen = self._collect()
-        if shell is None and seen == 0 and r.returncode in (0, 254, 255) and args[:1] == ("ecs",):
-            # the plugin must have seen at least one response of an ecs call
+        if shell is None and seen == 0 and r.returncode in (0, 254, 255) and \
+                args[:1] in (("ecs",), ("logs",)):
+            # the plugin must have seen at least one response of an ecs/logs call
             if self.recorder is not None and "Could not connect" not in r.stderr:
                 self.recorder.add({"source": "aws-cli", "op": " ".join(args[:2]),
                                    "status": 0, "violations": [

@@ -1,7 +1,7 @@
 """Run the strict shape validator on every raw response a botocore client sees.
 
-The hook is registered on ``response-received.ecs`` which botocore emits
-once per HTTP attempt (so retried attempts are validated too), for successes
+The hook is registered on ``response-received.<service>`` (ECS and CloudWatch
+Logs) which botocore emits once per HTTP attempt (so retried attempts are validated too), for successes
 and errors alike, with the raw ``response_dict`` (``body`` bytes,
 ``status_code``, ``headers``) before any ClientError is raised.  It is used
 both by the boto3 fixtures and by the aws-cli plugin (``berth_cli_plugin``).
@@ -16,6 +16,10 @@ from typing import Any, Callable, Optional
 from shape_validator import validate_response
 
 EVENT = "response-received.ecs"
+#: botocore names the event ``response-received.<hyphenized service id>.<Op>``;
+#: the services berth serves, by that id, with their botocore model names.
+SERVICES = {"ecs": "ecs", "cloudwatch-logs": "logs"}
+EVENTS = tuple(f"response-received.{service_id}" for service_id in SERVICES)
 
 
 class Recorder:
@@ -35,12 +39,14 @@ class Recorder:
     def handler(self, event_name: str = "", response_dict=None, exception=None, **_: Any) -> None:
         if response_dict is None:  # connection error: nothing on the wire to check
             return
-        op = event_name.rsplit(".", 1)[-1]
+        parts = event_name.split(".")
+        op = parts[-1]
+        service = SERVICES.get(parts[1], "ecs") if len(parts) > 2 else "ecs"
         body = response_dict.get("body") or b""
         status = response_dict.get("status_code")
         headers = dict(response_dict.get("headers") or {})
         violations = validate_response(
-            op, body, status, headers,
+            op, body, status, headers, service=service,
             strict_envelope=self.strict_envelope,
             require_request_id=self.require_request_id,
         )
@@ -59,7 +65,8 @@ class Recorder:
             self.sink(record)
 
     def attach(self, client) -> Any:
-        client.meta.events.register(EVENT, self.handler)
+        for event in EVENTS:
+            client.meta.events.register(event, self.handler)
         return client
 
     def add(self, record: dict) -> None:

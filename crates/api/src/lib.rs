@@ -5,6 +5,8 @@
 
 pub mod ecs;
 mod locks;
+pub mod logs;
 mod records;
 
 pub use ecs::Ecs;
+pub use logs::Logs;

@@ -1,9 +1,14 @@
-//! The `berth` command: `berth server` runs the control plane; `berth env`
-//! prints the environment that points AWS clients at it.
+//! The `berth` command: `berth server` runs the control plane (with an
+//! embedded agent for berth's managed capacity); `berth agent` runs tasks
+//! on another host; `berth env` prints the environment that points AWS
+//! clients at a server.
 
+mod agent;
 mod env;
+mod runtime;
 
-use berth_server::config::{default_data_dir, ConfigFile, CredentialEntry};
+use berth_api::ecs::Timings;
+use berth_server::config::{default_data_dir, ConfigFile, CredentialEntry, EmbeddedAgent};
 use berth_server::{ServerConfig, DEFAULT_LISTEN};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -24,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (ECS API endpoint) with embedded defaults.
     Server(ServerArgs),
+    /// Run tasks on this host for a berth control plane (joins a cluster as a container instance).
+    Agent(agent::AgentArgs),
     /// Print `export AWS_...` lines that point the aws-cli and boto3 at a berth server.
     Env(env::EnvArgs),
     /// Supervise one container of the process runtime (started by the agent).
@@ -46,9 +53,24 @@ struct ServerArgs {
     /// A TOML file with `[[credentials]]` entries and an optional `regions` allowlist.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// How the embedded agent runs containers: `process`, `docker`, or `auto`.
+    #[arg(long, value_enum, default_value_t = runtime::RuntimeChoice::Auto)]
+    runtime: runtime::RuntimeChoice,
+    /// Run the control plane only, with no embedded agent (no FARGATE capacity).
+    #[arg(long)]
+    no_agent: bool,
+    /// Seconds without a poll before an agent shows agentConnected=false.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    agent_disconnect_grace: u64,
+    /// Further seconds before a silent agent's tasks are stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    agent_lost_timeout: u64,
+    /// Seconds STOPPED tasks stay describable.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    stopped_task_retention: u64,
 }
 
-fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
+async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
     let file = match &args.config {
         Some(p) => ConfigFile::load(p)?,
         None => ConfigFile::default(),
@@ -66,11 +88,28 @@ fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
             principal_arn: None,
         });
     }
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let embedded_agent = if args.no_agent {
+        None
+    } else {
+        let state_dir = data_dir.join("agent");
+        let runtime = runtime::build(args.runtime, &state_dir.join("containers")).await?;
+        Some(EmbeddedAgent { runtime, state_dir })
+    };
+    let secs = std::time::Duration::from_secs;
+    let timings = Timings {
+        agent_disconnect_grace: secs(args.agent_disconnect_grace),
+        agent_lost_timeout: secs(args.agent_lost_timeout),
+        stopped_task_retention: secs(args.stopped_task_retention),
+        ..Timings::default()
+    };
     Ok(ServerConfig {
         listen: args.listen,
-        data_dir: args.data_dir.unwrap_or_else(default_data_dir),
+        data_dir,
         credentials,
         regions: file.regions,
+        timings,
+        embedded_agent,
     })
 }
 
@@ -83,10 +122,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Server(args) => {
-            let config = server_config(args)?;
-            tokio::runtime::Runtime::new()?.block_on(berth_server::run(config))
-        }
+        Command::Server(args) => tokio::runtime::Runtime::new()?.block_on(async {
+            let config = server_config(args).await?;
+            berth_server::run(config).await
+        }),
+        Command::Agent(args) => tokio::runtime::Runtime::new()?.block_on(agent::run(args)),
         Command::Env(args) => env::print(args),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }

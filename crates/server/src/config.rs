@@ -22,6 +22,27 @@ pub struct ServerConfig {
     pub credentials: Vec<CredentialEntry>,
     /// When set, only these regions are accepted in signatures.
     pub regions: Option<Vec<String>>,
+    /// Agent liveness and task retention timings.
+    pub timings: berth_api::ecs::Timings,
+    /// The agent that provides berth's managed (FARGATE) capacity on this
+    /// host; `None` runs a control plane only.
+    pub embedded_agent: Option<EmbeddedAgent>,
+}
+
+/// How the embedded agent runs containers, and where it keeps its state.
+#[derive(Clone)]
+pub struct EmbeddedAgent {
+    pub runtime: std::sync::Arc<dyn berth_runtime::Runtime>,
+    pub state_dir: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedAgent")
+            .field("runtime", &self.runtime.name())
+            .field("state_dir", &self.state_dir)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]

@@ -5,13 +5,14 @@
 
 pub mod config;
 pub mod credentials;
+mod embedded;
 mod http;
 mod services;
 
 pub use config::ServerConfig;
 
 use anyhow::Context;
-use berth_api::Ecs;
+use berth_api::{Ecs, Logs};
 use berth_auth::{StaticCredentials, Verifier};
 use berth_store::SqliteStore;
 use std::sync::Arc;
@@ -26,19 +27,38 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let creds = credentials::resolve(&config)?;
     let token_key = credentials::load_or_create_key(&config.data_dir.join("token.key"))?;
     let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
-    let ecs = Ecs::new(Arc::new(store), token_key);
-    let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
-    let state = http::AppState::new(ecs, verifier, config.regions.clone());
-
+    let store = Arc::new(store);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
+
+    let ecs = Ecs::with_timings(store.clone(), token_key.clone(), config.timings.clone())
+        .with_endpoint(&endpoint);
+    let logs = Logs::new(store, token_key);
+    services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
+    let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
+    let managed = match &config.embedded_agent {
+        Some(a) => Some(
+            embedded::start(ecs.clone(), a.runtime.clone(), a.state_dir.clone())
+                .await
+                .context("starting the embedded agent")?,
+        ),
+        None => None,
+    };
+    let state = http::AppState::new(ecs, verifier, config.regions.clone());
     credentials::write_atomically(&config.data_dir.join("endpoint"), endpoint.as_bytes())?;
 
     println!("berth server listening on {endpoint}");
     println!("  data dir: {}", config.data_dir.display());
+    match (&managed, &config.embedded_agent) {
+        (Some(arn), Some(a)) => println!(
+            "  managed capacity (FARGATE): {} runtime, instance {arn}",
+            a.runtime.name()
+        ),
+        _ => println!("  no embedded agent: FARGATE tasks need one (drop --no-agent)"),
+    }
     if let Some(note) = &creds.generated_note {
         println!("  {note}");
     }
@@ -48,7 +68,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         config.data_dir.display()
     );
 
-    let app = http::router(state);
+    let app = services::with_logs(http::router(state), logs);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -1,11 +1,16 @@
 //! The services on berth's endpoint, told apart by the `X-Amz-Target`
 //! prefix, each with the SigV4 signing name its clients use.
 
-use berth_wire::{ecs, logs, secretsmanager, ssm, ApiError, RequestContext};
+use axum::extract::Request;
+use axum::middleware::Next;
+use berth_wire::{agent, ecs, logs, secretsmanager, ssm, ApiError, RequestContext};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Ecs,
+    /// berth's own agent channel (`BerthAgentV1`).
+    Agent,
     Logs,
     SecretsManager,
     Ssm,
@@ -17,6 +22,7 @@ impl Service {
         let (prefix, op) = target.split_once('.')?;
         let service = match prefix {
             ecs::TARGET_PREFIX => Service::Ecs,
+            agent::TARGET_PREFIX => Service::Agent,
             logs::TARGET_PREFIX => Service::Logs,
             secretsmanager::TARGET_PREFIX => Service::SecretsManager,
             ssm::TARGET_PREFIX => Service::Ssm,
@@ -28,6 +34,7 @@ impl Service {
     pub fn signing_name(self) -> &'static str {
         match self {
             Service::Ecs => ecs::SIGNING_NAME,
+            Service::Agent => agent::SIGNING_NAME,
             Service::Logs => logs::SIGNING_NAME,
             Service::SecretsManager => secretsmanager::SIGNING_NAME,
             Service::Ssm => ssm::SIGNING_NAME,
@@ -42,6 +49,40 @@ pub struct NotYetImplemented;
 impl logs::LogsApi for NotYetImplemented {}
 impl secretsmanager::SecretsManagerApi for NotYetImplemented {}
 impl ssm::SsmApi for NotYetImplemented {}
+
+tokio::task_local! {
+    /// The CloudWatch Logs service of the server handling this request. The
+    /// HTTP layer's state carries only ECS, so `with_logs` provides Logs
+    /// around each request instead.
+    static LOGS: berth_api::Logs;
+}
+
+/// Serves CloudWatch Logs with `logs` on every request `router` handles
+/// (without this, Logs operations answer "not implemented").
+pub fn with_logs(router: axum::Router, logs: berth_api::Logs) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let logs = logs.clone();
+            async move { LOGS.scope(logs, next.run(req)).await }
+        },
+    ))
+}
+
+/// Deletes expired log events every `every`, for as long as the runtime runs.
+pub fn spawn_retention_sweep(logs: berth_api::Logs, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match logs.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "deleted expired log events"),
+                Err(e) => tracing::warn!(error = %e, "log retention sweep failed"),
+            }
+        }
+    });
+}
 
 pub fn unknown_operation(target: &str) -> ApiError {
     ApiError::client(
@@ -64,9 +105,18 @@ pub async fn call(
             let op = ecs::Operation::from_name(op).ok_or_else(unknown)?;
             ecs::dispatch(ecs_impl, ctx, op, body).await
         }
+        Service::Agent => match agent::Operation::from_name(op).ok_or_else(unknown)? {
+            agent::Operation::PollWork => {
+                let req = berth_wire::codec::decode(body)?;
+                berth_wire::codec::encode(&ecs_impl.poll_work(ctx, req).await?)
+            }
+        },
         Service::Logs => {
             let op = logs::Operation::from_name(op).ok_or_else(unknown)?;
-            logs::dispatch(&NotYetImplemented, ctx, op, body).await
+            match LOGS.try_with(berth_api::Logs::clone) {
+                Ok(svc) => logs::dispatch(&svc, ctx, op, body).await,
+                Err(_) => logs::dispatch(&NotYetImplemented, ctx, op, body).await,
+            }
         }
         Service::SecretsManager => {
             let op = secretsmanager::Operation::from_name(op).ok_or_else(unknown)?;

@@ -10,10 +10,18 @@
 //! backend but conditional batch writes and ordered range reads, so the
 //! embedded SQLite backend and a PostgreSQL backend for multi-node control
 //! planes implement the same small trait.
+//!
+//! Log events are the exception: see [`LogEventStore`], the second trait a
+//! backend implements, in the same database.
 
+mod log_events;
 mod schema;
 mod sqlite;
 
+pub use log_events::{
+    Event, EventKey, GroupKey, GroupRead, LogEventStore, NewEvent, StreamCursor, StreamInfo,
+    StreamOrder, StreamQuery, StreamRead, StreamSelector,
+};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

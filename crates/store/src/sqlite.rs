@@ -1,8 +1,9 @@
 //! The embedded SQLite backend.
 //!
-//! Writes go through one writer thread that groups whatever commits are
-//! waiting into a single SQLite transaction (one savepoint each, so one
-//! failed precondition does not spoil its neighbours) and syncs once:
+//! Writes (document commits and log appends alike) go through one writer
+//! thread that groups whatever jobs are waiting into a single SQLite
+//! transaction (one savepoint each, so one failed precondition does not
+//! spoil its neighbours) and syncs once:
 //! durable with `synchronous=FULL`, yet not one fsync per request. Reads use
 //! a small pool of read-only connections; WAL lets them run beside the
 //! writer and see every acknowledged commit.
@@ -16,18 +17,54 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// Commits grouped into one transaction at most.
+mod log_events;
+
+/// Jobs grouped into one transaction at most.
 const MAX_GROUP: usize = 256;
 
-struct Job {
-    scope: Scope,
-    writes: Vec<Write>,
-    reply: oneshot::Sender<Result<Vec<i64>>>,
+/// One unit of work for the writer thread: it runs inside its own savepoint
+/// of the group transaction, and its caller hears back only once that
+/// transaction has committed (so an acknowledged write is on disk).
+trait Job: Send {
+    /// Runs the work; `false` (it failed) rolls its savepoint back.
+    fn apply(&mut self, conn: &Connection) -> bool;
+    /// Delivers the outcome; `commit` is how the group transaction ended.
+    fn finish(self: Box<Self>, commit: std::result::Result<(), String>);
+}
+
+struct Task<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for Task<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn apply(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a job is applied once");
+        let outcome = work(conn);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: std::result::Result<(), String>) {
+        let outcome = match (commit, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(StoreError::Backend("the job did not run".into())),
+            // Whatever the job did was rolled back with the transaction.
+            (Err(e), _) => Err(StoreError::Backend(e)),
+        };
+        let _ = self.reply.send(outcome);
+    }
 }
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -63,7 +100,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open(&path)?;
         migrate(&mut conn)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("berth-store-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -91,9 +128,30 @@ impl SqliteStore {
         }
         out
     }
+
+    /// Runs `work` on the writer thread, in the next group transaction, and
+    /// returns its result once that transaction is durable.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let task = Task {
+            work: Some(work),
+            outcome: None,
+            reply,
+        };
+        let stopped = || StoreError::Backend("the store writer has stopped".into());
+        self.writer
+            .lock()
+            .send(Box::new(task))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -102,49 +160,25 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = apply_group(&mut conn, &jobs);
-        for (job, result) in jobs.into_iter().zip(results) {
-            let _ = job.reply.send(result);
+        let commit = apply_group(&mut conn, &mut jobs).map_err(|e| e.to_string());
+        for job in jobs {
+            job.finish(commit.clone());
         }
     }
 }
 
-fn apply_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Vec<i64>>> {
-    let failed = |e: &dyn std::fmt::Display| {
-        jobs.iter()
-            .map(|_| Err(StoreError::Backend(e.to_string())))
-            .collect::<Vec<_>>()
-    };
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return failed(&e),
-    };
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let outcome = (|| {
-            let sp = tx.unchecked_transaction_savepoint()?;
-            let out = job
-                .writes
-                .iter()
-                .map(|w| apply(&sp, &job.scope, w))
-                .collect::<Result<Vec<_>>>();
-            match out {
-                Ok(v) => {
-                    sp.commit()?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    drop(sp); // rolls the savepoint back
-                    Err(e)
-                }
-            }
-        })();
-        results.push(outcome);
+/// Applies every job in one transaction, each in its own savepoint so a
+/// failed one does not spoil its neighbours.
+fn apply_group(conn: &mut Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for job in jobs.iter_mut() {
+        let sp = tx.unchecked_transaction_savepoint()?;
+        if job.apply(&sp) {
+            sp.commit()?;
+        } // else dropping `sp` rolls it back
     }
-    match tx.commit() {
-        Ok(()) => results,
-        Err(e) => failed(&e),
-    }
+    tx.commit()?;
+    Ok(())
 }
 
 trait SavepointExt {
@@ -352,17 +386,9 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, scope: &Scope, writes: Vec<Write>) -> Result<Vec<i64>> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .lock()
-            .send(Job {
-                scope: scope.clone(),
-                writes,
-                reply,
-            })
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+        let scope = scope.clone();
+        self.write(move |conn| writes.iter().map(|w| apply(conn, &scope, w)).collect())
+            .await
     }
 }
 

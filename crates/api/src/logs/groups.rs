@@ -171,7 +171,10 @@ struct Selection {
 }
 
 impl Selection {
-    fn from_request(ctx: &RequestContext, input: &DescribeLogGroupsRequest) -> Result<Self, LogsError> {
+    fn from_request(
+        ctx: &RequestContext,
+        input: &DescribeLogGroupsRequest,
+    ) -> Result<Self, LogsError> {
         if input.log_group_name_prefix.is_some() && input.log_group_name_pattern.is_some() {
             return Err(LogsError::invalid(
                 "logGroupNamePrefix and logGroupNamePattern are mutually exclusive.",
@@ -209,7 +212,9 @@ impl Selection {
     }
 
     fn matches(&self, g: &LogGroupRecord) -> bool {
-        self.pattern.as_ref().is_none_or(|p| g.name.contains(p.as_str()))
+        self.pattern
+            .as_ref()
+            .is_none_or(|p| g.name.contains(p.as_str()))
             && self.class.as_ref().is_none_or(|c| &g.class == c)
             && self.names.as_ref().is_none_or(|n| n.contains(&g.name))
     }
@@ -253,7 +258,12 @@ pub async fn describe(
         let batch = crate::records::list::<LogGroupRecord>(logs.store(), &sc, &q).await?;
         let exhausted = batch.len() < SCAN;
         after = batch.last().map(|g| g.value.name.clone()).or(after);
-        found.extend(batch.into_iter().map(|g| g.value).filter(|g| sel.matches(g)));
+        found.extend(
+            batch
+                .into_iter()
+                .map(|g| g.value)
+                .filter(|g| sel.matches(g)),
+        );
         if exhausted {
             break;
         }

@@ -101,10 +101,7 @@ pub(crate) fn group_name(
 
 /// The group a log-group ARN names; `None` if it is in another account or
 /// region (berth has no cross-account observability).
-pub(crate) fn group_from_arn(
-    ctx: &RequestContext,
-    arn: &str,
-) -> Result<Option<String>, LogsError> {
+pub(crate) fn group_from_arn(ctx: &RequestContext, arn: &str) -> Result<Option<String>, LogsError> {
     let invalid = || LogsError::invalid(format!("'{arn}' is not a log group ARN."));
     let a = Arn::parse(arn)
         .filter(|a| a.service == "logs")

@@ -99,12 +99,14 @@ async fn remove(
     Ok(())
 }
 
+/// A group's tags; `None` for none, since the model's `Tags` has at least one.
 async fn list(
     logs: &Logs,
     ctx: &RequestContext,
     group: &str,
-) -> Result<BTreeMap<String, String>, LogsError> {
-    Ok(load_group(logs, &scope(ctx), group).await?.value.tags)
+) -> Result<Option<BTreeMap<String, String>>, LogsError> {
+    let tags = load_group(logs, &scope(ctx), group).await?.value.tags;
+    Ok((!tags.is_empty()).then_some(tags))
 }
 
 /// The group a resource ARN names: another account's or region's group is
@@ -118,7 +120,14 @@ pub async fn tag_log_group(
     ctx: &RequestContext,
     input: TagLogGroupRequest,
 ) -> Result<(), LogsError> {
-    add(logs, ctx, &input.log_group_name, &input.tags, TooMany::InvalidParameter).await
+    add(
+        logs,
+        ctx,
+        &input.log_group_name,
+        &input.tags,
+        TooMany::InvalidParameter,
+    )
+    .await
 }
 
 /// UntagLogGroup models only `ResourceNotFoundException`: unknown keys are
@@ -137,7 +146,7 @@ pub async fn list_tags_log_group(
     input: ListTagsLogGroupRequest,
 ) -> Result<ListTagsLogGroupResponse, LogsError> {
     Ok(ListTagsLogGroupResponse {
-        tags: Some(list(logs, ctx, &input.log_group_name).await?),
+        tags: list(logs, ctx, &input.log_group_name).await?,
     })
 }
 
@@ -167,6 +176,6 @@ pub async fn list_tags_for_resource(
 ) -> Result<ListTagsForResourceResponse, LogsError> {
     let group = arn_group(ctx, &input.resource_arn)?;
     Ok(ListTagsForResourceResponse {
-        tags: Some(list(logs, ctx, &group).await?),
+        tags: list(logs, ctx, &group).await?,
     })
 }

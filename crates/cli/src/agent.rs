@@ -1,0 +1,65 @@
+//! `berth agent`: run tasks on this host for a berth control plane.
+
+use anyhow::Context;
+use berth_agent::http::HttpControlPlane;
+use berth_agent::{Agent, AgentConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// The control plane's URL (what `berth env` prints as AWS_ENDPOINT_URL).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: String,
+    /// The cluster to join (`default` is created if missing, as ECS's agent does).
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// Where the agent keeps its registration and its containers' state.
+    #[arg(long, value_name = "DIR", default_value = "berth-agent")]
+    data_dir: PathBuf,
+    /// How containers run: `process` (host processes), `docker`, or `auto`.
+    #[arg(long, value_enum, default_value_t = crate::runtime::RuntimeChoice::Auto)]
+    runtime: crate::runtime::RuntimeChoice,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: String,
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    region: String,
+    /// `ecs.availability-zone` to advertise (default: the region + "a").
+    #[arg(long)]
+    availability_zone: Option<String>,
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let runtime = crate::runtime::build(args.runtime, &args.data_dir.join("containers")).await?;
+    let control = HttpControlPlane::new(
+        &args.endpoint,
+        &args.access_key_id,
+        &args.secret_access_key,
+        &args.region,
+    )?;
+    control.ensure_cluster(&args.cluster).await?;
+    let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
+    let zone = args
+        .availability_zone
+        .unwrap_or_else(|| format!("{}a", args.region));
+    config
+        .attributes
+        .insert("ecs.availability-zone".into(), Some(zone));
+    let agent = Arc::new(Agent::register(Arc::new(control), runtime.clone(), config).await?);
+    println!(
+        "berth agent: container instance {} in cluster {} ({} runtime)",
+        agent.instance_arn(),
+        args.cluster,
+        runtime.name()
+    );
+    tokio::select! {
+        _ = agent.run() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    // Containers keep running: a restarted agent adopts them.
+    Ok(())
+}
