@@ -289,6 +289,13 @@ impl Agent {
                 }
             }
         }
+        // A task no longer assigned was stopped without this agent (say,
+        // while it was cut off): stop whatever of it still runs here.
+        for (arn, r) in runners.iter() {
+            if !assigned.contains(arn) {
+                r.request_stop();
+            }
+        }
         runners.retain(|arn, r| assigned.contains(arn) || !r.is_finished());
     }
 

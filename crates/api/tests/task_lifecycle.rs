@@ -552,3 +552,77 @@ async fn poll_work_returns_early_when_work_changes() {
     assert_eq!(got.tasks.len(), 1);
     assert_ne!(got.version, first.version);
 }
+
+#[tokio::test]
+async fn lost_agents_tasks_are_stopped_and_stopped_tasks_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("berth.db")).unwrap();
+    let timings = berth_api::ecs::Timings {
+        agent_disconnect_grace: std::time::Duration::from_millis(100),
+        agent_lost_timeout: std::time::Duration::from_millis(100),
+        stopped_task_retention: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let ecs = Ecs::with_timings(Arc::new(store), b"k".to_vec(), timings);
+    let ctx = RequestContext::for_account("123456789012", "us-east-1");
+    ecs.create_cluster(
+        &ctx,
+        CreateClusterRequest {
+            cluster_name: Some("c".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let h = H {
+        _dir: dir,
+        ecs,
+        ctx,
+    };
+    let inst = register(&h, &h.ctx, "c", 1024, 1024).await;
+    let td = td(&h, 100, None).await;
+    let t = h
+        .ecs
+        .run_task(&h.ctx, run(&td, 1))
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0);
+    let arn = t.task_arn.unwrap();
+    assert_eq!(h.ecs.sweep().await.unwrap(), Default::default());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(
+        describe_instance(&h, &inst).await.agent_connected,
+        Some(false)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(h.ecs.sweep().await.unwrap().tasks_of_lost_agents_stopped, 1);
+    let describe = || DescribeTasksRequest {
+        cluster: Some("c".into()),
+        tasks: vec![arn.clone()],
+        include: None,
+    };
+    let t = h
+        .ecs
+        .describe_tasks(&h.ctx, describe())
+        .await
+        .unwrap()
+        .tasks
+        .unwrap()
+        .remove(0);
+    assert_eq!(t.last_status.as_deref(), Some("STOPPED"));
+    assert_eq!(t.stop_code, Some(TaskStopCode::TerminationNotice));
+    assert!(t
+        .stopped_reason
+        .unwrap()
+        .contains("has not been heard from"));
+    assert_eq!(
+        remaining(&describe_instance(&h, &inst).await, "MEMORY"),
+        1024
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(h.ecs.sweep().await.unwrap().expired_tasks_removed, 1);
+    let gone = h.ecs.describe_tasks(&h.ctx, describe()).await.unwrap();
+    assert_eq!(gone.failures.unwrap()[0].reason.as_deref(), Some("MISSING"));
+}

@@ -13,25 +13,39 @@ fn ticks(t: u64) -> Duration {
     Duration::from_millis(t * 1000 / TICKS_PER_SEC)
 }
 
-/// CPU time of `pid`, or of this process when `None`; `None` if unreadable
-/// (not Linux, or the process is gone).
-fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+/// Sum of two fields (numbered as in proc(5), from 1) of `/proc/PID/stat`,
+/// or of this process's when `None`.
+fn stat_pair(pid: Option<u32>, a: usize, b: usize) -> Option<Duration> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_owned(),
     };
     let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces), starting at
-    // field 3 (state); utime and stime are fields 14 and 15.
+    // field 3 (state).
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(ticks(utime + stime))
+    let x: u64 = fields.get(a - 3)?.parse().ok()?;
+    let y: u64 = fields.get(b - 3)?.parse().ok()?;
+    Some(ticks(x + y))
+}
+
+/// CPU time of `pid`, or of this process when `None`; `None` if unreadable
+/// (not Linux, or the process is gone).
+pub fn process_cpu(pid: Option<u32>) -> Option<Duration> {
+    // utime and stime.
+    stat_pair(pid, 14, 15)
+}
+
+/// CPU time of the children `pid` has waited for (cutime and cstime),
+/// including their own waited-for children: for berth, the shims it
+/// reaped and the container processes they reaped.
+pub fn children_cpu(pid: u32) -> Option<Duration> {
+    stat_pair(Some(pid), 16, 17)
 }
 
 /// Busy time of all CPUs together (everything but idle and iowait).
-fn machine_busy() -> Option<Duration> {
+pub fn machine_busy() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
@@ -102,6 +116,7 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(process_cpu(None).is_some());
             assert!(machine_busy().is_some());
+            assert!(children_cpu(std::process::id()).is_some());
         }
     }
 }

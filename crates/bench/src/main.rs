@@ -159,7 +159,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => {
             let bin = args.berth_bin.clone().unwrap_or_else(default_berth_bin);
-            let s = servers::spawn_berth(&bin)
+            let s = servers::spawn_berth(&bin, &[])
                 .await
                 .with_context(|| format!("starting {}", bin.display()))?;
             eprintln!("berth {} ({})", s.endpoint, bin.display());

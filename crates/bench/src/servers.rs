@@ -91,6 +91,11 @@ impl Spawned {
         self.child.id()
     }
 
+    /// The server's data directory (berth: its store, keys and agent state).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Fails if the process has exited, with the end of its log.
     fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
@@ -136,14 +141,15 @@ struct CredentialEntry {
     secret_access_key: String,
 }
 
-/// `berth server --listen 127.0.0.1:0 --data-dir TMP`; waits for
-/// `TMP/endpoint` and reads the generated `TMP/credentials.toml`.
-pub async fn spawn_berth(bin: &Path) -> anyhow::Result<Spawned> {
+/// `berth server --listen 127.0.0.1:0 --data-dir TMP [EXTRA...]`; waits
+/// for `TMP/endpoint` and reads the generated `TMP/credentials.toml`.
+pub async fn spawn_berth(bin: &Path, extra: &[&str]) -> anyhow::Result<Spawned> {
     let dir = make_temp_dir("berth-bench")?;
     let mut cmd = Command::new(bin);
     cmd.arg("server")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir);
+        .arg(&dir)
+        .args(extra);
     // Credentials from the environment would stop berth from generating
     // the credentials file this harness reads.
     for var in [

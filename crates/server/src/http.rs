@@ -24,15 +24,19 @@ use std::time::SystemTime;
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct AppState {
-    ecs: berth_api::Ecs,
+    services: crate::services::Services,
     verifier: Verifier,
     regions: Option<Vec<String>>,
 }
 
 impl AppState {
-    pub fn new(ecs: berth_api::Ecs, verifier: Verifier, regions: Option<Vec<String>>) -> Arc<Self> {
+    pub fn new(
+        services: crate::services::Services,
+        verifier: Verifier,
+        regions: Option<Vec<String>>,
+    ) -> Arc<Self> {
         Arc::new(AppState {
-            ecs,
+            services,
             verifier,
             regions,
         })
@@ -170,5 +174,5 @@ async fn process(
         request_id: request_id.to_string(),
     };
     tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
-    services::call(&state.ecs, service, op, &target, &ctx, body).await
+    services::call(&state.services, service, op, &target, &ctx, body).await
 }

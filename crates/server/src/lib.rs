@@ -47,7 +47,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let state = http::AppState::new(ecs, verifier, config.regions.clone());
+    spawn_sweeper(ecs.clone());
+    let state = http::AppState::new(
+        services::Services { ecs, logs },
+        verifier,
+        config.regions.clone(),
+    );
     credentials::write_atomically(&config.data_dir.join("endpoint"), endpoint.as_bytes())?;
 
     println!("berth server listening on {endpoint}");
@@ -68,11 +73,26 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         config.data_dir.display()
     );
 
-    let app = services::with_logs(http::router(state), logs);
+    let app = http::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Housekeeping every two seconds: lost agents' tasks, expired tasks.
+fn spawn_sweeper(ecs: Ecs) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            match ecs.sweep().await {
+                Ok(s) if s != Default::default() => tracing::info!(?s, "sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -1,8 +1,6 @@
 //! The services on berth's endpoint, told apart by the `X-Amz-Target`
 //! prefix, each with the SigV4 signing name its clients use.
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use berth_wire::{agent, ecs, logs, secretsmanager, ssm, ApiError, RequestContext};
 use std::time::Duration;
 
@@ -46,26 +44,13 @@ impl Service {
 /// call answers the service's modeled "not implemented" error.
 pub struct NotYetImplemented;
 
-impl logs::LogsApi for NotYetImplemented {}
 impl secretsmanager::SecretsManagerApi for NotYetImplemented {}
 impl ssm::SsmApi for NotYetImplemented {}
 
-tokio::task_local! {
-    /// The CloudWatch Logs service of the server handling this request. The
-    /// HTTP layer's state carries only ECS, so `with_logs` provides Logs
-    /// around each request instead.
-    static LOGS: berth_api::Logs;
-}
-
-/// Serves CloudWatch Logs with `logs` on every request `router` handles
-/// (without this, Logs operations answer "not implemented").
-pub fn with_logs(router: axum::Router, logs: berth_api::Logs) -> axum::Router {
-    router.layer(axum::middleware::from_fn(
-        move |req: Request, next: Next| {
-            let logs = logs.clone();
-            async move { LOGS.scope(logs, next.run(req)).await }
-        },
-    ))
+/// The implemented services a request can reach.
+pub struct Services {
+    pub ecs: berth_api::Ecs,
+    pub logs: berth_api::Logs,
 }
 
 /// Deletes expired log events every `every`, for as long as the runtime runs.
@@ -92,7 +77,7 @@ pub fn unknown_operation(target: &str) -> ApiError {
 }
 
 pub async fn call(
-    ecs_impl: &berth_api::Ecs,
+    svcs: &Services,
     service: Service,
     op: &str,
     target: &str,
@@ -103,20 +88,17 @@ pub async fn call(
     match service {
         Service::Ecs => {
             let op = ecs::Operation::from_name(op).ok_or_else(unknown)?;
-            ecs::dispatch(ecs_impl, ctx, op, body).await
+            ecs::dispatch(&svcs.ecs, ctx, op, body).await
         }
         Service::Agent => match agent::Operation::from_name(op).ok_or_else(unknown)? {
             agent::Operation::PollWork => {
                 let req = berth_wire::codec::decode(body)?;
-                berth_wire::codec::encode(&ecs_impl.poll_work(ctx, req).await?)
+                berth_wire::codec::encode(&svcs.ecs.poll_work(ctx, req).await?)
             }
         },
         Service::Logs => {
             let op = logs::Operation::from_name(op).ok_or_else(unknown)?;
-            match LOGS.try_with(berth_api::Logs::clone) {
-                Ok(svc) => logs::dispatch(&svc, ctx, op, body).await,
-                Err(_) => logs::dispatch(&NotYetImplemented, ctx, op, body).await,
-            }
+            logs::dispatch(&svcs.logs, ctx, op, body).await
         }
         Service::SecretsManager => {
             let op = secretsmanager::Operation::from_name(op).ok_or_else(unknown)?;

@@ -173,4 +173,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies all writes atomically and durably, or none. Returns the new
     /// version of each written document (0 for deletes), in order.
     async fn commit(&self, scope: &Scope, writes: Vec<Write>) -> Result<Vec<i64>>;
+
+    /// Every scope holding documents of `kind`: for sweeps that look across
+    /// accounts and regions (lost agents, expired tasks).
+    async fn scopes(&self, kind: &'static str) -> Result<Vec<Scope>>;
 }

@@ -385,6 +385,18 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn scopes(&self, kind: &'static str) -> Result<Vec<Scope>> {
+        self.with_reader(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT account, region FROM docs WHERE kind=?1 ORDER BY account, region",
+            )?;
+            let rows = st.query_map(params![kind], |r| {
+                Ok(Scope::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     async fn commit(&self, scope: &Scope, writes: Vec<Write>) -> Result<Vec<i64>> {
         let scope = scope.clone();
         self.write(move |conn| writes.iter().map(|w| apply(conn, &scope, w)).collect())

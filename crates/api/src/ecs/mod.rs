@@ -5,6 +5,7 @@ mod agent_channel;
 mod clusters;
 mod container_instances;
 mod liveness;
+mod sweeper;
 mod tags;
 mod task_definitions;
 mod tasks;
@@ -33,6 +34,7 @@ pub struct Ecs {
 pub use agent_channel::MANAGED_CLUSTER;
 use liveness::Liveness;
 pub use liveness::Timings;
+pub use sweeper::Swept;
 
 impl Ecs {
     /// `token_key` signs pagination tokens; keep it stable across restarts

@@ -1257,3 +1257,32 @@ pub async fn submit_container_state_change(
         acknowledgment: Some("ACK".into()),
     })
 }
+
+/// Stops a task without its agent (the agent was lost): marks it STOPPED
+/// with `code` and `reason` and frees its place. Returns whether it was
+/// still running.
+pub async fn force_stop(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    task_id: &str,
+    code: TaskStopCode,
+    reason: &str,
+) -> Result<bool, EcsError> {
+    let Some(doc) = load::<TaskDoc>(ecs.store(), &scope(ctx), task_id).await? else {
+        return Ok(false);
+    };
+    if doc.value.last_status() == TaskStatus::Stopped {
+        return Ok(false);
+    }
+    let cluster = doc.value.cluster.clone();
+    modify(ecs, ctx, &cluster, task_id, |t| {
+        if t.last_status() != TaskStatus::Stopped {
+            t.task.stop_code = Some(code.clone());
+            t.task.stopped_reason = Some(reason.to_string());
+            mark_stopped(t, None);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,127 @@
+//! Housekeeping the control plane does on its own, across every account
+//! and region: stop the tasks of agents that have been silent too long
+//! (freeing their resources), and forget STOPPED tasks once their
+//! retention has passed.
+
+use super::container_instances::{InstanceDoc, INACTIVE};
+use super::tasks::{self, TaskDoc};
+use super::Ecs;
+use crate::records::{self, kind, store_error, try_commit, Record};
+use berth_core::task::TaskStatus;
+use berth_core::EcsError;
+use berth_store::{Expect, Query, Write};
+use berth_wire::ecs::TaskStopCode;
+use berth_wire::{RequestContext, Timestamp};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub tasks_of_lost_agents_stopped: usize,
+    pub expired_tasks_removed: usize,
+}
+
+impl Ecs {
+    /// One pass of housekeeping; the server runs it every few seconds.
+    pub async fn sweep(&self) -> Result<Swept, berth_wire::ApiError> {
+        Ok(Swept {
+            tasks_of_lost_agents_stopped: stop_tasks_of_lost_agents(self).await?,
+            expired_tasks_removed: remove_expired_tasks(self).await?,
+        })
+    }
+}
+
+async fn stop_tasks_of_lost_agents(ecs: &Ecs) -> Result<usize, EcsError> {
+    let limit = ecs.timings.agent_disconnect_grace + ecs.timings.agent_lost_timeout;
+    let mut stopped = 0;
+    for scope in ecs
+        .store()
+        .scopes(kind::CONTAINER_INSTANCE)
+        .await
+        .map_err(store_error)?
+    {
+        let q = Query {
+            limit: 1_000_000,
+            ..Default::default()
+        };
+        let lost: Vec<InstanceDoc> = records::list::<InstanceDoc>(ecs.store(), &scope, &q)
+            .await?
+            .into_iter()
+            .map(|d| d.value)
+            .filter(|d| {
+                d.instance.status.as_deref() != Some(INACTIVE)
+                    && ecs.liveness.silence(d.arn()) > limit
+            })
+            .collect();
+        for inst in lost {
+            let aq = Query {
+                parent: Some(inst.id.clone()),
+                limit: 1_000_000,
+                ..Default::default()
+            };
+            for a in records::list::<tasks::AssignmentDoc>(ecs.store(), &scope, &aq).await? {
+                let ctx = RequestContext::for_account(&a.value.account, &a.value.region);
+                let reason = format!(
+                    "The agent of container instance {} has not been heard from for {} s; its tasks are stopped.",
+                    inst.arn(),
+                    limit.as_secs()
+                );
+                if tasks::force_stop(
+                    ecs,
+                    &ctx,
+                    &a.value.task_id,
+                    TaskStopCode::TerminationNotice,
+                    &reason,
+                )
+                .await?
+                {
+                    stopped += 1;
+                }
+            }
+        }
+    }
+    Ok(stopped)
+}
+
+async fn remove_expired_tasks(ecs: &Ecs) -> Result<usize, EcsError> {
+    let now_ms = Timestamp::now().as_millis();
+    let keep_ms = ecs.timings.stopped_task_retention.as_millis() as i64;
+    let mut removed = 0;
+    for scope in ecs.store().scopes(kind::TASK).await.map_err(store_error)? {
+        let mut after = None;
+        loop {
+            let q = Query {
+                status: Some(TaskStatus::Stopped.as_str().into()),
+                after: after.clone(),
+                limit: 1000,
+                ..Default::default()
+            };
+            let batch = records::list::<TaskDoc>(ecs.store(), &scope, &q).await?;
+            let done = batch.len() < 1000;
+            let expired: Vec<Write> = batch
+                .iter()
+                .inspect(|d| after = Some(d.value.sort()))
+                .filter(|d| {
+                    d.value
+                        .task
+                        .stopped_at
+                        .is_some_and(|t| now_ms - t.as_millis() > keep_ms)
+                })
+                .map(|d| Write::Delete {
+                    kind: kind::TASK,
+                    id: d.value.id(),
+                    expect: Expect::Version(d.version),
+                })
+                .collect();
+            if !expired.is_empty() {
+                let n = expired.len();
+                if try_commit(ecs.store(), &scope, expired).await? {
+                    removed += n;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    Ok(removed)
+}
