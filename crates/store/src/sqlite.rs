@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 mod log_events;
@@ -66,6 +68,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Cleared on drop to end the checkpoint thread.
+    checkpointing: Arc<AtomicBool>,
 }
 
 fn open(path: &Path) -> Result<Connection> {
@@ -94,12 +98,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointing.store(false, Ordering::Relaxed);
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open(&path)?;
         migrate(&mut conn)?;
+        // Savepoint journals in memory (no temp file per group), and WAL
+        // checkpoints on a thread of their own instead of inside commits.
+        conn.execute_batch("PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0;")?;
+        let alive = Arc::new(AtomicBool::new(true));
+        spawn_checkpointer(&path, alive.clone())?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("berth-store-writer".into())
@@ -109,6 +124,7 @@ impl SqliteStore {
             path,
             writer: Mutex::new(tx),
             readers: Mutex::new(Vec::new()),
+            checkpointing: alive,
         })
     }
 
@@ -149,6 +165,37 @@ impl SqliteStore {
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
+}
+
+/// How often the checkpointer looks at the WAL, and the size past which it
+/// folds it back into the database file (SQLite's own autocheckpoint size).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const CHECKPOINT_WAL_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Checkpoints the WAL in the background (PASSIVE: never waits for readers
+/// or the writer), so commits never pay for a checkpoint. Ends when the
+/// database can no longer be opened.
+fn spawn_checkpointer(path: &Path, alive: Arc<AtomicBool>) -> Result<()> {
+    let conn = open(path)?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    std::thread::Builder::new()
+        .name("berth-store-checkpoint".into())
+        .spawn(move || {
+            while alive.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                if size < CHECKPOINT_WAL_BYTES {
+                    continue;
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(())
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
@@ -193,7 +240,7 @@ struct Savepoint<'c> {
 
 impl SavepointExt for rusqlite::Transaction<'_> {
     fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
-        self.execute_batch("SAVEPOINT job")?;
+        self.prepare_cached("SAVEPOINT job")?.execute([])?;
         Ok(Savepoint {
             conn: self,
             done: false,
@@ -211,7 +258,7 @@ impl std::ops::Deref for Savepoint<'_> {
 impl Savepoint<'_> {
     fn commit(mut self) -> Result<()> {
         self.done = true;
-        self.conn.execute_batch("RELEASE job")?;
+        self.conn.prepare_cached("RELEASE job")?.execute([])?;
         Ok(())
     }
 }
@@ -219,7 +266,14 @@ impl Savepoint<'_> {
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK TO job")
+                .and_then(|mut st| st.execute([]));
+            let _ = self
+                .conn
+                .prepare_cached("RELEASE job")
+                .and_then(|mut st| st.execute([]));
         }
     }
 }
