@@ -213,3 +213,68 @@ def test_killed_agent_adopts_its_task_on_restart(ecs, cluster, agent, name, tmp_
     assert len(pids.read_text().split()) == 1, "the task was started again"
     running = ecs.list_tasks(cluster=cluster)["taskArns"]
     assert arn not in running
+
+
+# -- the acceptance scenario: awslogs, HEALTHY ordering, the aws-cli ----
+
+def awslogs(group, prefix="app", create=True):
+    opts = {"awslogs-group": group, "awslogs-region": harness.REGION,
+            "awslogs-stream-prefix": prefix}
+    if create:
+        opts["awslogs-create-group"] = "true"
+    return {"logDriver": "awslogs", "options": opts}
+
+
+def test_two_containers_healthy_order_awslogs_and_cli_waiter(ecs, cli, cluster, name, tmp_path):
+    group = "/berth/" + name("logs")
+    mark = tmp_path / "ready"
+    db = sh("db", f"echo db starting; sleep 0.5; touch {mark}; echo db ready; sleep 60",
+            healthCheck={"command": ["CMD-SHELL", f"test -f {mark}"], "interval": 5,
+                         "timeout": 2, "retries": 3},
+            logConfiguration=awslogs(group))
+    lines = "; ".join(f"echo line-{i}" for i in range(300))
+    app = sh("app", f"{lines}; echo oops >&2; exit 0",
+             essential=False, dependsOn=[{"containerName": "db", "condition": "HEALTHY"}],
+             logConfiguration=awslogs(group))
+    fam = fargate_family(ecs, name("pair"), [db, app])
+    run = cli("ecs", "run-task", "--cluster", cluster, "--task-definition", fam,
+              "--launch-type", "FARGATE", "--network-configuration",
+              "awsvpcConfiguration={subnets=[subnet-berth]}")
+    arn = run["tasks"][0]["taskArn"]
+    task_id = arn.rsplit("/", 1)[1]
+    # app exits 0 (non-essential: the task keeps running); then stop the task.
+    deadline = time.monotonic() + 30
+    while True:
+        t = describe(ecs, cluster, arn)
+        app_c = next(c for c in t["containers"] if c["name"] == "app")
+        if app_c.get("exitCode") == 0:
+            break
+        assert time.monotonic() < deadline, t
+        time.sleep(0.2)
+    assert t["lastStatus"] == "RUNNING"
+    cli("ecs", "stop-task", "--cluster", cluster, "--task", arn)
+    cli.run("ecs", "wait", "tasks-stopped", "--cluster", cluster, "--tasks", arn)
+    out = cli("logs", "get-log-events", "--log-group-name", group,
+              "--log-stream-name", f"app/app/{task_id}", "--start-from-head")
+    messages = [e["message"] for e in out["events"]]
+    # stdout in order and complete; stderr's line is there too (two pipes
+    # written in the same millisecond have no order between them)
+    assert [m for m in messages if m != "oops"] == [f"line-{i}" for i in range(300)]
+    assert messages.count("oops") == 1
+    db_out = cli("logs", "get-log-events", "--log-group-name", group,
+                 "--log-stream-name", f"app/db/{task_id}", "--start-from-head")
+    assert [e["message"] for e in db_out["events"]] == ["db starting", "db ready"]
+    t = describe(ecs, cluster, arn)
+    assert t["stopCode"] == "UserInitiated"
+    db_c = next(c for c in t["containers"] if c["name"] == "db")
+    assert db_c["exitCode"] == 143
+
+
+def test_missing_log_group_fails_the_task_start(ecs, cluster, name):
+    fam = fargate_family(ecs, name("nolog"), [
+        sh("main", "echo hi", logConfiguration=awslogs("/berth/" + name("absent"), create=False))])
+    arn = run_fargate(ecs, cluster, fam)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = describe(ecs, cluster, arn)
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert "log group does not exist" in t["stoppedReason"]

@@ -6,8 +6,19 @@ use berth_wire::ecs::{
     ContainerInstance, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
 };
 
+/// Why a container's log stream could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogSetupError {
+    #[error("The specified log group does not exist.")]
+    GroupMissing,
+    #[error("{0}")]
+    Other(String),
+}
+
 /// The control-plane calls the agent makes. Embedded in `berth server` it
 /// calls the operations in-process; `berth agent` sends signed requests.
+/// Calls about a task name it by ARN: that says which account and region
+/// the task (and its logs) belong to.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
     async fn register(
@@ -16,7 +27,23 @@ pub trait ControlPlane: Send + Sync {
     ) -> anyhow::Result<ContainerInstance>;
     /// `BerthAgentV1.PollWork`: the long poll and heartbeat.
     async fn poll(&self, req: PollWorkRequest) -> anyhow::Result<PollWorkResponse>;
-    /// `SubmitTaskStateChange` for a task assigned to this agent (its ARN
-    /// names the account and region it belongs to).
+    /// `SubmitTaskStateChange` for a task assigned to this agent.
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()>;
+    /// Creates the CloudWatch Logs stream a container's `awslogs` output
+    /// goes to (and its group, when `create_group`); an existing one is fine.
+    async fn prepare_log_stream(
+        &self,
+        task_arn: &str,
+        group: &str,
+        stream: &str,
+        create_group: bool,
+    ) -> Result<(), LogSetupError>;
+    /// `PutLogEvents`: `(timestamp ms, message)` in chronological order.
+    async fn put_log_events(
+        &self,
+        task_arn: &str,
+        group: &str,
+        stream: &str,
+        events: Vec<(i64, String)>,
+    ) -> anyhow::Result<()>;
 }

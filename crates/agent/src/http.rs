@@ -1,7 +1,7 @@
 //! The control plane over HTTP, for `berth agent` on another host: the same
 //! endpoint and SigV4 auth as any ECS client, with the agent's own keys.
 
-use crate::ControlPlane;
+use crate::{ControlPlane, LogSetupError};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::time::{Duration, SystemTime};
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+const LOGS_PREFIX: &str = "Logs_20140328";
 
 pub struct HttpControlPlane {
     endpoint: http::Uri,
@@ -62,6 +63,17 @@ impl HttpControlPlane {
         input: &I,
         timeout: Duration,
     ) -> anyhow::Result<O> {
+        self.call_service("ecs", target, input, timeout).await
+    }
+
+    /// A call signed for `service` (`ecs`, or `logs` for CloudWatch Logs).
+    async fn call_service<I: Serialize, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        target: &str,
+        input: &I,
+        timeout: Duration,
+    ) -> anyhow::Result<O> {
         let body = serde_json::to_vec(input)?;
         let headers = [
             ("host", self.host.as_str()),
@@ -72,7 +84,7 @@ impl HttpControlPlane {
             &self.access_key_id,
             &self.secret_access_key,
             &self.region,
-            "ecs",
+            service,
             "POST",
             "/",
             "",
@@ -158,6 +170,64 @@ impl ControlPlane for HttpControlPlane {
         let _: serde_json::Value = self
             .call(
                 &format!("{ECS_PREFIX}.SubmitTaskStateChange"),
+                &req,
+                Duration::from_secs(30),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Logs go to the agent's own account and region (its credentials').
+    async fn prepare_log_stream(
+        &self,
+        _task_arn: &str,
+        group: &str,
+        stream: &str,
+        create_group: bool,
+    ) -> Result<(), LogSetupError> {
+        let t = Duration::from_secs(30);
+        let ok_if_exists = |r: anyhow::Result<serde_json::Value>| match r {
+            Err(e) if !e.to_string().contains("ResourceAlreadyExistsException") => Err(e),
+            _ => Ok(()),
+        };
+        if create_group {
+            let req = serde_json::json!({ "logGroupName": group });
+            ok_if_exists(
+                self.call_service("logs", &format!("{LOGS_PREFIX}.CreateLogGroup"), &req, t)
+                    .await,
+            )
+            .map_err(|e| LogSetupError::Other(e.to_string()))?;
+        }
+        let req = serde_json::json!({ "logGroupName": group, "logStreamName": stream });
+        ok_if_exists(
+            self.call_service("logs", &format!("{LOGS_PREFIX}.CreateLogStream"), &req, t)
+                .await,
+        )
+        .map_err(|e| {
+            if e.to_string().contains("ResourceNotFoundException") {
+                LogSetupError::GroupMissing
+            } else {
+                LogSetupError::Other(e.to_string())
+            }
+        })
+    }
+
+    async fn put_log_events(
+        &self,
+        _task_arn: &str,
+        group: &str,
+        stream: &str,
+        events: Vec<(i64, String)>,
+    ) -> anyhow::Result<()> {
+        let log_events: Vec<_> = events
+            .into_iter()
+            .map(|(t, m)| serde_json::json!({ "timestamp": t, "message": m }))
+            .collect();
+        let req = serde_json::json!({ "logGroupName": group, "logStreamName": stream, "logEvents": log_events });
+        let _: serde_json::Value = self
+            .call_service(
+                "logs",
+                &format!("{LOGS_PREFIX}.PutLogEvents"),
                 &req,
                 Duration::from_secs(30),
             )

@@ -14,10 +14,11 @@
 
 mod control;
 pub mod http;
+mod logs;
 mod runner;
 mod spec;
 
-pub use control::ControlPlane;
+pub use control::{ControlPlane, LogSetupError};
 
 use anyhow::Context;
 use berth_runtime::{Runtime, LABEL_TASK_ARN};
@@ -281,6 +282,7 @@ impl Agent {
                         self.config.cluster.clone(),
                         t,
                         adopted,
+                        self.config.state_dir.clone(),
                     );
                     if desired_stop {
                         runner.request_stop();

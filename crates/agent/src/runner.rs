@@ -3,8 +3,9 @@
 //! asks, and report each step. A runner given containers that already exist
 //! (after an agent restart) adopts them instead of starting them again.
 
+use crate::logs::{self, Destination, Shipper};
 use crate::spec;
-use crate::ControlPlane;
+use crate::{ControlPlane, LogSetupError};
 use berth_runtime::{
     ContainerSpec, ContainerState, ContainerStatus, Health, Runtime, RuntimeError,
 };
@@ -13,6 +14,7 @@ use berth_wire::ecs::{
     ContainerCondition, ContainerStateChange, NetworkMode, SubmitTaskStateChangeRequest,
 };
 use berth_wire::Timestamp;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +36,18 @@ impl TaskRunner {
         cluster: String,
         assigned: AssignedTask,
         adopted: Vec<ContainerStatus>,
+        state_dir: PathBuf,
     ) -> TaskRunner {
         let stop = Arc::new((AtomicBool::new(false), Notify::new()));
-        let run = Run::new(control, runtime, cluster, assigned, adopted, stop.clone());
+        let run = Run::new(
+            control,
+            runtime,
+            cluster,
+            assigned,
+            adopted,
+            stop.clone(),
+            state_dir,
+        );
         let handle = tokio::spawn(run.go());
         TaskRunner { stop, handle }
     }
@@ -78,6 +89,8 @@ struct Slot {
     health: Health,
     /// The container status last reported ("PENDING", "RUNNING", "STOPPED").
     reported: &'static str,
+    /// Where its output goes, for the `awslogs` driver.
+    logs: Option<Destination>,
 }
 
 impl Slot {
@@ -128,6 +141,8 @@ struct Run {
     stop: Arc<(AtomicBool, Notify)>,
     pull_started_at: Option<Timestamp>,
     pull_stopped_at: Option<Timestamp>,
+    state_dir: PathBuf,
+    shippers: Vec<Shipper>,
 }
 
 impl Run {
@@ -138,6 +153,7 @@ impl Run {
         a: AssignedTask,
         adopted: Vec<ContainerStatus>,
         stop: Arc<(AtomicBool, Notify)>,
+        state_dir: PathBuf,
     ) -> Run {
         let task = &a.task;
         let slots = spec::containers(task, &a.task_definition)
@@ -159,7 +175,10 @@ impl Run {
                     },
                     _ => SlotState::Waiting,
                 };
+                let task_id =
+                    spec::task_id(task.task_arn.as_deref().unwrap_or_default()).to_string();
                 Slot {
+                    logs: logs::destination(&c, &task_id),
                     name,
                     essential: c.essential.unwrap_or(true),
                     depends_on: c
@@ -190,7 +209,28 @@ impl Run {
             stop,
             pull_started_at: task.pull_started_at,
             pull_stopped_at: task.pull_stopped_at,
+            state_dir,
+            shippers: Vec::new(),
         }
+    }
+
+    /// Starts shipping a container's output, if it uses `awslogs`.
+    fn ship_logs(&mut self, i: usize) {
+        let Some(dest) = self.slots[i].logs.clone() else {
+            return;
+        };
+        let key = self.slots[i].spec.key.clone();
+        let dir = self.state_dir.join("log-offsets");
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join(format!("{}.{}", key.task_id, key.container));
+        self.shippers.push(Shipper::spawn(
+            self.control.clone(),
+            self.runtime.clone(),
+            key,
+            self.task_arn.clone(),
+            dest,
+            file,
+        ));
     }
 
     fn stop_requested(&self) -> bool {
@@ -208,6 +248,11 @@ impl Run {
     async fn run_until_done(&mut self) -> Option<String> {
         if self.stop_requested() && self.slots.iter().all(|s| s.state == SlotState::Waiting) {
             return None;
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i].state != SlotState::Waiting {
+                self.ship_logs(i); // adopted: continue where the last agent stopped
+            }
         }
         if self.awsvpc {
             self.report("PENDING", None, false).await;
@@ -367,8 +412,11 @@ impl Run {
                         reason: format!("DependencyFailed: {why}"),
                     };
                 }
-                Dependency::Met => match self.runtime.start(&self.slots[i].spec).await {
-                    Ok(st) => self.slots[i].state = SlotState::Running { runtime_id: st.id },
+                Dependency::Met => match self.start_container(i).await {
+                    Ok(st) => {
+                        self.slots[i].state = SlotState::Running { runtime_id: st.id };
+                        self.ship_logs(i);
+                    }
                     Err(RuntimeError::AlreadyExists) => {
                         // Started before a restart but not adopted: pick it up.
                         if let Ok(Some(st)) = self.runtime.status(&self.slots[i].spec.key).await {
@@ -378,6 +426,9 @@ impl Run {
                     Err(e) => {
                         let reason = match e {
                             RuntimeError::CannotPull(m) => format!("CannotPullContainerError: {m}"),
+                            RuntimeError::Io(m) if m.starts_with("ResourceInitializationError") => {
+                                m
+                            }
                             other => format!("CannotStartContainerError: {other}"),
                         };
                         self.slots[i].state = SlotState::Exited {
@@ -393,6 +444,31 @@ impl Run {
             }
         }
         None
+    }
+
+    /// Sets up the container's logs, then starts it.
+    async fn start_container(&self, i: usize) -> Result<ContainerStatus, RuntimeError> {
+        self.prepare_logs(i).await?;
+        self.runtime.start(&self.slots[i].spec).await
+    }
+
+    /// Creates the container's log stream before it starts, as ECS's agent
+    /// does: a missing group (without `awslogs-create-group`) fails the start.
+    async fn prepare_logs(&self, i: usize) -> Result<(), RuntimeError> {
+        let Some(d) = &self.slots[i].logs else {
+            return Ok(());
+        };
+        match self.control.prepare_log_stream(&self.task_arn, &d.group, &d.stream, d.create_group).await {
+            Ok(()) => Ok(()),
+            Err(LogSetupError::GroupMissing) => Err(RuntimeError::Io(format!(
+                "ResourceInitializationError: failed to validate logger args: The specified log group does not exist: {}",
+                d.group
+            ))),
+            Err(LogSetupError::Other(m)) => Err(RuntimeError::Io(format!(
+                "ResourceInitializationError: failed to create the log stream {}: {m}",
+                d.stream
+            ))),
+        }
     }
 
     fn skip_waiting(&mut self, reason: &str) {
@@ -439,6 +515,11 @@ impl Run {
             self.refresh().await;
         }
         self.skip_waiting("The task stopped before this container started.");
+        // Ship every line before reporting STOPPED, so a client that waits
+        // for the task to stop then reads complete logs.
+        for s in std::mem::take(&mut self.shippers) {
+            s.finish(Duration::from_secs(30)).await;
+        }
         self.report("STOPPED", reason, true).await;
         for s in &self.slots {
             if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {

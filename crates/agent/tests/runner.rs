@@ -2,7 +2,7 @@
 //! lifecycle reports, dependsOn ordering, essential exits, stops, adoption.
 
 use async_trait::async_trait;
-use berth_agent::{Agent, AgentConfig, ControlPlane};
+use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
 use berth_runtime::fake::{Call, FakeRuntime, Script};
 use berth_runtime::{ContainerKey, ContainerSpec, ContainerState, Health, Runtime, LABEL_TASK_ARN};
 use berth_wire::agent::{AssignedTask, PollWorkRequest, PollWorkResponse};
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Default)]
 struct FakeControl {
     reports: Mutex<Vec<SubmitTaskStateChangeRequest>>,
+    /// Shipped log lines by stream.
+    logs: Mutex<Vec<(String, String)>>,
+    groups: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -33,6 +36,35 @@ impl ControlPlane for FakeControl {
     }
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
         self.reports.lock().push(req);
+        Ok(())
+    }
+    async fn prepare_log_stream(
+        &self,
+        _task: &str,
+        group: &str,
+        _stream: &str,
+        create: bool,
+    ) -> Result<(), LogSetupError> {
+        let mut groups = self.groups.lock();
+        if create && !groups.iter().any(|g| g == group) {
+            groups.push(group.into());
+        }
+        if groups.iter().any(|g| g == group) {
+            Ok(())
+        } else {
+            Err(LogSetupError::GroupMissing)
+        }
+    }
+    async fn put_log_events(
+        &self,
+        _task: &str,
+        _group: &str,
+        stream: &str,
+        events: Vec<(i64, String)>,
+    ) -> anyhow::Result<()> {
+        self.logs
+            .lock()
+            .extend(events.into_iter().map(|(_, m)| (stream.to_string(), m)));
         Ok(())
     }
 }
@@ -330,4 +362,64 @@ async fn a_restarted_agent_adopts_running_containers_instead_of_starting_them() 
     })
     .await;
     assert_eq!(control.container("main").exit_code, Some(0));
+}
+
+fn with_awslogs(mut c: ContainerDefinition, create_group: bool) -> ContainerDefinition {
+    let mut options = std::collections::BTreeMap::new();
+    options.insert("awslogs-group".to_string(), "g".to_string());
+    options.insert("awslogs-stream-prefix".to_string(), "web".to_string());
+    if create_group {
+        options.insert("awslogs-create-group".to_string(), "true".to_string());
+    }
+    c.log_configuration = Some(LogConfiguration {
+        log_driver: LogDriver::Awslogs,
+        options: Some(options),
+        secret_options: None,
+    });
+    c
+}
+
+#[tokio::test]
+async fn awslogs_output_is_shipped_before_stopped_is_reported() {
+    let rt = FakeRuntime::new();
+    let mut script = Script::exits(0, Duration::from_millis(50));
+    for i in 0..5 {
+        script = script.output(berth_runtime::LogStream::Stdout, format!("line {i}"));
+    }
+    rt.script("main", script);
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![with_awslogs(container("main", true, &[]), true)],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    let logs = control.logs.lock().clone();
+    assert_eq!(logs.len(), 5);
+    assert!(logs.iter().all(|(s, _)| s == "web/main/t1"));
+    assert_eq!(logs[4].1, "line 4");
+}
+
+#[tokio::test]
+async fn a_missing_log_group_fails_the_start() {
+    let rt = FakeRuntime::new();
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![with_awslogs(container("main", true, &[]), false)],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert!(control
+        .last()
+        .reason
+        .unwrap()
+        .starts_with("ResourceInitializationError"));
+    assert!(!rt.calls().contains(&Call::Start(key("main"))));
 }

@@ -1,15 +1,21 @@
 //! `berth-bench`: drives berth (and moto, for comparison) with signed ECS
 //! requests in a closed loop (max throughput) and an open loop (fixed rate,
-//! latency from the scheduled send time), and prints a table.
+//! latency from the scheduled send time), and prints a table. The task
+//! workloads (berth only) run real tasks: RunTask → RUNNING latency, tasks
+//! started per second, and the footprint of many retained STOPPED tasks.
 //!
 //! Every run is bounded in time; servers it starts are stopped and their
 //! temporary directories removed on exit, error or ctrl-c.
 
 mod client;
 mod cpu;
+mod ecs;
 mod load;
+mod memory;
 mod report;
 mod servers;
+mod tasks;
+mod throughput;
 
 use anyhow::{ensure, Context};
 use clap::Parser;
@@ -69,22 +75,68 @@ struct Args {
     /// Threads of the load generator's runtime (it shares the machine with the servers).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// Task latency: tasks measured, one after the other.
+    #[arg(long, default_value_t = 50)]
+    task_count: usize,
+    /// Task latency: unmeasured tasks run first.
+    #[arg(long, default_value_t = 2)]
+    task_warmup: usize,
+    /// Task workloads: milliseconds between DescribeTasks polls.
+    #[arg(long, default_value_t = 1)]
+    task_poll_ms: u64,
+    /// Task throughput: tasks per RunTask call (1..=10).
+    #[arg(long, default_value_t = 8)]
+    task_batch: usize,
+    /// Task throughput: tasks in flight at most (default: what the managed
+    /// capacity fits, cores x 1024 / 256 CPU units).
+    #[arg(long)]
+    task_slots: Option<usize>,
+    /// Task throughput: measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    task_duration: f64,
+    /// Task retention: STOPPED tasks to create.
+    #[arg(long, default_value_t = 100_000)]
+    retained_tasks: u64,
+    /// Task retention: connections creating them.
+    #[arg(long, default_value_t = 4)]
+    retain_concurrency: usize,
+    /// Task retention: stop creating after this many seconds.
+    #[arg(long, default_value_t = 900.0)]
+    retain_timeout: f64,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum WorkloadArg {
     DescribeClusters,
     RegisterTaskDefinition,
+    /// task-latency, task-throughput and task-retention.
+    Tasks,
+    TaskLatency,
+    TaskThroughput,
+    TaskRetention,
     All,
 }
 
 impl WorkloadArg {
+    /// The request workloads (berth and moto).
     fn list(self) -> Vec<Workload> {
         match self {
             WorkloadArg::DescribeClusters => vec![Workload::DescribeClusters],
             WorkloadArg::RegisterTaskDefinition => vec![Workload::RegisterTaskDefinition],
             WorkloadArg::All => vec![Workload::DescribeClusters, Workload::RegisterTaskDefinition],
+            _ => vec![],
         }
+    }
+
+    /// Which task workloads (berth only): latency, throughput, retention.
+    fn task_parts(self) -> (bool, bool, bool) {
+        use WorkloadArg::*;
+        let any = matches!(self, Tasks | All);
+        (
+            any || self == TaskLatency,
+            any || self == TaskThroughput,
+            any || self == TaskRetention,
+        )
     }
 }
 
@@ -112,7 +164,92 @@ fn validate(a: &Args) -> anyhow::Result<()> {
         (1..=64).contains(&a.client_threads),
         "--client-threads must be in 1..=64"
     );
+    ensure!(
+        (1..=10_000).contains(&a.task_count) && a.task_warmup <= 100,
+        "--task-count must be in 1..=10000 and --task-warmup at most 100"
+    );
+    ensure!(
+        (1..=1000).contains(&a.task_poll_ms),
+        "--task-poll-ms must be in 1..=1000"
+    );
+    ensure!(
+        (1..=10).contains(&a.task_batch),
+        "--task-batch must be in 1..=10 (RunTask's count)"
+    );
+    ensure!(
+        task_slots(a) >= a.task_batch && task_slots(a) <= 1000,
+        "--task-slots must be at least --task-batch and at most 1000"
+    );
+    ensure!(
+        a.task_duration > 0.0 && a.task_duration <= 300.0,
+        "--task-duration must be in (0, 300] seconds"
+    );
+    ensure!(
+        (1..=1_000_000).contains(&a.retained_tasks),
+        "--retained-tasks must be in 1..=1000000"
+    );
+    ensure!(
+        (1..=64).contains(&a.retain_concurrency),
+        "--retain-concurrency must be in 1..=64"
+    );
+    ensure!(
+        a.retain_timeout > 0.0 && a.retain_timeout <= 3600.0,
+        "--retain-timeout must be in (0, 3600] seconds"
+    );
     Ok(())
+}
+
+/// Tasks in flight at most: what the managed capacity fits by CPU.
+fn task_slots(a: &Args) -> usize {
+    a.task_slots.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores * 1024 / tasks::TASK_CPU
+    })
+}
+
+/// How to repeat a task measurement: this binary and the server choice.
+fn command_prefix(a: &Args) -> String {
+    let exe = std::env::args()
+        .next()
+        .unwrap_or_else(|| "berth-bench".into());
+    let mut s = exe;
+    if let Some(b) = &a.berth_bin {
+        s += &format!(" --berth-bin {}", b.display());
+    }
+    if let Some(e) = &a.endpoint {
+        s += &format!(
+            " --endpoint {e} --access-key {} --secret-key SECRET",
+            a.access_key.as_deref().unwrap_or_default()
+        );
+    }
+    s
+}
+
+fn task_options(a: &Args) -> tasks::Options {
+    let (latency, throughput, retention) = a.workload.task_parts();
+    tasks::Options {
+        latency,
+        throughput,
+        retention,
+        count: a.task_count,
+        warmup_tasks: a.task_warmup,
+        poll: Duration::from_millis(a.task_poll_ms),
+        batch: a.task_batch,
+        slots: task_slots(a),
+        duration: Duration::from_secs_f64(a.task_duration),
+        retained: a.retained_tasks,
+        retain_concurrency: a.retain_concurrency,
+        retain_timeout: Duration::from_secs_f64(a.retain_timeout),
+        berth_bin: a.berth_bin.clone().unwrap_or_else(default_berth_bin),
+        endpoint: a.endpoint.as_ref().map(|e| {
+            (
+                e.clone(),
+                a.access_key.clone().unwrap_or_default(),
+                a.secret_key.clone().unwrap_or_default(),
+            )
+        }),
+        command: command_prefix(a),
+    }
 }
 
 fn default_berth_bin() -> PathBuf {
@@ -147,6 +284,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
+    if !args.workload.list().is_empty() {
+        run_requests(args).await?;
+    }
+    let opts = task_options(args);
+    if opts.latency || opts.throughput || opts.retention {
+        tasks::run(&opts).await?;
+    }
+    Ok(())
+}
+
+/// The request workloads against berth (and moto): the closed- and
+/// open-loop table.
+async fn run_requests(args: &Args) -> anyhow::Result<()> {
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
 

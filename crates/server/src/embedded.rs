@@ -4,13 +4,16 @@
 //! in-process API instead of signed HTTP requests.
 
 use async_trait::async_trait;
-use berth_agent::{Agent, AgentConfig, ControlPlane};
-use berth_api::Ecs;
+use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
+use berth_api::{Ecs, Logs};
 use berth_core::arn::Arn;
 use berth_runtime::Runtime;
 use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
 use berth_wire::ecs::{
     ContainerInstance, EcsApi, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
+};
+use berth_wire::logs::{
+    CreateLogGroupRequest, CreateLogStreamRequest, InputLogEvent, LogsApi, PutLogEventsRequest,
 };
 use berth_wire::RequestContext;
 use std::path::PathBuf;
@@ -18,6 +21,14 @@ use std::sync::Arc;
 
 struct InProcess {
     ecs: Ecs,
+    logs: Logs,
+}
+
+/// The context of the account and region a task ARN names.
+fn task_context(task_arn: &str) -> anyhow::Result<RequestContext> {
+    let arn =
+        Arn::parse(task_arn).ok_or_else(|| anyhow::anyhow!("'{task_arn}' is not a task ARN"))?;
+    Ok(RequestContext::for_account(&arn.account, &arn.region))
 }
 
 #[async_trait]
@@ -41,13 +52,62 @@ impl ControlPlane for InProcess {
     /// Managed capacity runs tasks of every account: a report is applied in
     /// the account and region its task ARN names.
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
-        let arn = req
-            .task
-            .as_deref()
-            .and_then(Arn::parse)
-            .ok_or_else(|| anyhow::anyhow!("report without a task ARN"))?;
-        let ctx = RequestContext::for_account(&arn.account, &arn.region);
+        let ctx = task_context(req.task.as_deref().unwrap_or_default())?;
         self.ecs.submit_task_state_change(&ctx, req).await?;
+        Ok(())
+    }
+
+    /// Logs of managed tasks go to the task's own account and region.
+    async fn prepare_log_stream(
+        &self,
+        task_arn: &str,
+        group: &str,
+        stream: &str,
+        create_group: bool,
+    ) -> Result<(), LogSetupError> {
+        let ctx = task_context(task_arn).map_err(|e| LogSetupError::Other(e.to_string()))?;
+        let exists = |e: &berth_wire::ApiError| e.code == "ResourceAlreadyExistsException";
+        if create_group {
+            let req = CreateLogGroupRequest {
+                log_group_name: group.into(),
+                ..Default::default()
+            };
+            if let Err(e) = self.logs.create_log_group(&ctx, req).await {
+                if !exists(&e) {
+                    return Err(LogSetupError::Other(e.to_string()));
+                }
+            }
+        }
+        let req = CreateLogStreamRequest {
+            log_group_name: group.into(),
+            log_stream_name: stream.into(),
+        };
+        match self.logs.create_log_stream(&ctx, req).await {
+            Ok(()) => Ok(()),
+            Err(e) if exists(&e) => Ok(()),
+            Err(e) if e.code == "ResourceNotFoundException" => Err(LogSetupError::GroupMissing),
+            Err(e) => Err(LogSetupError::Other(e.to_string())),
+        }
+    }
+
+    async fn put_log_events(
+        &self,
+        task_arn: &str,
+        group: &str,
+        stream: &str,
+        events: Vec<(i64, String)>,
+    ) -> anyhow::Result<()> {
+        let ctx = task_context(task_arn)?;
+        let req = PutLogEventsRequest {
+            log_group_name: group.into(),
+            log_stream_name: stream.into(),
+            log_events: events
+                .into_iter()
+                .map(|(timestamp, message)| InputLogEvent { timestamp, message })
+                .collect(),
+            ..Default::default()
+        };
+        self.logs.put_log_events(&ctx, req).await?;
         Ok(())
     }
 }
@@ -55,11 +115,12 @@ impl ControlPlane for InProcess {
 /// Registers the managed capacity and runs its agent in the background.
 pub async fn start(
     ecs: Ecs,
+    logs: Logs,
     runtime: Arc<dyn Runtime>,
     state_dir: PathBuf,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
-    let control = Arc::new(InProcess { ecs });
+    let control = Arc::new(InProcess { ecs, logs });
     let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
     config
         .attributes

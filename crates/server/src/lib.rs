@@ -41,9 +41,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
     let managed = match &config.embedded_agent {
         Some(a) => Some(
-            embedded::start(ecs.clone(), a.runtime.clone(), a.state_dir.clone())
-                .await
-                .context("starting the embedded agent")?,
+            embedded::start(
+                ecs.clone(),
+                logs.clone(),
+                a.runtime.clone(),
+                a.state_dir.clone(),
+            )
+            .await
+            .context("starting the embedded agent")?,
         ),
         None => None,
     };
