@@ -107,6 +107,14 @@ def test_depends_on_healthy_orders_container_starts(ecs, cluster, name, tmp_path
         assert time.monotonic() < deadline, "app never started"
         time.sleep(0.1)
     assert float(started.read_text()) >= mark.stat().st_mtime
+    deadline = time.monotonic() + 10
+    while True:
+        t = describe(ecs, cluster, arn)
+        db_c = next(c for c in t["containers"] if c["name"] == "db")
+        if db_c.get("healthStatus") == "HEALTHY" and t.get("healthStatus") == "HEALTHY":
+            break
+        assert time.monotonic() < deadline, t
+        time.sleep(0.1)
     ecs.stop_task(cluster=cluster, task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
 

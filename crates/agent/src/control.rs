@@ -1,7 +1,7 @@
 //! How the agent reaches the control plane.
 
 use async_trait::async_trait;
-use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
+use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::{
     ContainerInstance, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
 };
@@ -29,6 +29,8 @@ pub trait ControlPlane: Send + Sync {
     async fn poll(&self, req: PollWorkRequest) -> anyhow::Result<PollWorkResponse>;
     /// `SubmitTaskStateChange` for a task assigned to this agent.
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()>;
+    /// `BerthAgentV1.SubmitHealth`: containers' health-check results.
+    async fn submit_health(&self, req: SubmitHealthRequest) -> anyhow::Result<()>;
     /// Creates the CloudWatch Logs stream a container's `awslogs` output
     /// goes to (and its group, when `create_group`); an existing one is fine.
     async fn prepare_log_stream(

@@ -4,7 +4,7 @@
 use crate::{ControlPlane, LogSetupError};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
-use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
+use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::{
     ContainerInstance, CreateClusterRequest, RegisterContainerInstanceRequest,
     RegisterContainerInstanceResponse, SubmitTaskStateChangeRequest,
@@ -174,6 +174,12 @@ impl ControlPlane for HttpControlPlane {
                 Duration::from_secs(30),
             )
             .await?;
+        Ok(())
+    }
+
+    async fn submit_health(&self, req: SubmitHealthRequest) -> anyhow::Result<()> {
+        let target = format!("{}.SubmitHealth", berth_wire::agent::TARGET_PREFIX);
+        let _: serde_json::Value = self.call(&target, &req, Duration::from_secs(30)).await?;
         Ok(())
     }
 

@@ -91,6 +91,8 @@ struct Slot {
     reported: &'static str,
     /// Where its output goes, for the `awslogs` driver.
     logs: Option<Destination>,
+    /// The health last reported to the control plane.
+    health_reported: Health,
 }
 
 impl Slot {
@@ -178,6 +180,7 @@ impl Run {
                 let task_id =
                     spec::task_id(task.task_arn.as_deref().unwrap_or_default()).to_string();
                 Slot {
+                    health_reported: Health::Unknown,
                     logs: logs::destination(&c, &task_id),
                     name,
                     essential: c.essential.unwrap_or(true),
@@ -279,6 +282,7 @@ impl Run {
                 return None;
             }
             self.refresh().await;
+            self.report_health().await;
             if let Some(reason) = self.start_ready().await {
                 return Some(reason);
             }
@@ -444,6 +448,39 @@ impl Run {
             }
         }
         None
+    }
+
+    /// Sends containers' health when it changed since the last report. Best
+    /// effort: a failed report is sent again on the next change or tick.
+    async fn report_health(&mut self) {
+        if self.slots.iter().all(|s| s.health == s.health_reported) {
+            return;
+        }
+        let wire = |h: Health| match h {
+            Health::Healthy => "HEALTHY",
+            Health::Unhealthy => "UNHEALTHY",
+            Health::Unknown => "UNKNOWN",
+        };
+        let req = berth_wire::agent::SubmitHealthRequest {
+            cluster: self.cluster_arn.clone(),
+            task: self.task_arn.clone(),
+            containers: self
+                .slots
+                .iter()
+                .filter(|s| s.spec.health_check.is_some())
+                .map(|s| berth_wire::agent::ContainerHealth {
+                    container_name: s.name.clone(),
+                    health_status: wire(s.health).into(),
+                })
+                .collect(),
+        };
+        match self.control.submit_health(req).await {
+            Ok(()) => self
+                .slots
+                .iter_mut()
+                .for_each(|s| s.health_reported = s.health),
+            Err(e) => tracing::warn!(task = %self.task_arn, error = %e, "reporting health failed"),
+        }
     }
 
     /// Sets up the container's logs, then starts it.

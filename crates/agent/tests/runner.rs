@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
 use berth_runtime::fake::{Call, FakeRuntime, Script};
 use berth_runtime::{ContainerKey, ContainerSpec, ContainerState, Health, Runtime, LABEL_TASK_ARN};
-use berth_wire::agent::{AssignedTask, PollWorkRequest, PollWorkResponse};
+use berth_wire::agent::{AssignedTask, PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::*;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ struct FakeControl {
     /// Shipped log lines by stream.
     logs: Mutex<Vec<(String, String)>>,
     groups: Mutex<Vec<String>>,
+    health: Mutex<Vec<SubmitHealthRequest>>,
 }
 
 #[async_trait]
@@ -36,6 +37,10 @@ impl ControlPlane for FakeControl {
     }
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
         self.reports.lock().push(req);
+        Ok(())
+    }
+    async fn submit_health(&self, req: SubmitHealthRequest) -> anyhow::Result<()> {
+        self.health.lock().push(req);
         Ok(())
     }
     async fn prepare_log_stream(

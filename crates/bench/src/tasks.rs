@@ -23,6 +23,8 @@ pub const SLEEPER: &str = "bench-task";
 pub const QUICK: &str = "bench-task-quick";
 /// CPU units each task asks for; the managed capacity has 1024 per core.
 pub const TASK_CPU: usize = 256;
+/// The latency run gives up after this many failed tasks.
+const MAX_FAILURES: usize = 10;
 /// How long a task may take to reach the status waited for.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -262,13 +264,25 @@ async fn latency(target: &Arc<Target>, opts: &Options) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (t, n) = wait_status(&mut conn, &task.arn, "RUNNING", opts.poll).await?;
+        let waited = wait_status(&mut conn, &task.arn, "RUNNING", opts.poll).await;
         let seen_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let seen = wall_secs();
-        if t.last_status != "RUNNING" {
-            failures.push(format!("{} stopped before RUNNING: {}", t.arn, t.why()));
-            continue;
-        }
+        let (t, n) = match waited {
+            Ok((t, _)) if t.last_status != "RUNNING" => {
+                failures.push(format!("{} stopped before RUNNING: {}", t.arn, t.why()));
+                continue;
+            }
+            Ok(tn) => tn,
+            Err(e) => {
+                failures.push(format!("{e:#}"));
+                let stop = json!({"cluster": CLUSTER, "task": task.arn});
+                let _ = ecs::call(&mut conn, "StopTask", &stop).await;
+                if failures.len() > MAX_FAILURES {
+                    bail!("too many failures: {}", failures.join("; "));
+                }
+                continue;
+            }
+        };
         if measured {
             to_running.push(seen_ms);
             run_call.push(call_ms);
@@ -282,11 +296,14 @@ async fn latency(target: &Arc<Target>, opts: &Options) -> anyhow::Result<()> {
         let s0 = Instant::now();
         let stop = json!({"cluster": CLUSTER, "task": t.arn});
         ecs::call(&mut conn, "StopTask", &stop).await?;
-        let (t, _) = wait_status(&mut conn, &t.arn, "STOPPED", opts.poll).await?;
-        if t.last_status != "STOPPED" {
-            failures.push(format!("{} did not stop: {}", t.arn, t.last_status));
-        } else if measured {
-            to_stopped.push(s0.elapsed().as_secs_f64() * 1000.0);
+        match wait_status(&mut conn, &t.arn, "STOPPED", opts.poll).await {
+            Ok(_) if measured => to_stopped.push(s0.elapsed().as_secs_f64() * 1000.0),
+            Ok(_) => {}
+            // Its CPU may still be held: the next RunTask would say so.
+            Err(e) => failures.push(format!("StopTask: {e:#}")),
+        }
+        if failures.len() > MAX_FAILURES {
+            bail!("too many failures: {}", failures.join("; "));
         }
     }
     let cpu = cpu.map(|c| c.since()).unwrap_or_default();

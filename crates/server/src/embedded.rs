@@ -8,7 +8,7 @@ use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
 use berth_api::{Ecs, Logs};
 use berth_core::arn::Arn;
 use berth_runtime::Runtime;
-use berth_wire::agent::{PollWorkRequest, PollWorkResponse};
+use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::{
     ContainerInstance, EcsApi, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
 };
@@ -54,6 +54,12 @@ impl ControlPlane for InProcess {
     async fn submit_task_state(&self, req: SubmitTaskStateChangeRequest) -> anyhow::Result<()> {
         let ctx = task_context(req.task.as_deref().unwrap_or_default())?;
         self.ecs.submit_task_state_change(&ctx, req).await?;
+        Ok(())
+    }
+
+    async fn submit_health(&self, req: SubmitHealthRequest) -> anyhow::Result<()> {
+        let ctx = task_context(&req.task)?;
+        self.ecs.submit_health(&ctx, req).await?;
         Ok(())
     }
 

@@ -95,6 +95,10 @@ pub async fn call(
                 let req = berth_wire::codec::decode(body)?;
                 berth_wire::codec::encode(&svcs.ecs.poll_work(ctx, req).await?)
             }
+            agent::Operation::SubmitHealth => {
+                let req = berth_wire::codec::decode(body)?;
+                berth_wire::codec::encode(&svcs.ecs.submit_health(ctx, req).await?)
+            }
         },
         Service::Logs => {
             let op = logs::Operation::from_name(op).ok_or_else(unknown)?;

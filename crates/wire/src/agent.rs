@@ -7,7 +7,8 @@
 //! at once when the instance's assignments changed since `knownVersion`,
 //! otherwise after `waitSeconds`; every poll is also the heartbeat that
 //! keeps `agentConnected` true. State goes back through ECS's own
-//! SubmitTaskStateChange and SubmitContainerStateChange.
+//! SubmitTaskStateChange and SubmitContainerStateChange; container health,
+//! which those shapes cannot carry, through `SubmitHealth`.
 
 use crate::ecs::{Task, TaskDefinition};
 use serde::{Deserialize, Serialize};
@@ -18,12 +19,14 @@ pub const SIGNING_NAME: &str = "ecs";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     PollWork,
+    SubmitHealth,
 }
 
 impl Operation {
     pub fn from_name(name: &str) -> Option<Operation> {
         match name {
             "PollWork" => Some(Operation::PollWork),
+            "SubmitHealth" => Some(Operation::SubmitHealth),
             _ => None,
         }
     }
@@ -59,3 +62,23 @@ pub struct AssignedTask {
     #[serde(rename = "taskDefinition")]
     pub task_definition: TaskDefinition,
 }
+
+/// Containers' health-check results, as the agent last saw them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitHealthRequest {
+    pub cluster: String,
+    pub task: String,
+    pub containers: Vec<ContainerHealth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerHealth {
+    #[serde(rename = "containerName")]
+    pub container_name: String,
+    /// `HEALTHY`, `UNHEALTHY` or `UNKNOWN`.
+    #[serde(rename = "healthStatus")]
+    pub health_status: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitHealthResponse {}

@@ -35,6 +35,16 @@ impl Ecs {
             .map(|_| ())
     }
 
+    /// `BerthAgentV1.SubmitHealth` for a task in `ctx`'s account and region.
+    pub async fn submit_health(
+        &self,
+        ctx: &RequestContext,
+        req: berth_wire::agent::SubmitHealthRequest,
+    ) -> Result<berth_wire::agent::SubmitHealthResponse, berth_wire::ApiError> {
+        tasks::submit_health(self, ctx, req).await?;
+        Ok(Default::default())
+    }
+
     /// `BerthAgentV1.PollWork` from an agent authenticated as `ctx`.
     pub async fn poll_work(
         &self,

@@ -1286,3 +1286,66 @@ pub async fn force_stop(
     .await?;
     Ok(true)
 }
+
+/// `BerthAgentV1.SubmitHealth`: containers' health-check results. The task's
+/// health follows its essential containers that have a health check: any
+/// UNHEALTHY makes it UNHEALTHY, all HEALTHY make it HEALTHY, else UNKNOWN.
+pub async fn submit_health(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: berth_wire::agent::SubmitHealthRequest,
+) -> Result<(), EcsError> {
+    let cluster = clusters::cluster_name(ctx, Some(&input.cluster))?;
+    let parse = |s: &str| match s {
+        "HEALTHY" => Ok(HealthStatus::Healthy),
+        "UNHEALTHY" => Ok(HealthStatus::Unhealthy),
+        "UNKNOWN" => Ok(HealthStatus::UnknownValue),
+        other => Err(EcsError::invalid(format!(
+            "Invalid health status '{other}'."
+        ))),
+    };
+    let updates: Vec<(String, HealthStatus)> = input
+        .containers
+        .iter()
+        .map(|c| Ok((c.container_name.clone(), parse(&c.health_status)?)))
+        .collect::<Result<_, EcsError>>()?;
+    modify(ecs, ctx, &cluster, &input.task, |t| {
+        for c in t.task.containers.iter_mut().flatten() {
+            if let Some((_, h)) = updates.iter().find(|(n, _)| Some(n) == c.name.as_ref()) {
+                c.health_status = Some(h.clone());
+            }
+        }
+        let checked: Vec<HealthStatus> = t
+            .task_definition
+            .container_definitions
+            .iter()
+            .flatten()
+            .filter(|d| d.essential.unwrap_or(true) && d.health_check.is_some())
+            .filter_map(|d| {
+                t.task
+                    .containers
+                    .iter()
+                    .flatten()
+                    .find(|c| c.name == d.name)
+            })
+            .map(|c| {
+                c.health_status
+                    .clone()
+                    .unwrap_or(HealthStatus::UnknownValue)
+            })
+            .collect();
+        t.task.health_status = Some(if checked.contains(&HealthStatus::Unhealthy) {
+            HealthStatus::Unhealthy
+        } else if !checked.is_empty() && checked.iter().all(|h| *h == HealthStatus::Healthy) {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::UnknownValue
+        });
+        Ok(())
+    })
+    .await?
+    .ok_or_else(|| {
+        EcsError::invalid(format!("The referenced task was not found: {}", input.task))
+    })?;
+    Ok(())
+}
