@@ -1,0 +1,249 @@
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and the
+//! agent's reports (SubmitTaskStateChange, SubmitContainerStateChange).
+//!
+//! A task document holds the task as DescribeTasks shows it, the revision
+//! it runs (so later deregistration cannot change a running task), where it
+//! was placed and what it reserved there. An assignment document, in the
+//! scope of the instance, lists each live task under its instance: it is
+//! what an agent's poll reads, and it goes away when the task stops.
+
+mod launch;
+mod lifecycle;
+mod queries;
+
+pub use launch::{run, start};
+pub use lifecycle::{
+    force_stop, stop, submit_container_state_change, submit_health, submit_task_state_change,
+};
+pub use queries::{describe, list};
+
+use super::container_instances::{self, InstanceDoc, INACTIVE};
+use super::{clusters, task_definitions, Ecs};
+use crate::records::{
+    self, kind, load, scope, store_error, too_contended, try_commit, Record, Versioned,
+    MAX_ATTEMPTS,
+};
+use berth_core::pagination::{page_size, PageKey};
+use berth_core::task::{self as rules, stopped_reason, TaskStatus};
+use berth_core::{arn, tags, EcsError};
+use berth_scheduler::{self as scheduler, Placement, Protocol};
+use berth_store::{Expect, Query, Scope, Write};
+use berth_wire::ecs::*;
+use berth_wire::{RequestContext, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Resources a task holds on its instance until it stops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredNeeds {
+    pub cpu: i64,
+    pub memory: i64,
+    /// `(protocol, port)`, protocol `tcp` or `udp`.
+    pub host_ports: Vec<(String, u16)>,
+}
+
+impl From<&rules::Needs> for StoredNeeds {
+    fn from(n: &rules::Needs) -> Self {
+        StoredNeeds {
+            cpu: n.cpu,
+            memory: n.memory,
+            host_ports: n
+                .host_ports
+                .iter()
+                .map(|(p, port)| (p.as_str().to_string(), *port))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDoc {
+    pub id: String,
+    pub cluster: String,
+    pub task: Task,
+    #[serde(rename = "taskDefinition")]
+    pub task_definition: TaskDefinition,
+    /// The container instance it runs on (in `instance_scope`).
+    pub instance_id: Option<String>,
+    /// Where the instance document lives: the task's own scope for EC2 and
+    /// EXTERNAL tasks, berth's managed-capacity scope for FARGATE.
+    pub instance_scope: Option<(String, String)>,
+    pub needs: StoredNeeds,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+impl TaskDoc {
+    pub fn last_status(&self) -> TaskStatus {
+        self.task
+            .last_status
+            .as_deref()
+            .and_then(TaskStatus::parse)
+            .unwrap_or(TaskStatus::Provisioning)
+    }
+
+    pub fn arn(&self) -> &str {
+        self.task.task_arn.as_deref().unwrap_or_default()
+    }
+}
+
+impl Record for TaskDoc {
+    const KIND: &'static str = kind::TASK;
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn parent(&self) -> String {
+        self.cluster.clone()
+    }
+    fn status(&self) -> String {
+        self.last_status().as_str().to_string()
+    }
+}
+
+/// A live task listed under its instance, for the instance's agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignmentDoc {
+    pub account: String,
+    pub region: String,
+    pub task_id: String,
+    pub instance_id: String,
+    pub needs: StoredNeeds,
+}
+
+impl Record for AssignmentDoc {
+    const KIND: &'static str = kind::ASSIGNMENT;
+    fn id(&self) -> String {
+        format!("{}\t{}\t{}", self.account, self.region, self.task_id)
+    }
+    fn parent(&self) -> String {
+        self.instance_id.clone()
+    }
+}
+
+/// The scope berth's managed (FARGATE) capacity registers in.
+pub fn managed_scope() -> Scope {
+    Scope::new("berth", "managed")
+}
+
+/// Tasks of a cluster that have not stopped, read through the status index.
+pub async fn active_in_cluster(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+) -> Result<Vec<TaskDoc>, EcsError> {
+    let mut out = Vec::new();
+    for s in TaskStatus::ALL.into_iter().filter(|s| s.holds_resources()) {
+        let q = Query {
+            parent: Some(cluster.to_string()),
+            status: Some(s.as_str().into()),
+            limit: 1_000_000,
+            ..Default::default()
+        };
+        out.extend(
+            records::list::<TaskDoc>(ecs.store(), &scope(ctx), &q)
+                .await?
+                .into_iter()
+                .map(|d| d.value),
+        );
+    }
+    Ok(out)
+}
+
+fn parse_task_id(ctx: &RequestContext, reference: &str) -> Option<String> {
+    if !arn::looks_like_arn(reference) {
+        return Some(reference.to_string());
+    }
+    let a = arn::Arn::parse(reference)?;
+    if a.account != ctx.account_id || a.region != ctx.region {
+        return None;
+    }
+    match a.resource_type_and_id() {
+        ("task", rest) => rest.rsplit('/').next().map(str::to_string),
+        _ => None,
+    }
+}
+
+pub async fn find(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+    reference: &str,
+) -> Result<Option<Versioned<TaskDoc>>, EcsError> {
+    let Some(id) = parse_task_id(ctx, reference) else {
+        return Ok(None);
+    };
+    Ok(load::<TaskDoc>(ecs.store(), &scope(ctx), &id)
+        .await?
+        .filter(|d| d.value.cluster == cluster))
+}
+
+/// Applies `change` to a task with optimistic retries; bumps its agent.
+async fn modify(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+    reference: &str,
+    change: impl Fn(&mut TaskDoc) -> Result<(), EcsError>,
+) -> Result<Option<TaskDoc>, EcsError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(mut doc) = find(ecs, ctx, cluster, reference).await? else {
+            return Ok(None);
+        };
+        let before = doc.value.last_status();
+        change(&mut doc.value)?;
+        doc.value.task.version = Some(doc.value.task.version.unwrap_or(0) + 1);
+        if try_commit(ecs.store(), &scope(ctx), vec![doc.write()]).await? {
+            if before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped {
+                release(ecs, ctx, &doc.value).await?;
+            }
+            if let Some(i) = &doc.value.instance_id {
+                ecs.work.bump(i);
+            }
+            return Ok(Some(doc.value));
+        }
+    }
+    Err(too_contended())
+}
+
+/// Frees a stopped task's place on its instance.
+async fn release(ecs: &Ecs, ctx: &RequestContext, t: &TaskDoc) -> Result<(), EcsError> {
+    let Some((account, region)) = &t.instance_scope else {
+        return Ok(());
+    };
+    let id = format!("{}\t{}\t{}", ctx.account_id, ctx.region, t.id);
+    let w = Write::Delete {
+        kind: kind::ASSIGNMENT,
+        id,
+        expect: Expect::Any,
+    };
+    ecs.store()
+        .commit(&Scope::new(account, region), vec![w])
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+fn mark_stopped(t: &mut TaskDoc, execution_stopped_at: Option<Timestamp>) {
+    let now = Timestamp::now();
+    t.task.last_status = Some(TaskStatus::Stopped.as_str().into());
+    t.task.desired_status = Some("STOPPED".into());
+    t.task.stopping_at.get_or_insert(now);
+    t.task.execution_stopped_at = Some(execution_stopped_at.unwrap_or(now));
+    t.task.stopped_at = Some(now);
+    for c in t.task.containers.iter_mut().flatten() {
+        if c.last_status.as_deref() != Some("STOPPED") {
+            c.last_status = Some("STOPPED".into());
+        }
+    }
+}
+
+/// The view DescribeTasks and RunTask answer with.
+pub fn view(doc: &TaskDoc, include_tags: bool) -> Task {
+    let mut t = doc.task.clone();
+    t.tags = Some(if include_tags {
+        doc.tags.clone()
+    } else {
+        vec![]
+    });
+    t
+}

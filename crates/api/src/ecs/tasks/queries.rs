@@ -1,0 +1,143 @@
+//! DescribeTasks and ListTasks.
+
+use super::*;
+
+pub async fn describe(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: DescribeTasksRequest,
+) -> Result<DescribeTasksResponse, EcsError> {
+    let cluster = clusters::load_active(ecs, ctx, input.cluster.as_deref())
+        .await?
+        .value
+        .id();
+    if input.tasks.is_empty() || input.tasks.len() > 100 {
+        return Err(EcsError::invalid(
+            "Between 1 and 100 tasks can be described at a time.",
+        ));
+    }
+    let include_tags = input.include.unwrap_or_default().contains(&TaskField::Tags);
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for r in &input.tasks {
+        match find(ecs, ctx, &cluster, r).await? {
+            Some(d) => tasks.push(view(&d.value, include_tags)),
+            None => failures.push(Failure {
+                arn: Some(if arn::looks_like_arn(r) {
+                    r.clone()
+                } else {
+                    arn::task(&ctx.region, &ctx.account_id, &cluster, r)
+                }),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(DescribeTasksResponse {
+        tasks: Some(tasks),
+        failures: Some(failures),
+    })
+}
+
+pub async fn list(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: ListTasksRequest,
+) -> Result<ListTasksResponse, EcsError> {
+    let cluster = clusters::load_active(ecs, ctx, input.cluster.as_deref())
+        .await?
+        .value
+        .id();
+    let limit = page_size(input.max_results, 100, 100)?;
+    let desired = input
+        .desired_status
+        .clone()
+        .unwrap_or(DesiredStatus::Running);
+    if !desired.is_known() {
+        return Err(EcsError::invalid(format!(
+            "Invalid desiredStatus '{desired}'."
+        )));
+    }
+    if input.family.is_some() && input.service_name.is_some() {
+        return Err(EcsError::invalid(
+            "family and serviceName cannot both be given.",
+        ));
+    }
+    let instance_id = match &input.container_instance {
+        Some(r) => Some(
+            container_instances::find(ecs, ctx, &cluster, r)
+                .await?
+                .map(|d| d.value.id)
+                .ok_or_else(|| EcsError::invalid(format!("Unknown container instance '{r}'.")))?,
+        ),
+        None => None,
+    };
+    let filter = format!(
+        "{cluster}|{:?}|{:?}|{:?}|{:?}|{desired}|{:?}",
+        instance_id, input.family, input.started_by, input.service_name, input.launch_type
+    );
+    let page = PageKey {
+        operation: "ListTasks",
+        account: &ctx.account_id,
+        region: &ctx.region,
+        filter: &filter,
+    };
+    let mut after = input
+        .next_token
+        .as_deref()
+        .map(|t| ecs.tokens.decode(&page, t))
+        .transpose()?;
+    let keep = |t: &TaskDoc| {
+        t.task.desired_status.as_deref() == Some(desired.as_str())
+            && instance_id
+                .as_ref()
+                .is_none_or(|i| t.instance_id.as_ref() == Some(i))
+            && input
+                .family
+                .as_ref()
+                .is_none_or(|f| t.task_definition.family.as_ref() == Some(f))
+            && input
+                .started_by
+                .as_ref()
+                .is_none_or(|s| t.task.started_by.as_ref() == Some(s))
+            && input
+                .service_name
+                .as_ref()
+                .is_none_or(|s| t.task.group.as_deref() == Some(&format!("service:{s}")))
+            && input
+                .launch_type
+                .as_ref()
+                .is_none_or(|l| t.task.launch_type.as_ref() == Some(l))
+    };
+    let mut found: Vec<TaskDoc> = Vec::new();
+    let mut more = false;
+    'scan: loop {
+        let q = Query {
+            parent: Some(cluster.clone()),
+            after: after.clone(),
+            limit: 1000,
+            ..Default::default()
+        };
+        let batch = records::list::<TaskDoc>(ecs.store(), &scope(ctx), &q).await?;
+        let exhausted = batch.len() < 1000;
+        for d in batch {
+            after = Some(d.value.sort());
+            if keep(&d.value) {
+                if found.len() == limit {
+                    more = true;
+                    break 'scan;
+                }
+                found.push(d.value);
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let next_token = (more && !found.is_empty())
+        .then(|| ecs.tokens.encode(&page, &found[found.len() - 1].sort()));
+    Ok(ListTasksResponse {
+        task_arns: Some(found.iter().map(|t| t.arn().to_string()).collect()),
+        next_token,
+    })
+}
