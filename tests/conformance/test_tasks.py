@@ -233,21 +233,31 @@ def awslogs(group, prefix="app", create=True):
     return {"logDriver": "awslogs", "options": opts}
 
 
-def test_two_containers_healthy_order_awslogs_and_cli_waiter(ecs, cli, cluster, name, tmp_path):
+def acceptance_scenario(ecs, cli, cluster, name, tmp_path, launch):
+    """The issue's acceptance scenario: two containers, one essential, one
+    that starts only when the first is HEALTHY; logs read back with the
+    aws-cli; `aws ecs wait tasks-stopped`; exit codes and stop code."""
     group = "/berth/" + name("logs")
     mark = tmp_path / "ready"
+    extra = {} if launch == "FARGATE" else {"memory": 64}
     db = sh("db", f"echo db starting; sleep 0.5; touch {mark}; echo db ready; sleep 60",
             healthCheck={"command": ["CMD-SHELL", f"test -f {mark}"], "interval": 5,
                          "timeout": 2, "retries": 3},
-            logConfiguration=awslogs(group))
+            logConfiguration=awslogs(group), **extra)
     lines = "; ".join(f"echo line-{i}" for i in range(300))
     app = sh("app", f"{lines}; echo oops >&2; exit 0",
              essential=False, dependsOn=[{"containerName": "db", "condition": "HEALTHY"}],
-             logConfiguration=awslogs(group))
-    fam = fargate_family(ecs, name("pair"), [db, app])
-    run = cli("ecs", "run-task", "--cluster", cluster, "--task-definition", fam,
-              "--launch-type", "FARGATE", "--network-configuration",
-              "awsvpcConfiguration={subnets=[subnet-berth]}")
+             logConfiguration=awslogs(group), **extra)
+    if launch == "FARGATE":
+        fam = fargate_family(ecs, name("pair"), [db, app])
+        run = cli("ecs", "run-task", "--cluster", cluster, "--task-definition", fam,
+                  "--launch-type", "FARGATE", "--network-configuration",
+                  "awsvpcConfiguration={subnets=[subnet-berth]}")
+    else:
+        fam = name("pair")
+        ecs.register_task_definition(family=fam, containerDefinitions=[db, app])
+        run = cli("ecs", "run-task", "--cluster", cluster, "--task-definition", fam,
+                  "--launch-type", "EC2")
     arn = run["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     # app exits 0 (non-essential: the task keeps running); then stop the task.
@@ -276,6 +286,17 @@ def test_two_containers_healthy_order_awslogs_and_cli_waiter(ecs, cli, cluster, 
     assert t["stopCode"] == "UserInitiated"
     db_c = next(c for c in t["containers"] if c["name"] == "db")
     assert db_c["exitCode"] == 143
+    return t
+
+
+def test_acceptance_fargate_on_the_one_command_server(ecs, cli, cluster, name, tmp_path):
+    acceptance_scenario(ecs, cli, cluster, name, tmp_path, "FARGATE")
+
+
+def test_acceptance_ec2_on_a_standalone_agent(ecs, cli, cluster, agent, name, tmp_path):
+    wait_for_instances(ecs, cluster, 1)
+    t = acceptance_scenario(ecs, cli, cluster, name, tmp_path, "EC2")
+    assert t["launchType"] == "EC2" and "containerInstanceArn" in t
 
 
 def test_missing_log_group_fails_the_task_start(ecs, cluster, name):
@@ -286,3 +307,51 @@ def test_missing_log_group_fails_the_task_start(ecs, cluster, name):
     t = describe(ecs, cluster, arn)
     assert t["stopCode"] == "TaskFailedToStart"
     assert "log group does not exist" in t["stoppedReason"]
+
+
+def test_awsvpc_tasks_pass_every_stage(ecs, cluster, name, server):
+    fam = fargate_family(ecs, name("stages"), [sh("main", "exit 0")])
+    arn = run_fargate(ecs, cluster, fam)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = describe(ecs, cluster, arn)
+    assert t["lastStatus"] == "STOPPED"
+    assert t["connectivity"] == "CONNECTED" and "connectivityAt" in t
+
+
+def test_propagate_tags_from_the_task_definition(ecs, cluster, name):
+    fam = name("tagged")
+    ecs.register_task_definition(
+        family=fam, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+        memory="512", containerDefinitions=[sh("main", "sleep 5")],
+        tags=[{"key": "team", "value": "infra"}, {"key": "env", "value": "dev"}])
+    out = ecs.run_task(cluster=cluster, taskDefinition=fam, launchType="FARGATE",
+                       networkConfiguration=NETWORK, propagateTags="TASK_DEFINITION",
+                       tags=[{"key": "env", "value": "prod"}])
+    arn = out["tasks"][0]["taskArn"]
+    t = ecs.describe_tasks(cluster=cluster, tasks=[arn], include=["TAGS"])["tasks"][0]
+    assert {x["key"]: x["value"] for x in t["tags"]} == {"team": "infra", "env": "prod"}
+    with pytest.raises(Exception) as e:
+        ecs.run_task(cluster=cluster, taskDefinition=fam, launchType="FARGATE",
+                     networkConfiguration=NETWORK, propagateTags="SERVICE")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    ecs.stop_task(cluster=cluster, task=arn)
+
+
+def test_control_plane_kill9_keeps_tasks_running_and_adopts_them(fresh_server, make_ecs, name, tmp_path):
+    ecs = make_ecs(srv=fresh_server)
+    cluster = name("restart")
+    ecs.create_cluster(clusterName=cluster)
+    pids = tmp_path / "pids"
+    fam = fargate_family(ecs, name("survivor"), [sh("main", f"echo $$ >> {pids}; sleep 4; exit 7")])
+    arn = run_fargate(ecs, cluster, fam)
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    fresh_server.kill9()
+    time.sleep(0.5)
+    fresh_server.start()
+    ecs = make_ecs(srv=fresh_server)
+    assert describe(ecs, cluster, arn)["lastStatus"] == "RUNNING"
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = describe(ecs, cluster, arn)
+    assert t["containers"][0]["exitCode"] == 7
+    assert t["stopCode"] == "EssentialContainerExited"
+    assert len(pids.read_text().split()) == 1, "the task was started twice"

@@ -528,12 +528,7 @@ impl Run {
             .iter()
             .any(|s| matches!(s.state, SlotState::Running { .. }))
         {
-            let status = if self.awsvpc {
-                "DEACTIVATING"
-            } else {
-                "STOPPING"
-            };
-            self.report(status, None, false).await;
+            self.report_stopping().await;
             let stops = self
                 .slots
                 .iter()
@@ -557,6 +552,12 @@ impl Run {
         for s in std::mem::take(&mut self.shippers) {
             s.finish(Duration::from_secs(30)).await;
         }
+        if self.awsvpc {
+            // An awsvpc task passes every stage ECS shows, even one that
+            // ended by itself.
+            self.report_stopping().await;
+            self.report("DEPROVISIONING", None, false).await;
+        }
         self.report("STOPPED", reason, true).await;
         for s in &self.slots {
             if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
@@ -564,6 +565,21 @@ impl Run {
                     tracing::debug!(container = %s.spec.key, error = %e, "removing a container failed");
                 }
             }
+        }
+    }
+
+    /// DEACTIVATING (awsvpc) and STOPPING, once each.
+    async fn report_stopping(&mut self) {
+        if self.awsvpc
+            && !matches!(
+                self.last_status.as_str(),
+                "DEACTIVATING" | "STOPPING" | "DEPROVISIONING"
+            )
+        {
+            self.report("DEACTIVATING", None, false).await;
+        }
+        if !matches!(self.last_status.as_str(), "STOPPING" | "DEPROVISIONING") {
+            self.report("STOPPING", None, false).await;
         }
     }
 

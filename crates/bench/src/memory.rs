@@ -338,12 +338,15 @@ async fn reads(conn: &mut Conn, arn: &str) -> anyhow::Result<Vec<(String, Sample
         200,
     )
     .await?;
-    out.push(("DescribeClusters (x200)".into(), s));
+    out.push((format!("DescribeClusters (x{})", s.len()), s));
     let list = json!({"cluster": CLUSTER, "desiredStatus": "STOPPED", "maxResults": 100});
     let (s, v) = time_calls(conn, "ListTasks", &list, 200).await?;
     let got = v["taskArns"].as_array().map_or(0, Vec::len);
     out.push((
-        format!("ListTasks STOPPED maxResults 100 (x200, {got} ARNs)"),
+        format!(
+            "ListTasks STOPPED maxResults 100 (x{}, {got} ARNs)",
+            s.len()
+        ),
         s,
     ));
     let describe = json!({"cluster": CLUSTER, "tasks": [arn]});
@@ -361,7 +364,10 @@ async fn reads(conn: &mut Conn, arn: &str) -> anyhow::Result<Vec<(String, Sample
     let (s, v) = time_calls(conn, "ListTasks", &running, 10).await?;
     let got = v["taskArns"].as_array().map_or(0, Vec::len);
     out.push((
-        format!("ListTasks RUNNING maxResults 100 (x10, {got} ARNs)"),
+        format!(
+            "ListTasks RUNNING maxResults 100 (x{}, {got} ARNs)",
+            s.len()
+        ),
         s,
     ));
     let (pages, arns, took) = list_all_stopped(conn).await?;

@@ -224,6 +224,14 @@ fn print(
         per_task(children),
         per_task(used.client),
     );
+    let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if let (Some(s), Some(c)) = (used.server, children) {
+        let ms = (s + c).as_secs_f64() * 1000.0 / n;
+        println!(
+            "  CPU-bound ceiling at this cost: {:.0} tasks/s ({n_cores} cores / {ms:.2} ms of berth + children per task)",
+            n_cores * 1000.0 / ms.max(1e-9)
+        );
+    }
     println!(
         "  cores busy over the run ({:.1} s incl. drain): all processes {} of {}, berth {}, children {}, client {}, others {}; {} DescribeTasks calls",
         elapsed.as_secs_f64(),

@@ -131,6 +131,10 @@ pub async fn start(
     config
         .attributes
         .insert("berth.managed".into(), Some("true".into()));
+    // Managed capacity serves every region; its zone says so.
+    config
+        .attributes
+        .insert("ecs.availability-zone".into(), Some("berth-managed".into()));
     let agent = Arc::new(Agent::register(control, runtime, config).await?);
     let arn = agent.instance_arn().to_string();
     tokio::spawn(agent.run());

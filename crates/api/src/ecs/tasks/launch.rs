@@ -117,6 +117,7 @@ struct LaunchRequest<'a> {
     started_by: Option<String>,
     group: Option<String>,
     tags: Option<&'a Vec<Tag>>,
+    propagate_tags: Option<&'a PropagateTags>,
     enable_execute_command: bool,
 }
 
@@ -141,6 +142,7 @@ async fn prepare(
         started_by,
         group,
         tags: input_tags,
+        propagate_tags,
         enable_execute_command,
         ..
     } = r;
@@ -175,7 +177,22 @@ async fn prepare(
             "startedBy can be at most 128 characters.",
         ));
     }
-    let tags = tags::initial(input_tags)?;
+    // propagateTags TASK_DEFINITION starts from the revision's tags; the
+    // request's own tags win on the same key. SERVICE only means something
+    // for a service's tasks, and ECS refuses it for RunTask.
+    let mut tags = match propagate_tags {
+        Some(PropagateTags::TaskDefinition) => doc.tags.clone(),
+        Some(PropagateTags::Service) => {
+            return Err(EcsError::invalid(
+                "propagateTags SERVICE is only valid for tasks started by a service.",
+            ))
+        }
+        Some(PropagateTags::Unknown(v)) => {
+            return Err(EcsError::invalid(format!("Invalid propagateTags '{v}'.")))
+        }
+        _ => Vec::new(),
+    };
+    tags::merge(&mut tags, input_tags.map(Vec::as_slice).unwrap_or_default())?;
     // The process runtime gives awsvpc tasks no network namespace of their
     // own, so their ports are host ports and must not collide.
     let needs = rules::needs(&td, overrides.as_ref(), true);
@@ -578,6 +595,7 @@ pub async fn run(
             started_by: input.started_by.clone(),
             group: input.group.clone(),
             tags: input.tags.as_ref(),
+            propagate_tags: input.propagate_tags.as_ref(),
             enable_execute_command: input.enable_execute_command.unwrap_or(false),
         },
     )
@@ -643,6 +661,7 @@ pub async fn start(
             started_by: input.started_by.clone(),
             group: input.group.clone(),
             tags: input.tags.as_ref(),
+            propagate_tags: input.propagate_tags.as_ref(),
             enable_execute_command: input.enable_execute_command.unwrap_or(false),
         },
     )
