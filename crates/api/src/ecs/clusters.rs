@@ -5,7 +5,7 @@ use super::Ecs;
 use crate::records::{
     self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
 };
-use berth_core::pagination::{page_size, PageKey};
+use berth_core::pagination::page_size;
 use berth_core::{arn, names, tags, EcsError};
 use berth_store::Query;
 use berth_wire::ecs::*;
@@ -338,28 +338,15 @@ pub async fn list(
     input: ListClustersRequest,
 ) -> Result<ListClustersResponse, EcsError> {
     let limit = page_size(input.max_results, 100, 100)?;
-    let page = PageKey {
-        operation: "ListClusters",
-        account: &ctx.account_id,
-        region: &ctx.region,
-        filter: "",
-    };
-    let after = input
-        .next_token
-        .as_deref()
-        .map(|t| ecs.tokens.decode(&page, t))
-        .transpose()?;
+    let pager = ecs.pager(ctx, "ListClusters", "", limit);
     let q = Query {
         status: Some(ACTIVE.into()),
-        after,
+        after: pager.start(input.next_token.as_deref())?,
         limit: limit + 1,
         ..Default::default()
     };
     let mut docs = records::list::<Cluster>(ecs.store(), &scope(ctx), &q).await?;
-    let next_token = (docs.len() > limit).then(|| {
-        docs.truncate(limit);
-        ecs.tokens.encode(&page, &docs[limit - 1].value.id())
-    });
+    let next_token = pager.finish(&mut docs, |d| d.value.id());
     Ok(ListClustersResponse {
         cluster_arns: Some(
             docs.into_iter()

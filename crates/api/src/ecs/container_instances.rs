@@ -381,21 +381,11 @@ pub async fn list(
     }
     let status = input.status.as_ref().map(|s| s.as_str().to_string());
     let filter = format!("{cluster}|{status:?}");
-    let page = PageKey {
-        operation: "ListContainerInstances",
-        account: &ctx.account_id,
-        region: &ctx.region,
-        filter: &filter,
-    };
-    let after = input
-        .next_token
-        .as_deref()
-        .map(|t| ecs.tokens.decode(&page, t))
-        .transpose()?;
+    let pager = ecs.pager(ctx, "ListContainerInstances", &filter, limit);
     let q = Query {
         parent: Some(cluster),
         status: status.clone(),
-        after,
+        after: pager.start(input.next_token.as_deref())?,
         limit: 1000,
         ..Default::default()
     };
@@ -404,10 +394,7 @@ pub async fn list(
     if status.is_none() {
         docs.retain(|d| d.value.instance.status.as_deref() != Some(INACTIVE));
     }
-    let next_token = (docs.len() > limit).then(|| {
-        docs.truncate(limit);
-        ecs.tokens.encode(&page, &docs[limit - 1].value.sort())
-    });
+    let next_token = pager.finish(&mut docs, |d| d.value.sort());
     Ok(ListContainerInstancesResponse {
         container_instance_arns: Some(
             docs.into_iter()

@@ -5,6 +5,7 @@ mod agent_channel;
 mod clusters;
 mod container_instances;
 mod liveness;
+mod paging;
 mod sweeper;
 mod tags;
 mod task_definitions;

@@ -6,7 +6,7 @@ use super::Ecs;
 use crate::records::{
     self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
 };
-use berth_core::pagination::{page_size, PageKey};
+use berth_core::pagination::page_size;
 use berth_core::task_definition::{self as td, Registration};
 use berth_core::{arn, names, tags, EcsError};
 use berth_store::Query;
@@ -233,17 +233,8 @@ pub async fn list(
         return Err(EcsError::invalid(format!("Invalid sort order '{sort}'.")));
     }
     let filter = format!("{:?}|{status}|{sort}", input.family_prefix);
-    let page = PageKey {
-        operation: "ListTaskDefinitions",
-        account: &ctx.account_id,
-        region: &ctx.region,
-        filter: &filter,
-    };
-    let after = input
-        .next_token
-        .as_deref()
-        .map(|t| ecs.tokens.decode(&page, t))
-        .transpose()?;
+    let pager = ecs.pager(ctx, "ListTaskDefinitions", &filter, limit);
+    let after = pager.start(input.next_token.as_deref())?;
     // `familyPrefix` is, despite its name, an exact family match in ECS.
     let q = Query {
         parent: input.family_prefix.clone(),
@@ -254,10 +245,7 @@ pub async fn list(
         ..Default::default()
     };
     let mut docs = records::list::<TaskDefinitionDoc>(ecs.store(), &scope(ctx), &q).await?;
-    let next_token = (docs.len() > limit).then(|| {
-        docs.truncate(limit);
-        ecs.tokens.encode(&page, &docs[limit - 1].value.sort())
-    });
+    let next_token = pager.finish(&mut docs, |d| d.value.sort());
     Ok(ListTaskDefinitionsResponse {
         task_definition_arns: Some(
             docs.into_iter()
@@ -284,29 +272,16 @@ pub async fn list_families(
         }
         s => Some(s.as_str().to_string()),
     };
-    let page = PageKey {
-        operation: "ListTaskDefinitionFamilies",
-        account: &ctx.account_id,
-        region: &ctx.region,
-        filter: &filter,
-    };
-    let after = input
-        .next_token
-        .as_deref()
-        .map(|t| ecs.tokens.decode(&page, t))
-        .transpose()?;
+    let pager = ecs.pager(ctx, "ListTaskDefinitionFamilies", &filter, limit);
     let q = Query {
         status,
         sort_prefix: input.family_prefix.clone(),
-        after,
+        after: pager.start(input.next_token.as_deref())?,
         limit: limit + 1,
         ..Default::default()
     };
     let mut docs = records::list::<FamilyDoc>(ecs.store(), &scope(ctx), &q).await?;
-    let next_token = (docs.len() > limit).then(|| {
-        docs.truncate(limit);
-        ecs.tokens.encode(&page, &docs[limit - 1].value.family)
-    });
+    let next_token = pager.finish(&mut docs, |d| d.value.family.clone());
     Ok(ListTaskDefinitionFamiliesResponse {
         families: Some(docs.into_iter().map(|d| d.value.family).collect()),
         next_token,
