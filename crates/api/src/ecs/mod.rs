@@ -30,6 +30,8 @@ pub struct Ecs {
     pub(crate) work: Arc<work::WorkSignals>,
     /// This server's URL, for DiscoverPollEndpoint.
     pub(crate) endpoint: String,
+    /// When the sweep last looked for expired tasks.
+    pub(crate) last_expiry: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
@@ -53,6 +55,7 @@ impl Ecs {
             liveness: Arc::default(),
             work: Arc::default(),
             endpoint: String::new(),
+            last_expiry: Arc::default(),
         }
     }
 

@@ -13,6 +13,9 @@ use berth_store::{Expect, Query, Write};
 use berth_wire::ecs::TaskStopCode;
 use berth_wire::{RequestContext, Timestamp};
 
+/// How often expired STOPPED tasks are looked for.
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
@@ -23,9 +26,24 @@ pub struct Swept {
 impl Ecs {
     /// One pass of housekeeping; the server runs it every few seconds.
     pub async fn sweep(&self) -> Result<Swept, berth_wire::ApiError> {
+        // Expiry reads every STOPPED task, so it runs at most once a minute
+        // (and only when the retention is that long or longer).
+        let due = {
+            let mut last = self.last_expiry.lock();
+            let every = EXPIRY_EVERY.min(self.timings.stopped_task_retention);
+            let due = last.is_none_or(|t| t.elapsed() >= every);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
         Ok(Swept {
             tasks_of_lost_agents_stopped: stop_tasks_of_lost_agents(self).await?,
-            expired_tasks_removed: remove_expired_tasks(self).await?,
+            expired_tasks_removed: if due {
+                remove_expired_tasks(self).await?
+            } else {
+                0
+            },
         })
     }
 }

@@ -192,10 +192,27 @@ async fn modify(
         let before = doc.value.last_status();
         change(&mut doc.value)?;
         doc.value.task.version = Some(doc.value.task.version.unwrap_or(0) + 1);
-        if try_commit(ecs.store(), &scope(ctx), vec![doc.write()]).await? {
-            if before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped {
-                release(ecs, ctx, &doc.value).await?;
+        let stopping_now =
+            before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped;
+        let mut writes = vec![doc.write()];
+        if stopping_now {
+            // The reservation must be gone by the time STOPPED is visible:
+            // in the same commit when the instance shares the task's scope;
+            // otherwise (managed capacity) first — should the task's commit
+            // then fail, its agent sees it unassigned and stops it anyway.
+            let (same_scope, release_write) = release_write(ctx, &doc.value);
+            match release_write {
+                Some((w, _)) if same_scope => writes.push(w),
+                Some((w, instance_scope)) => {
+                    ecs.store()
+                        .commit(&instance_scope, vec![w])
+                        .await
+                        .map_err(store_error)?;
+                }
+                None => {}
             }
+        }
+        if try_commit(ecs.store(), &scope(ctx), writes).await? {
             if let Some(i) = &doc.value.instance_id {
                 ecs.work.bump(i);
             }
@@ -205,10 +222,11 @@ async fn modify(
     Err(too_contended())
 }
 
-/// Frees a stopped task's place on its instance.
-async fn release(ecs: &Ecs, ctx: &RequestContext, t: &TaskDoc) -> Result<(), EcsError> {
+/// The write that frees a stopped task's place on its instance, the scope
+/// it belongs in, and whether that is the task's own scope.
+fn release_write(ctx: &RequestContext, t: &TaskDoc) -> (bool, Option<(Write, Scope)>) {
     let Some((account, region)) = &t.instance_scope else {
-        return Ok(());
+        return (false, None);
     };
     let id = format!("{}\t{}\t{}", ctx.account_id, ctx.region, t.id);
     let w = Write::Delete {
@@ -216,11 +234,8 @@ async fn release(ecs: &Ecs, ctx: &RequestContext, t: &TaskDoc) -> Result<(), Ecs
         id,
         expect: Expect::Any,
     };
-    ecs.store()
-        .commit(&Scope::new(account, region), vec![w])
-        .await
-        .map_err(store_error)?;
-    Ok(())
+    let same = *account == ctx.account_id && *region == ctx.region;
+    (same, Some((w, Scope::new(account, region))))
 }
 
 fn mark_stopped(t: &mut TaskDoc, execution_stopped_at: Option<Timestamp>) {

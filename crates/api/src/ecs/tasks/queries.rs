@@ -109,31 +109,50 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|l| t.task.launch_type.as_ref() == Some(l))
     };
+    // Live tasks (few) come from the status index; a desired status of
+    // STOPPED adds STOPPED tasks, read page by page in sort order and
+    // merged in, so no listing decodes every task the cluster ever had.
+    let start = after.clone();
+    let past_start = |t: &TaskDoc| start.as_ref().is_none_or(|a| t.sort() > *a);
+    let mut live: Vec<TaskDoc> = active_in_cluster(ecs, ctx, &cluster)
+        .await?
+        .into_iter()
+        .filter(|t| keep(t) && past_start(t))
+        .collect();
+    live.sort_by_key(|t| t.sort());
+    let mut live = live.into_iter().peekable();
     let mut found: Vec<TaskDoc> = Vec::new();
-    let mut more = false;
-    'scan: loop {
-        let q = Query {
-            parent: Some(cluster.clone()),
-            after: after.clone(),
-            limit: 1000,
-            ..Default::default()
-        };
-        let batch = records::list::<TaskDoc>(ecs.store(), &scope(ctx), &q).await?;
-        let exhausted = batch.len() < 1000;
-        for d in batch {
-            after = Some(d.value.sort());
-            if keep(&d.value) {
-                if found.len() == limit {
-                    more = true;
+    if desired == DesiredStatus::Stopped {
+        'scan: loop {
+            let q = Query {
+                parent: Some(cluster.clone()),
+                status: Some(TaskStatus::Stopped.as_str().into()),
+                after: after.clone(),
+                limit: 1000,
+                ..Default::default()
+            };
+            let batch = records::list::<TaskDoc>(ecs.store(), &scope(ctx), &q).await?;
+            let exhausted = batch.len() < 1000;
+            for d in batch {
+                after = Some(d.value.sort());
+                while live.peek().is_some_and(|l| l.sort() < d.value.sort()) {
+                    found.push(live.next().expect("peeked"));
+                }
+                if keep(&d.value) {
+                    found.push(d.value);
+                }
+                if found.len() > limit {
                     break 'scan;
                 }
-                found.push(d.value);
+            }
+            if exhausted {
+                break;
             }
         }
-        if exhausted {
-            break;
-        }
     }
+    found.extend(live);
+    let more = found.len() > limit;
+    found.truncate(limit);
     let next_token = (more && !found.is_empty())
         .then(|| ecs.tokens.encode(&page, &found[found.len() - 1].sort()));
     Ok(ListTasksResponse {
