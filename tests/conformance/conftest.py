@@ -9,6 +9,8 @@
 * ``make_ecs``      factory for more validating clients (other server / creds)
 * ``logs``          validating boto3 CloudWatch Logs client for ``server``
 * ``make_logs``     factory for more of those (e.g. on ``fresh_server``)
+* ``secretsmanager`` / ``ssm``  validating boto3 Secrets Manager / SSM clients
+* ``make_client``   factory for a validating client of any service (``service=``)
 * ``cli``           the real aws-cli against ``server`` (validated by a plugin)
 * ``raw``           hand-signed raw HTTP requests against ``server``
 * ``name``          unique-name factory: ``name("cluster")``
@@ -169,6 +171,23 @@ def make_logs(server, recorder):
 @pytest.fixture
 def logs(make_logs):
     return make_logs()
+
+
+@pytest.fixture
+def make_client(server, recorder):
+    def make(service, srv=None, creds=None, **config):
+        return (srv or server).client(creds=creds, recorder=recorder, service=service, **config)
+    return make
+
+
+@pytest.fixture
+def secretsmanager(make_client):
+    return make_client("secretsmanager")
+
+
+@pytest.fixture
+def ssm(make_client):
+    return make_client("ssm")
 
 
 @pytest.fixture

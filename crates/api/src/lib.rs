@@ -7,6 +7,8 @@ pub mod ecs;
 mod locks;
 pub mod logs;
 mod records;
+pub mod secrets;
 
 pub use ecs::Ecs;
 pub use logs::Logs;
+pub use secrets::{ParameterStore, SecretsManager, Vault};

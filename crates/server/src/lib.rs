@@ -12,7 +12,7 @@ mod services;
 pub use config::ServerConfig;
 
 use anyhow::Context;
-use berth_api::{Ecs, Logs};
+use berth_api::{Ecs, Logs, ParameterStore, SecretsManager, Vault};
 use berth_auth::{StaticCredentials, Verifier};
 use berth_store::SqliteStore;
 use std::sync::Arc;
@@ -26,6 +26,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let creds = credentials::resolve(&config)?;
     let token_key = credentials::load_or_create_key(&config.data_dir.join("token.key"))?;
+    // Seals secret values and SecureStrings at rest; losing it loses them.
+    let secrets_key = credentials::load_or_create_key(&config.data_dir.join("secrets.key"))?;
+    let vault = Vault::new(&secrets_key).map_err(anyhow::Error::msg)?;
     let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
     let store = Arc::new(store);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -36,6 +39,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let ecs = Ecs::with_timings(store.clone(), token_key.clone(), config.timings.clone())
         .with_endpoint(&endpoint);
+    let secrets = SecretsManager::new(store.clone(), token_key.clone(), vault.clone());
+    let ssm = ParameterStore::new(store.clone(), token_key.clone(), vault);
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
@@ -54,7 +59,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     spawn_sweeper(ecs.clone());
     let state = http::AppState::new(
-        services::Services { ecs, logs },
+        services::Services {
+            ecs,
+            logs,
+            secrets,
+            ssm,
+        },
         verifier,
         config.regions.clone(),
     );

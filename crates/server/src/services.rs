@@ -40,17 +40,12 @@ impl Service {
     }
 }
 
-/// Services whose operations berth routes but does not implement yet: every
-/// call answers the service's modeled "not implemented" error.
-pub struct NotYetImplemented;
-
-impl secretsmanager::SecretsManagerApi for NotYetImplemented {}
-impl ssm::SsmApi for NotYetImplemented {}
-
 /// The implemented services a request can reach.
 pub struct Services {
     pub ecs: berth_api::Ecs,
     pub logs: berth_api::Logs,
+    pub secrets: berth_api::SecretsManager,
+    pub ssm: berth_api::ParameterStore,
 }
 
 /// Deletes expired log events every `every`, for as long as the runtime runs.
@@ -106,11 +101,11 @@ pub async fn call(
         }
         Service::SecretsManager => {
             let op = secretsmanager::Operation::from_name(op).ok_or_else(unknown)?;
-            secretsmanager::dispatch(&NotYetImplemented, ctx, op, body).await
+            secretsmanager::dispatch(&svcs.secrets, ctx, op, body).await
         }
         Service::Ssm => {
             let op = ssm::Operation::from_name(op).ok_or_else(unknown)?;
-            ssm::dispatch(&NotYetImplemented, ctx, op, body).await
+            ssm::dispatch(&svcs.ssm, ctx, op, body).await
         }
     }
 }
