@@ -52,4 +52,8 @@ pub const MIGRATIONS: &[&str] = &[
         (account, region, grp, stream, timestamp, seq);
     CREATE INDEX log_events_by_group_time ON log_events
         (account, region, grp, timestamp, stream, seq);",
+    // 3: counts by owner and status (DescribeClusters' task and instance
+    // counts) from the index alone: with only the (parent, sort) index they
+    // walked every task of the cluster (350 ms at 100,000 tasks).
+    "CREATE INDEX docs_by_parent_status ON docs (account, region, kind, parent, status);",
 ];
