@@ -79,12 +79,18 @@ def test_waiters_and_stop_task(ecs, cluster, name):
     assert t["containers"][0]["exitCode"] == 143  # SIGTERM, as Docker reports it
 
 
-def test_stop_timeout_kills_a_process_that_ignores_sigterm(ecs, cluster, name):
-    script = 'trap "" TERM; echo ready; while true; do sleep 0.1; done'
+def test_stop_timeout_kills_a_process_that_ignores_sigterm(ecs, cluster, name, tmp_path):
+    trapped = tmp_path / "trapped"
+    script = f'trap "" TERM; touch {trapped}; while true; do sleep 0.1; done'
     fam = fargate_family(ecs, name("stubborn"), [sh("main", script, stopTimeout=3)])
     arn = run_fargate(ecs, cluster, fam)
     ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
-    time.sleep(0.5)  # let the shell install its trap
+    # RUNNING means spawned; wait until the shell has really installed its
+    # trap (a fixed sleep was not enough on a loaded machine).
+    deadline = time.monotonic() + 30
+    while not trapped.exists():
+        assert time.monotonic() < deadline, "the shell never installed its trap"
+        time.sleep(0.05)
     begun = time.monotonic()
     ecs.stop_task(cluster=cluster, task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
