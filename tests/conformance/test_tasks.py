@@ -315,7 +315,7 @@ def test_missing_log_group_fails_the_task_start(ecs, cluster, name):
     assert "log group does not exist" in t["stoppedReason"]
 
 
-def test_awsvpc_tasks_pass_every_stage(ecs, cluster, name, server):
+def test_a_task_that_ends_by_itself_records_connectivity(ecs, cluster, name):
     fam = fargate_family(ecs, name("stages"), [sh("main", "exit 0")])
     arn = run_fargate(ecs, cluster, fam)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)

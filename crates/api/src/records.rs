@@ -48,7 +48,8 @@ pub fn store_error(e: StoreError) -> EcsError {
     EcsError::Server("The service could not complete the request; try again.".into())
 }
 
-fn to_doc<T: Record>(value: &T, version: i64) -> Doc {
+/// The document for `value`, as read at `version` (0: never stored).
+pub fn to_doc<T: Record>(value: &T, version: i64) -> Doc {
     let mut d = Doc::new(
         T::KIND,
         value.id(),

@@ -479,6 +479,38 @@ async fn fargate_tasks_run_on_managed_capacity_not_on_cluster_instances() {
         .remove(0);
     assert_eq!(t.launch_type, Some(LaunchType::Fargate));
     assert_eq!(t.last_status.as_deref(), Some("PROVISIONING"));
+    let stats = h
+        .ecs
+        .describe_clusters(
+            &h.ctx,
+            DescribeClustersRequest {
+                clusters: Some(vec!["c".into()]),
+                include: Some(vec![ClusterField::Statistics]),
+            },
+        )
+        .await
+        .unwrap()
+        .clusters
+        .unwrap()
+        .remove(0)
+        .statistics
+        .unwrap();
+    let stat = |k: &str| {
+        stats
+            .iter()
+            .find(|kv| kv.name.as_deref() == Some(k))
+            .unwrap()
+            .value
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            stat("pendingFargateTasksCount").as_str(),
+            stat("pendingEC2TasksCount").as_str()
+        ),
+        ("1", "0")
+    );
     assert!(t.container_instance_arn.is_none());
     let poll = h
         .ecs

@@ -6,7 +6,7 @@
 //! ECS's default applies. That is the precedence `effectiveSettings` shows.
 
 use super::Ecs;
-use crate::records::{self, kind, load, scope, try_commit, Record, Versioned};
+use crate::records::{self, kind, load, scope, try_commit, Record};
 use berth_core::account_settings as rules;
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::{arn, EcsError};
@@ -82,20 +82,13 @@ async fn store_setting(
         r#type: Some(SettingType::User),
     };
     let write = Write::Put {
-        doc: record_doc(&setting),
+        doc: records::to_doc(&setting, 0),
         expect: Expect::Any,
     };
     if !try_commit(ecs.store(), &scope(ctx), vec![write]).await? {
         return Err(records::too_contended());
     }
     Ok(setting)
-}
-
-fn record_doc(s: &Setting) -> berth_store::Doc {
-    match Versioned::new(s.clone()).write() {
-        Write::Put { doc, .. } => doc,
-        Write::Delete { .. } => unreachable!("a put builds a put"),
-    }
 }
 
 pub async fn put(

@@ -237,7 +237,8 @@ async fn describe_one(
     c.active_services_count = Some(services);
     let has = |f: ClusterField| include.contains(&f);
     c.statistics = Some(if has(ClusterField::Statistics) {
-        statistics(running, pending, services)
+        let live = super::tasks::active_in_cluster(ecs, ctx, &name).await?;
+        statistics(&live, services)
     } else {
         vec![]
     });
@@ -262,20 +263,38 @@ async fn describe_one(
     Ok(c)
 }
 
-/// Tasks and services by launch type. Until launch types are tracked per
-/// task (tasks arrive with the agent), everything counts as EC2.
-fn statistics(running: i32, pending: i32, services: i32) -> Vec<KeyValuePair> {
+/// Tasks by launch type, counted from the cluster's live tasks. There are
+/// no ECS services yet, so every service count but the active total is 0
+/// (and that total counts them all as EC2).
+fn statistics(live: &[super::tasks::TaskDoc], services: i32) -> Vec<KeyValuePair> {
+    use berth_core::task::TaskStatus;
+    let count = |lt: LaunchType, running: bool| {
+        live.iter()
+            .filter(|t| t.task.launch_type.as_ref() == Some(&lt))
+            .filter(|t| (t.last_status() == TaskStatus::Running) == running)
+            .filter(|t| running || t.last_status() < TaskStatus::Running)
+            .count() as i32
+    };
     let kv = |k: &str, v: i32| KeyValuePair {
         name: Some(k.into()),
         value: Some(v.to_string()),
     };
     vec![
-        kv("runningEC2TasksCount", running),
-        kv("runningFargateTasksCount", 0),
-        kv("pendingEC2TasksCount", pending),
-        kv("pendingFargateTasksCount", 0),
-        kv("runningExternalTasksCount", 0),
-        kv("pendingExternalTasksCount", 0),
+        kv("runningEC2TasksCount", count(LaunchType::Ec2, true)),
+        kv("runningFargateTasksCount", count(LaunchType::Fargate, true)),
+        kv("pendingEC2TasksCount", count(LaunchType::Ec2, false)),
+        kv(
+            "pendingFargateTasksCount",
+            count(LaunchType::Fargate, false),
+        ),
+        kv(
+            "runningExternalTasksCount",
+            count(LaunchType::External, true),
+        ),
+        kv(
+            "pendingExternalTasksCount",
+            count(LaunchType::External, false),
+        ),
         kv("activeEC2ServiceCount", services),
         kv("activeFargateServiceCount", 0),
         kv("drainingEC2ServiceCount", 0),

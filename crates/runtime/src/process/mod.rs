@@ -27,6 +27,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often `wait` and `stop` look for the `exit` file.
@@ -42,7 +43,7 @@ pub struct ProcessRuntime {
     shim_command: Vec<String>,
     /// Keys inside `start` in this runtime: their shim may not have
     /// recorded itself yet, which is not a lost shim.
-    starting: Mutex<HashSet<ContainerKey>>,
+    starting: Arc<Mutex<HashSet<ContainerKey>>>,
 }
 
 impl ProcessRuntime {
@@ -55,7 +56,7 @@ impl ProcessRuntime {
         ProcessRuntime {
             state_dir: state_dir.into(),
             shim_command,
-            starting: Mutex::new(HashSet::new()),
+            starting: Arc::default(),
         }
     }
 
@@ -78,8 +79,9 @@ impl ProcessRuntime {
         let Some(dir) = state::container_dir(&self.state_dir, key) else {
             return Ok(None);
         };
-        let starting = self.starting.lock().contains(key);
-        Ok(state::read_status(&dir, starting)?)
+        Ok(state::read_status(&dir, || {
+            self.starting.lock().contains(key)
+        })?)
     }
 
     /// Wait until the container has exited or `deadline` passes; the final
@@ -229,7 +231,7 @@ impl Runtime for ProcessRuntime {
 
     async fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
         let state_dir = self.state_dir.clone();
-        let starting = self.starting.lock().clone();
+        let starting = self.starting.clone();
         let list = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let mut list = Vec::new();
             let tasks = match fs::read_dir(&state_dir) {
@@ -248,7 +250,9 @@ impl Runtime for ProcessRuntime {
                         task.file_name().to_string_lossy(),
                         dir.file_name().unwrap_or_default().to_string_lossy(),
                     );
-                    if let Some(status) = state::read_status(&dir, starting.contains(&key))? {
+                    if let Some(status) =
+                        state::read_status(&dir, || starting.lock().contains(&key))?
+                    {
                         list.push(status);
                     }
                 }

@@ -185,11 +185,16 @@ pub fn exit_state(exit: ExitRecord) -> ContainerState {
 /// The status of the container in `dir`, or `None` if there is none.
 /// `starting` says this runtime is inside `start` for it (so a missing shim
 /// is not yet a lost one).
-pub fn read_status(dir: &Path, starting: bool) -> io::Result<Option<ContainerStatus>> {
+/// `starting` is asked only after the spec has been read: `start` marks a
+/// key as starting before it writes the spec, so a container whose spec
+/// exists is either marked or done starting (its pid files written). Asking
+/// earlier (or from a snapshot) let a start that began in between look like
+/// a lost shim, and the container was recorded as exited while it ran.
+pub fn read_status(dir: &Path, starting: impl Fn() -> bool) -> io::Result<Option<ContainerStatus>> {
     let Some(stored) = read_json::<StoredSpec>(&dir.join(SPEC)) else {
         return Ok(None);
     };
-    let state = read_state(dir, starting)?;
+    let state = read_state(dir, starting())?;
     Ok(Some(ContainerStatus {
         key: stored.spec.key,
         id: stored.id,

@@ -620,7 +620,7 @@ pub async fn run(
             ecs.store(),
             &scope(ctx),
             vec![Write::Put {
-                doc: versioned_doc(&doc),
+                doc: records::to_doc(&doc, 0),
                 expect: Expect::Absent,
             }],
         )
@@ -630,13 +630,6 @@ pub async fn run(
         tasks: Some(tasks.iter().map(|t| view(t, false)).collect()),
         failures: Some(failures),
     })
-}
-
-fn versioned_doc<T: Record + Clone>(v: &T) -> berth_store::Doc {
-    match Versioned::new(v.clone()).write() {
-        Write::Put { doc, .. } => doc,
-        Write::Delete { .. } => unreachable!("a put builds a put"),
-    }
 }
 
 pub async fn start(
