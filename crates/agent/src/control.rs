@@ -1,7 +1,9 @@
 //! How the agent reaches the control plane.
 
 use async_trait::async_trait;
-use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
+use berth_wire::agent::{
+    PollWorkRequest, PollWorkResponse, SubmitHealthRequest, SubmitTaskNetworkRequest,
+};
 use berth_wire::ecs::{
     ContainerInstance, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
 };
@@ -48,4 +50,20 @@ pub trait ControlPlane: Send + Sync {
         stream: &str,
         events: Vec<(i64, String)>,
     ) -> anyhow::Result<()>;
+    /// `BerthAgentV1.SubmitTaskNetwork`: the address an `awsvpc` task got.
+    async fn submit_task_network(&self, _req: SubmitTaskNetworkRequest) -> anyhow::Result<()> {
+        anyhow::bail!("this control plane does not take task networks")
+    }
+    /// The values of a container's `secrets`, `(name, valueFrom)` pairs,
+    /// fetched as ECS's agent does (Secrets Manager GetSecretValue, SSM
+    /// GetParameters) in the task's account and region. Returns
+    /// `(name, value)` pairs in the same order, or a message for
+    /// `ResourceInitializationError` that never contains a secret value.
+    async fn resolve_secrets(
+        &self,
+        _task_arn: &str,
+        _secrets: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, String> {
+        Err("this control plane cannot fetch secrets".into())
+    }
 }

@@ -13,6 +13,7 @@
 //! on other hosts (over HTTP with SigV4): only the [`ControlPlane`] differs.
 
 mod control;
+mod envfile;
 pub mod http;
 mod logs;
 mod runner;
@@ -21,15 +22,15 @@ mod spec;
 pub use control::{ControlPlane, LogSetupError};
 
 use anyhow::Context;
-use berth_runtime::{Runtime, LABEL_TASK_ARN};
+use berth_runtime::{ContainerState, ContainerStatus, Runtime, TaskSpec, LABEL_TASK_ARN};
 use berth_wire::agent::{AssignedTask, PollWorkRequest};
 use berth_wire::ecs::{Attribute, RegisterContainerInstanceRequest, Resource, VersionInfo};
 use parking_lot::Mutex;
-use runner::TaskRunner;
+use runner::{RunnerEnv, TaskRunner};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// What the agent registers and where it keeps its own state.
 #[derive(Debug, Clone)]
@@ -46,7 +47,14 @@ pub struct AgentConfig {
     pub attributes: BTreeMap<String, Option<String>>,
     /// How long each poll may wait for news.
     pub poll_wait: Duration,
+    /// How long the containers of a stopped task are kept (for `docker
+    /// logs`, `docker inspect`) before they are removed, like ECS's
+    /// `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`. Zero removes them at once.
+    pub cleanup_wait: Duration,
 }
+
+/// ECS's default `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`.
+pub const DEFAULT_CLEANUP_WAIT: Duration = Duration::from_secs(3 * 3600);
 
 impl AgentConfig {
     /// Sizes taken from this host.
@@ -62,6 +70,7 @@ impl AgentConfig {
             reserved_ports: vec![22, 2375, 2376, 51678, 51679],
             attributes: BTreeMap::new(),
             poll_wait: Duration::from_secs(20),
+            cleanup_wait: DEFAULT_CLEANUP_WAIT,
         }
     }
 }
@@ -276,14 +285,14 @@ impl Agent {
                         .filter(|c| c.labels.get(LABEL_TASK_ARN) == Some(&arn))
                         .cloned()
                         .collect();
-                    let runner = TaskRunner::spawn(
-                        self.control.clone(),
-                        self.runtime.clone(),
-                        self.config.cluster.clone(),
-                        t,
-                        adopted,
-                        self.config.state_dir.clone(),
-                    );
+                    let env = RunnerEnv {
+                        control: self.control.clone(),
+                        runtime: self.runtime.clone(),
+                        cluster: self.config.cluster.clone(),
+                        state_dir: self.config.state_dir.clone(),
+                        cleanup_wait: self.config.cleanup_wait,
+                    };
+                    let runner = TaskRunner::spawn(env, t, adopted);
                     if desired_stop {
                         runner.request_stop();
                     }
@@ -299,10 +308,59 @@ impl Agent {
             }
         }
         runners.retain(|arn, r| assigned.contains(arn) || !r.is_finished());
+        self.clean_up(&runners, existing);
     }
 
-    /// Tasks this agent is running or finishing.
-    pub fn task_count(&self) -> usize {
-        self.runners.lock().len()
+    /// Removes what no runner owns: containers of tasks stopped more than
+    /// `cleanup_wait` ago, and orphans (containers of tasks this host no
+    /// longer has, left by a crash or a task stopped while the agent was
+    /// away), which are stopped first if they still run.
+    fn clean_up(&self, runners: &HashMap<String, TaskRunner>, existing: Vec<ContainerStatus>) {
+        let now = SystemTime::now();
+        let mut by_task: BTreeMap<String, Vec<ContainerStatus>> = BTreeMap::new();
+        for c in existing {
+            let Some(arn) = c.labels.get(LABEL_TASK_ARN) else {
+                continue;
+            };
+            if !runners.contains_key(arn) {
+                by_task.entry(arn.clone()).or_default().push(c);
+            }
+        }
+        for (_, containers) in by_task {
+            // A task's containers go together, once the last one is due.
+            let due = containers.iter().all(|c| match c.state {
+                ContainerState::Exited { finished_at, .. } => {
+                    finished_at + self.config.cleanup_wait <= now
+                }
+                _ => true,
+            });
+            if !due {
+                continue;
+            }
+            let runtime = self.runtime.clone();
+            tokio::spawn(async move {
+                for c in &containers {
+                    if !c.is_exited() {
+                        tracing::info!(container = %c.key, "stopping an orphaned container");
+                        if let Err(e) = runtime.stop(&c.key, Duration::from_secs(30)).await {
+                            tracing::warn!(container = %c.key, error = %e, "stopping an orphan failed");
+                        }
+                    }
+                    if let Err(e) = runtime.remove(&c.key).await {
+                        tracing::debug!(container = %c.key, error = %e, "removing a container failed");
+                    }
+                }
+                // Task-scoped volumes can go only once no container uses them.
+                let task = TaskSpec {
+                    task_id: containers[0].key.task_id.clone(),
+                    labels: containers[0].labels.clone(),
+                    network: Default::default(),
+                    volumes: Vec::new(),
+                };
+                if let Err(e) = runtime.release_task(&task).await {
+                    tracing::debug!(task = %task.task_id, error = %e, "releasing a task failed");
+                }
+            });
+        }
     }
 }

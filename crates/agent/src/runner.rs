@@ -7,11 +7,13 @@ use crate::logs::{self, Destination, Shipper};
 use crate::spec;
 use crate::{ControlPlane, LogSetupError};
 use berth_runtime::{
-    ContainerSpec, ContainerState, ContainerStatus, Health, Runtime, RuntimeError,
+    ContainerSpec, ContainerState, ContainerStatus, Health, PortBinding, Runtime, RuntimeError,
+    TaskSpec,
 };
 use berth_wire::agent::AssignedTask;
 use berth_wire::ecs::{
-    ContainerCondition, ContainerStateChange, NetworkMode, SubmitTaskStateChangeRequest,
+    ContainerCondition, ContainerStateChange, NetworkBinding, NetworkMode,
+    SubmitTaskStateChangeRequest, TransportProtocol,
 };
 use berth_wire::Timestamp;
 use std::path::PathBuf;
@@ -24,6 +26,18 @@ use tokio::task::JoinHandle;
 /// How often container states are looked at while the task runs.
 const TICK: Duration = Duration::from_millis(25);
 
+/// What every runner of an agent shares.
+#[derive(Clone)]
+pub struct RunnerEnv {
+    pub control: Arc<dyn ControlPlane>,
+    pub runtime: Arc<dyn Runtime>,
+    pub cluster: String,
+    pub state_dir: PathBuf,
+    /// Removing exited containers is left to the agent's cleanup after
+    /// this delay (zero: the runner removes them when the task stops).
+    pub cleanup_wait: Duration,
+}
+
 pub struct TaskRunner {
     stop: Arc<(AtomicBool, Notify)>,
     handle: JoinHandle<()>,
@@ -31,23 +45,12 @@ pub struct TaskRunner {
 
 impl TaskRunner {
     pub fn spawn(
-        control: Arc<dyn ControlPlane>,
-        runtime: Arc<dyn Runtime>,
-        cluster: String,
+        env: RunnerEnv,
         assigned: AssignedTask,
         adopted: Vec<ContainerStatus>,
-        state_dir: PathBuf,
     ) -> TaskRunner {
         let stop = Arc::new((AtomicBool::new(false), Notify::new()));
-        let run = Run::new(
-            control,
-            runtime,
-            cluster,
-            assigned,
-            adopted,
-            stop.clone(),
-            state_dir,
-        );
+        let run = Run::new(env, assigned, adopted, stop.clone());
         let handle = tokio::spawn(run.go());
         TaskRunner { stop, handle }
     }
@@ -93,6 +96,12 @@ struct Slot {
     logs: Option<Destination>,
     /// The health last reported to the control plane.
     health_reported: Health,
+    /// Published ports as the runtime bound them.
+    ports: Vec<PortBinding>,
+    /// `secrets` as `(name, valueFrom)`: fetched just before the start.
+    secrets: Vec<(String, String)>,
+    /// `environmentFiles`: paths of local files, read just before the start.
+    environment_files: Vec<String>,
 }
 
 impl Slot {
@@ -115,14 +124,32 @@ impl Slot {
             SlotState::Skipped { reason } => (None, Some(reason.clone()), None),
             SlotState::Waiting => (None, None, None),
         };
+        let bindings = match self.state {
+            SlotState::Running { .. } => self.ports.iter().map(network_binding).collect(),
+            _ => Vec::new(),
+        };
         ContainerStateChange {
             container_name: Some(self.name.clone()),
             runtime_id,
             exit_code,
             reason,
             status: Some(self.wire_status().into()),
+            network_bindings: (!bindings.is_empty()).then_some(bindings),
             ..Default::default()
         }
+    }
+}
+
+fn network_binding(p: &PortBinding) -> NetworkBinding {
+    NetworkBinding {
+        bind_ip: Some(p.bind_ip.clone()),
+        container_port: Some(p.container_port as i32),
+        host_port: Some(p.host_port as i32),
+        protocol: Some(match p.protocol {
+            berth_runtime::Protocol::Udp => TransportProtocol::Udp,
+            berth_runtime::Protocol::Tcp => TransportProtocol::Tcp,
+        }),
+        ..Default::default()
     }
 }
 
@@ -138,6 +165,10 @@ struct Run {
     cluster_arn: String,
     task_arn: String,
     awsvpc: bool,
+    task_spec: TaskSpec,
+    /// Removing exited containers is left to the agent's cleanup after
+    /// this delay (zero: the runner removes them when the task stops).
+    cleanup_wait: Duration,
     last_status: String,
     slots: Vec<Slot>,
     stop: Arc<(AtomicBool, Notify)>,
@@ -149,20 +180,25 @@ struct Run {
 
 impl Run {
     fn new(
-        control: Arc<dyn ControlPlane>,
-        runtime: Arc<dyn Runtime>,
-        cluster: String,
+        env: RunnerEnv,
         a: AssignedTask,
         adopted: Vec<ContainerStatus>,
         stop: Arc<(AtomicBool, Notify)>,
-        state_dir: PathBuf,
     ) -> Run {
+        let RunnerEnv {
+            control,
+            runtime,
+            cluster,
+            state_dir,
+            cleanup_wait,
+        } = env;
         let task = &a.task;
-        let slots = spec::containers(task, &a.task_definition)
+        let td = &a.task_definition;
+        let slots = spec::containers(task, td)
             .into_iter()
             .map(|c| {
                 let name = c.name.clone().unwrap_or_default();
-                let spec = spec::container_spec(task, &cluster, &c);
+                let spec = spec::container_spec(task, &cluster, td, &c);
                 let existing = adopted.iter().find(|s| s.key == spec.key);
                 let state = match existing.map(|s| &s.state) {
                     Some(ContainerState::Running { .. }) => SlotState::Running {
@@ -180,6 +216,19 @@ impl Run {
                 let task_id =
                     spec::task_id(task.task_arn.as_deref().unwrap_or_default()).to_string();
                 Slot {
+                    ports: existing.map(|s| s.ports.clone()).unwrap_or_default(),
+                    secrets: c
+                        .secrets
+                        .iter()
+                        .flatten()
+                        .map(|s| (s.name.clone(), s.value_from.clone()))
+                        .collect(),
+                    environment_files: c
+                        .environment_files
+                        .iter()
+                        .flatten()
+                        .map(|f| f.value.clone())
+                        .collect(),
                     health_reported: Health::Unknown,
                     logs: logs::destination(&c, &task_id),
                     name,
@@ -201,9 +250,12 @@ impl Run {
                 }
             })
             .collect();
+        let task_spec = spec::task_spec(task, &cluster, td);
         Run {
             control,
             runtime,
+            task_spec,
+            cleanup_wait,
             cluster_arn: task.cluster_arn.clone().unwrap_or(cluster),
             task_arn: task.task_arn.clone().unwrap_or_default(),
             awsvpc: a.task_definition.network_mode == Some(NetworkMode::Awsvpc),
@@ -274,6 +326,10 @@ impl Run {
             }
             self.pull_stopped_at = Some(Timestamp::now());
         }
+        if let Err(reason) = self.prepare_task().await {
+            self.skip_waiting(&reason);
+            return Some(reason);
+        }
         if self.awsvpc {
             self.report("ACTIVATING", None, false).await;
         }
@@ -320,6 +376,37 @@ impl Run {
         }
     }
 
+    /// Sets up what the containers share (idempotent, so an adopted task
+    /// does it again) and, for awsvpc, tells the control plane the address
+    /// the task got.
+    async fn prepare_task(&mut self) -> Result<(), String> {
+        let net = self
+            .runtime
+            .prepare_task(&self.task_spec)
+            .await
+            .map_err(|e| format!("ResourceInitializationError: {e}"))?;
+        if self.awsvpc && net.private_ipv4.is_some() {
+            let req = berth_wire::agent::SubmitTaskNetworkRequest {
+                cluster: self.cluster_arn.clone(),
+                task: self.task_arn.clone(),
+                private_ipv4_address: net.private_ipv4,
+                mac_address: net.mac_address,
+            };
+            let mut backoff = Duration::from_millis(100);
+            for _ in 0..8 {
+                match self.control.submit_task_network(req.clone()).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(task = %self.task_arn, error = %e, "reporting the task's network failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the runtime's view of every running container.
     async fn refresh(&mut self) {
         for s in self.slots.iter_mut() {
@@ -329,6 +416,7 @@ impl Run {
             match self.runtime.status(&s.spec.key).await {
                 Ok(Some(st)) => {
                     s.health = st.health;
+                    s.ports = st.ports.clone();
                     if let ContainerState::Exited {
                         exit_code, reason, ..
                     } = st.state
@@ -418,12 +506,14 @@ impl Run {
                 }
                 Dependency::Met => match self.start_container(i).await {
                     Ok(st) => {
+                        self.slots[i].ports = st.ports;
                         self.slots[i].state = SlotState::Running { runtime_id: st.id };
                         self.ship_logs(i);
                     }
                     Err(RuntimeError::AlreadyExists) => {
                         // Started before a restart but not adopted: pick it up.
                         if let Ok(Some(st)) = self.runtime.status(&self.slots[i].spec.key).await {
+                            self.slots[i].ports = st.ports;
                             self.slots[i].state = SlotState::Running { runtime_id: st.id };
                         }
                     }
@@ -483,10 +573,51 @@ impl Run {
         }
     }
 
-    /// Sets up the container's logs, then starts it.
+    /// Sets up the container's logs and environment, then starts it.
     async fn start_container(&self, i: usize) -> Result<ContainerStatus, RuntimeError> {
         self.prepare_logs(i).await?;
-        self.runtime.start(&self.slots[i].spec).await
+        let spec = self.environment(i).await?;
+        self.runtime.start(&spec).await
+    }
+
+    /// The spec to start: its environment completed, as ECS's agent does,
+    /// from `environmentFiles` (overridden by `environment`) and `secrets`
+    /// (which win over both). Secret values live only in the returned spec.
+    async fn environment(&self, i: usize) -> Result<ContainerSpec, RuntimeError> {
+        let slot = &self.slots[i];
+        let mut spec = slot.spec.clone();
+        if slot.environment_files.is_empty() && slot.secrets.is_empty() {
+            return Ok(spec);
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        for f in &slot.environment_files {
+            let vars = crate::envfile::read(f)
+                .map_err(|e| RuntimeError::Io(format!("ResourceInitializationError: {e}")))?;
+            env.extend(vars);
+        }
+        env.append(&mut spec.environment);
+        if !slot.secrets.is_empty() {
+            let values = self
+                .control
+                .resolve_secrets(&self.task_arn, &slot.secrets)
+                .await
+                .map_err(|e| {
+                    RuntimeError::Io(format!(
+                        "ResourceInitializationError: unable to pull secrets or registry auth: {e}"
+                    ))
+                })?;
+            env.extend(values);
+        }
+        // Later entries win; keep each name once, at its first position.
+        let mut merged: Vec<(String, String)> = Vec::new();
+        for (k, v) in env {
+            match merged.iter_mut().find(|(n, _)| *n == k) {
+                Some(slot) => slot.1 = v,
+                None => merged.push((k, v)),
+            }
+        }
+        spec.environment = merged;
+        Ok(spec)
     }
 
     /// Creates the container's log stream before it starts, as ECS's agent
@@ -559,6 +690,12 @@ impl Run {
             self.report("DEPROVISIONING", None, false).await;
         }
         self.report("STOPPED", reason, true).await;
+        if let Err(e) = self.runtime.release_task(&self.task_spec).await {
+            tracing::warn!(task = %self.task_arn, error = %e, "releasing the task's resources failed");
+        }
+        if !self.cleanup_wait.is_zero() {
+            return; // the agent's cleanup removes them later
+        }
         for s in &self.slots {
             if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
                 if let Err(e) = self.runtime.remove(&s.spec.key).await {

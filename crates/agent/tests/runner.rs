@@ -143,15 +143,20 @@ fn assigned(containers: Vec<ContainerDefinition>, desired: &str) -> AssignedTask
 }
 
 async fn agent(rt: &FakeRuntime) -> (Arc<Agent>, Arc<FakeControl>, tempfile::TempDir) {
+    agent_with_cleanup(rt, Duration::ZERO).await
+}
+
+async fn agent_with_cleanup(
+    rt: &FakeRuntime,
+    cleanup_wait: Duration,
+) -> (Arc<Agent>, Arc<FakeControl>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let control = Arc::new(FakeControl::default());
-    let a = Agent::register(
-        control.clone(),
-        Arc::new(rt.clone()),
-        AgentConfig::for_host("c", dir.path()),
-    )
-    .await
-    .unwrap();
+    let mut config = AgentConfig::for_host("c", dir.path());
+    config.cleanup_wait = cleanup_wait;
+    let a = Agent::register(control.clone(), Arc::new(rt.clone()), config)
+        .await
+        .unwrap();
     (Arc::new(a), control, dir)
 }
 
@@ -190,6 +195,54 @@ async fn essential_exit_stops_the_task_with_its_exit_code() {
         .contains(&Call::Stop(key("side"), Duration::from_secs(2))));
     until("removed", || {
         rt.calls().contains(&Call::Remove(key("main")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stopped_tasks_containers_are_removed_after_the_cleanup_wait() {
+    let rt = FakeRuntime::new();
+    rt.script("main", Script::exits(0, Duration::from_millis(20)));
+    let (a, control, _d) = agent_with_cleanup(&rt, Duration::from_millis(300)).await;
+    a.converge(vec![assigned(
+        vec![container("main", true, &[])],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    // The control plane no longer assigns the task: its container stays
+    // (for inspection) until the wait has passed.
+    a.converge(vec![]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!rt.calls().contains(&Call::Remove(key("main"))));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.converge(vec![]).await;
+    until("removed", || {
+        rt.calls().contains(&Call::Remove(key("main")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orphaned_running_containers_are_stopped_and_removed() {
+    let rt = FakeRuntime::new();
+    let (a, _control, _d) = agent_with_cleanup(&rt, Duration::from_secs(3600)).await;
+    let mut spec = ContainerSpec::new(key("lost"), "img");
+    spec.labels.insert(LABEL_TASK_ARN.into(), TASK_ARN.into());
+    rt.start(&spec).await.unwrap();
+    // No task is assigned: the container is an orphan.
+    a.converge(vec![]).await;
+    until("stopped", || {
+        rt.calls()
+            .iter()
+            .any(|c| matches!(c, Call::Stop(k, _) if *k == key("lost")))
+    })
+    .await;
+    until("removed", || {
+        rt.calls().contains(&Call::Remove(key("lost")))
     })
     .await;
 }

@@ -29,6 +29,10 @@ pub struct AgentArgs {
     /// `ecs.availability-zone` to advertise (default: the region + "a").
     #[arg(long)]
     availability_zone: Option<String>,
+    /// Seconds a stopped task's containers are kept before they are removed
+    /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION).
+    #[arg(long, value_name = "SECS", default_value_t = 10800)]
+    task_cleanup_wait: u64,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     )?;
     control.ensure_cluster(&args.cluster).await?;
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
+    config.cleanup_wait = std::time::Duration::from_secs(args.task_cleanup_wait);
     let zone = args
         .availability_zone
         .unwrap_or_else(|| format!("{}a", args.region));

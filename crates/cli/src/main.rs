@@ -68,6 +68,9 @@ struct ServerArgs {
     /// Seconds STOPPED tasks stay describable.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     stopped_task_retention: u64,
+    /// Seconds a stopped task's containers are kept before they are removed.
+    #[arg(long, value_name = "SECS", default_value_t = 10800)]
+    task_cleanup_wait: u64,
 }
 
 async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
@@ -94,7 +97,11 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
     } else {
         let state_dir = data_dir.join("agent");
         let runtime = runtime::build(args.runtime, &state_dir.join("containers")).await?;
-        Some(EmbeddedAgent { runtime, state_dir })
+        Some(EmbeddedAgent {
+            runtime,
+            state_dir,
+            cleanup_wait: std::time::Duration::from_secs(args.task_cleanup_wait),
+        })
     };
     let secs = std::time::Duration::from_secs;
     let timings = Timings {

@@ -190,6 +190,7 @@ impl FakeRuntime {
             labels: spec.labels.clone(),
             state,
             health,
+            ports: spec.host_bindings(),
         };
         let fake = Fake {
             status: status.clone(),

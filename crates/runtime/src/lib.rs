@@ -46,7 +46,7 @@ pub const CAPABILITY_HEALTH_CHECK: &str = "ecs.capability.container-health-check
 
 /// Identifies a container on a host: unique among the containers a runtime
 /// manages there.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ContainerKey {
     pub task_id: String,
     pub container: String,
@@ -68,7 +68,10 @@ impl fmt::Display for ContainerKey {
 }
 
 /// What to run: the parts of an ECS container definition a runtime needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (`serde(default)` so specs a runtime saved before a field existed still
+/// load.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ContainerSpec {
     pub key: ContainerKey,
     pub labels: BTreeMap<String, String>,
@@ -84,6 +87,185 @@ pub struct ContainerSpec {
     pub cpu_units: Option<u32>,
     pub memory_mib: Option<u32>,
     pub memory_reservation_mib: Option<u32>,
+    /// The network the container joins (the task's `networkMode`).
+    pub network: NetworkMode,
+    /// `portMappings`; a `host_port` of `None` (or 0) asks for a dynamic
+    /// port in `bridge` mode.
+    pub ports: Vec<PortSpec>,
+    /// `mountPoints`, resolved against the task's volumes.
+    pub mounts: Vec<MountSpec>,
+    /// `volumesFrom`: (container name in the same task, read-only).
+    pub volumes_from: Vec<(String, bool)>,
+    pub ulimits: Vec<UlimitSpec>,
+    pub linux: LinuxSpec,
+    pub readonly_root_filesystem: bool,
+    pub privileged: bool,
+    pub interactive: bool,
+    pub pseudo_terminal: bool,
+    /// `dockerLabels`: put on the container beside the ownership labels.
+    pub docker_labels: BTreeMap<String, String>,
+    /// `extraHosts`: (hostname, IP).
+    pub extra_hosts: Vec<(String, String)>,
+    pub dns_servers: Vec<String>,
+    pub dns_search_domains: Vec<String>,
+    pub hostname: Option<String>,
+    /// A log driver other than `awslogs` (which the agent ships itself),
+    /// handed to the runtime as is.
+    pub log_driver: Option<LogDriverSpec>,
+    /// Credentials for the image's registry (`repositoryCredentials`,
+    /// already resolved by the agent).
+    pub registry_auth: Option<RegistryAuth>,
+}
+
+/// A task's `networkMode` as the runtime applies it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// Docker's default bridge (ECS's `bridge`, and the default on Linux).
+    #[default]
+    Bridge,
+    Host,
+    None,
+    /// The task's own network namespace, shared by its containers
+    /// (set up by [`Runtime::prepare_task`]).
+    Awsvpc,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub container_port: u16,
+    pub host_port: Option<u16>,
+    pub protocol: Protocol,
+}
+
+/// A published port as the runtime really bound it (ECS `networkBindings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub bind_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: Protocol,
+}
+
+/// Where a mount's data lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountSource {
+    /// A host directory (`host.sourcePath`).
+    HostPath(String),
+    /// A named runtime volume (`dockerVolumeConfiguration`, or a task
+    /// volume with neither `host` nor a docker configuration, which the
+    /// runtime creates per task); see [`VolumeSpec`].
+    Volume(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub source: MountSource,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UlimitSpec {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// `linuxParameters`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinuxSpec {
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub init_process_enabled: bool,
+    pub shared_memory_size_mib: Option<u32>,
+    pub tmpfs: Vec<TmpfsSpec>,
+    pub devices: Vec<DeviceSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsSpec {
+    pub container_path: String,
+    pub size_mib: u32,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: Option<String>,
+    /// `read`, `write`, `mknod`.
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDriverSpec {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RegistryAuth({}, ***)", self.username)
+    }
+}
+
+/// What a task needs from the runtime before its containers start: its
+/// network namespace (`awsvpc`) and its volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub task_id: String,
+    /// Ownership labels, as on the task's containers.
+    pub labels: BTreeMap<String, String>,
+    pub network: NetworkMode,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A task volume the runtime provides (host paths need nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// The volume's name in the task definition.
+    pub name: String,
+    /// `true` for a `shared` Docker volume, which outlives the task and is
+    /// named as given; `false` for a task-scoped one, named per task and
+    /// removed with it.
+    pub shared: bool,
+    /// Create a shared volume that does not exist (`autoprovision`);
+    /// without it a missing shared volume fails the task.
+    pub autoprovision: bool,
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The task's network as the runtime set it up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskNetwork {
+    /// For `awsvpc`: the address the task's namespace really has.
+    pub private_ipv4: Option<String>,
+    pub mac_address: Option<String>,
 }
 
 /// The default time between SIGTERM and SIGKILL (ECS's default).
@@ -106,7 +288,38 @@ impl ContainerSpec {
             cpu_units: None,
             memory_mib: None,
             memory_reservation_mib: None,
+            network: NetworkMode::default(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            volumes_from: Vec::new(),
+            ulimits: Vec::new(),
+            linux: LinuxSpec::default(),
+            readonly_root_filesystem: false,
+            privileged: false,
+            interactive: false,
+            pseudo_terminal: false,
+            docker_labels: BTreeMap::new(),
+            extra_hosts: Vec::new(),
+            dns_servers: Vec::new(),
+            dns_search_domains: Vec::new(),
+            hostname: None,
+            log_driver: None,
+            registry_auth: None,
         }
+    }
+
+    /// The ports as a runtime without network isolation binds them: each
+    /// on the host, at its host port or else its container port.
+    pub fn host_bindings(&self) -> Vec<PortBinding> {
+        self.ports
+            .iter()
+            .map(|p| PortBinding {
+                bind_ip: "0.0.0.0".into(),
+                container_port: p.container_port,
+                host_port: p.host_port.filter(|h| *h != 0).unwrap_or(p.container_port),
+                protocol: p.protocol,
+            })
+            .collect()
     }
 
     /// `entryPoint` followed by `command`: the argv to run.
@@ -120,7 +333,7 @@ impl ContainerSpec {
 }
 
 /// An ECS container health check (values already defaulted by the caller).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheckSpec {
     /// `["CMD", program, args…]` or `["CMD-SHELL", script]`; `["NONE"]`
     /// disables the check.
@@ -172,6 +385,9 @@ pub struct ContainerStatus {
     pub labels: BTreeMap<String, String>,
     pub state: ContainerState,
     pub health: Health,
+    /// Published ports as bound (empty when none, or not yet running).
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
 }
 
 impl ContainerStatus {
@@ -275,4 +491,15 @@ pub trait Runtime: Send + Sync {
     ) -> Result<LogChunk, RuntimeError>;
     /// Forget an exited container and delete what it left.
     async fn remove(&self, key: &ContainerKey) -> Result<(), RuntimeError>;
+    /// Sets up what the task's containers share (an `awsvpc` network
+    /// namespace, task-scoped volumes). Idempotent: an agent that restarts
+    /// calls it again for the tasks it adopts.
+    async fn prepare_task(&self, _task: &TaskSpec) -> Result<TaskNetwork, RuntimeError> {
+        Ok(TaskNetwork::default())
+    }
+    /// Releases what [`Runtime::prepare_task`] set up, once the task's
+    /// containers are gone or stopped. Idempotent.
+    async fn release_task(&self, _task: &TaskSpec) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 }

@@ -34,6 +34,8 @@ pub struct ServerConfig {
 pub struct EmbeddedAgent {
     pub runtime: std::sync::Arc<dyn berth_runtime::Runtime>,
     pub state_dir: PathBuf,
+    /// How long a stopped task's containers are kept before removal.
+    pub cleanup_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for EmbeddedAgent {

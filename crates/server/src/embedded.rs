@@ -124,10 +124,12 @@ pub async fn start(
     logs: Logs,
     runtime: Arc<dyn Runtime>,
     state_dir: PathBuf,
+    cleanup_wait: std::time::Duration,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
     let control = Arc::new(InProcess { ecs, logs });
     let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
+    config.cleanup_wait = cleanup_wait;
     config
         .attributes
         .insert("berth.managed".into(), Some("true".into()));

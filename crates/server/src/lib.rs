@@ -51,6 +51,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 logs.clone(),
                 a.runtime.clone(),
                 a.state_dir.clone(),
+                a.cleanup_wait,
             )
             .await
             .context("starting the embedded agent")?,

@@ -20,6 +20,7 @@ pub const SIGNING_NAME: &str = "ecs";
 pub enum Operation {
     PollWork,
     SubmitHealth,
+    SubmitTaskNetwork,
 }
 
 impl Operation {
@@ -27,6 +28,7 @@ impl Operation {
         match name {
             "PollWork" => Some(Operation::PollWork),
             "SubmitHealth" => Some(Operation::SubmitHealth),
+            "SubmitTaskNetwork" => Some(Operation::SubmitTaskNetwork),
             _ => None,
         }
     }
@@ -82,3 +84,20 @@ pub struct ContainerHealth {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubmitHealthResponse {}
+
+/// The network an `awsvpc` task really got on its host: what its
+/// ElasticNetworkInterface attachment's details show. ECS learns this when
+/// it creates the ENI; on berth the agent creates the namespace, so it
+/// reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitTaskNetworkRequest {
+    pub cluster: String,
+    pub task: String,
+    #[serde(rename = "privateIPv4Address", skip_serializing_if = "Option::is_none")]
+    pub private_ipv4_address: Option<String>,
+    #[serde(rename = "macAddress", skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitTaskNetworkResponse {}

@@ -45,6 +45,16 @@ impl Ecs {
         Ok(Default::default())
     }
 
+    /// `BerthAgentV1.SubmitTaskNetwork`: the address an awsvpc task got.
+    pub async fn submit_task_network(
+        &self,
+        ctx: &RequestContext,
+        req: berth_wire::agent::SubmitTaskNetworkRequest,
+    ) -> Result<berth_wire::agent::SubmitTaskNetworkResponse, berth_wire::ApiError> {
+        tasks::submit_task_network(self, ctx, req).await?;
+        Ok(Default::default())
+    }
+
     /// `BerthAgentV1.PollWork` from an agent authenticated as `ctx`.
     pub async fn poll_work(
         &self,

@@ -213,6 +213,7 @@ impl Runtime for ProcessRuntime {
                     started_at: state::from_ms(started_at_ms),
                 },
                 health: Health::Unknown,
+                ports: spec.host_bindings(),
             }),
             Err(reason) => {
                 // A failed start leaves nothing behind.

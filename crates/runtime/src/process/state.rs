@@ -195,7 +195,13 @@ pub fn read_status(dir: &Path, starting: impl Fn() -> bool) -> io::Result<Option
         return Ok(None);
     };
     let state = read_state(dir, starting())?;
+    let running = matches!(state, ContainerState::Running { .. });
     Ok(Some(ContainerStatus {
+        ports: if running {
+            stored.spec.host_bindings()
+        } else {
+            Vec::new()
+        },
         key: stored.spec.key,
         id: stored.id,
         labels: stored.spec.labels,

@@ -295,3 +295,13 @@ pub async fn submit_health(
     })?;
     Ok(())
 }
+
+/// Records the address an awsvpc task's namespace got in its
+/// ElasticNetworkInterface attachment.
+pub async fn submit_task_network(
+    _ecs: &Ecs,
+    _ctx: &RequestContext,
+    _input: berth_wire::agent::SubmitTaskNetworkRequest,
+) -> Result<(), EcsError> {
+    Ok(()) // TODO(awsvpc helper): fill the attachment's details
+}

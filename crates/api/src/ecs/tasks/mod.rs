@@ -13,7 +13,8 @@ mod queries;
 
 pub use launch::{run, start};
 pub use lifecycle::{
-    force_stop, stop, submit_container_state_change, submit_health, submit_task_state_change,
+    force_stop, stop, submit_container_state_change, submit_health, submit_task_network,
+    submit_task_state_change,
 };
 pub use queries::{describe, list};
 
