@@ -154,11 +154,13 @@ class BerthServer(Server):
     name = "berth"
 
     def __init__(self, data_dir: Path, config: Optional[Path] = None,
-                 binary: Optional[Path] = None):
+                 binary: Optional[Path] = None, runtime: Optional[str] = None):
         self.binary = Path(binary or berth_bin())
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
+        # Most suites run host processes; the Docker suites ask for docker.
+        self.runtime = runtime or os.environ.get("BERTH_TEST_RUNTIME", "process")
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
         self.proc: Optional[subprocess.Popen] = None
         self.creds = []
@@ -181,7 +183,7 @@ class BerthServer(Server):
         except FileNotFoundError:
             pass
         cmd = [str(self.binary), "server", "--listen", "127.0.0.1:0",
-               "--data-dir", str(self.data_dir)]
+               "--data-dir", str(self.data_dir), "--runtime", self.runtime]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         self.starts += 1

@@ -158,7 +158,7 @@ class AgentProcess:
         log = open(self.data_dir.parent / f"{self.data_dir.name}.agent.log", "ab")
         self.proc = subprocess.Popen(
             [str(harness.berth_bin()), "agent", "--cluster", self.cluster,
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir), "--runtime", "process"],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 

@@ -17,9 +17,8 @@ pub struct AgentArgs {
     /// Where the agent keeps its registration and its containers' state.
     #[arg(long, value_name = "DIR", default_value = "berth-agent")]
     data_dir: PathBuf,
-    /// How containers run: `process` (host processes), `docker`, or `auto`.
-    #[arg(long, value_enum, default_value_t = crate::runtime::RuntimeChoice::Auto)]
-    runtime: crate::runtime::RuntimeChoice,
+    #[command(flatten)]
+    runtime: crate::runtime::RuntimeArgs,
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
     access_key_id: String,
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
@@ -38,7 +37,7 @@ pub struct AgentArgs {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let runtime = crate::runtime::build(args.runtime, &args.data_dir.join("containers")).await?;
+    let runtime = crate::runtime::build(&args.runtime, &args.data_dir).await?;
     let control = HttpControlPlane::new(
         &args.endpoint,
         &args.access_key_id,

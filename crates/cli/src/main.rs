@@ -53,9 +53,9 @@ struct ServerArgs {
     /// A TOML file with `[[credentials]]` entries and an optional `regions` allowlist.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// How the embedded agent runs containers: `process`, `docker`, or `auto`.
-    #[arg(long, value_enum, default_value_t = runtime::RuntimeChoice::Auto)]
-    runtime: runtime::RuntimeChoice,
+    /// How the embedded agent runs containers.
+    #[command(flatten)]
+    runtime: runtime::RuntimeArgs,
     /// Run the control plane only, with no embedded agent (no FARGATE capacity).
     #[arg(long)]
     no_agent: bool,
@@ -96,7 +96,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         None
     } else {
         let state_dir = data_dir.join("agent");
-        let runtime = runtime::build(args.runtime, &state_dir.join("containers")).await?;
+        let runtime = runtime::build(&args.runtime, &state_dir).await?;
         Some(EmbeddedAgent {
             runtime,
             state_dir,

@@ -24,6 +24,7 @@
 //!   tests.
 //! - A Docker runtime comes later.
 
+pub mod docker;
 pub mod fake;
 pub mod process;
 pub mod shim;
