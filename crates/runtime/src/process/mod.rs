@@ -332,4 +332,128 @@ impl Runtime for ProcessRuntime {
         }
         Ok(remove_container_dir(&dir)?)
     }
+
+    /// awsvpc tasks run on the host network here, so the address their
+    /// interface shows is the host's own.
+    async fn prepare_task(
+        &self,
+        task: &crate::TaskSpec,
+    ) -> Result<crate::TaskNetwork, RuntimeError> {
+        if task.network != crate::NetworkMode::Awsvpc {
+            return Ok(crate::TaskNetwork::default());
+        }
+        let ip = host_ipv4();
+        Ok(crate::TaskNetwork {
+            private_ipv4: Some(ip.to_string()),
+            mac_address: interface_mac(ip),
+        })
+    }
+}
+
+/// The host's primary IPv4 address: the source address the kernel picks
+/// for a route off the host. Connecting a UDP socket sends nothing; the
+/// address is non-routable, so no real peer is involved. Loopback when
+/// there is no such route.
+fn host_ipv4() -> std::net::Ipv4Addr {
+    let probe = || -> std::io::Result<std::net::SocketAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("10.255.255.255:1")?;
+        s.local_addr()
+    };
+    match probe() {
+        Ok(std::net::SocketAddr::V4(a)) if !a.ip().is_unspecified() => *a.ip(),
+        _ => std::net::Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// The MAC address of the interface that has `ip`, from
+/// `/sys/class/net/<interface>/address`; none for loopback or when it
+/// cannot be read.
+fn interface_mac(ip: std::net::Ipv4Addr) -> Option<String> {
+    let name = interface_with(ip)?;
+    // An alias (`eth0:1`) belongs to its device.
+    let device = name.split(':').next().unwrap_or(&name);
+    let mac = fs::read_to_string(Path::new("/sys/class/net").join(device).join("address")).ok()?;
+    let mac = mac.trim().to_ascii_lowercase();
+    let valid = mac.len() == 17
+        && mac.split(':').count() == 6
+        && mac
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    (valid && mac != "00:00:00:00:00:00").then_some(mac)
+}
+
+/// The name of the interface that has `ip` (getifaddrs(3)).
+fn interface_with(ip: std::net::Ipv4Addr) -> Option<String> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: on success getifaddrs points `list` at a list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list, valid until freeifaddrs; an
+        // AF_INET address is a sockaddr_in, and the name a C string.
+        unsafe {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null() && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                if std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)) == ip {
+                    found = Some(
+                        std::ffi::CStr::from_ptr(ifa.ifa_name)
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                    break;
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
+}
+
+#[cfg(test)]
+mod prepare_task_tests {
+    use super::*;
+
+    fn task(network: crate::NetworkMode) -> crate::TaskSpec {
+        crate::TaskSpec {
+            task_id: "t".into(),
+            labels: Default::default(),
+            network,
+            volumes: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn awsvpc_tasks_get_the_hosts_address_and_others_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = ProcessRuntime::new(dir.path(), vec![]);
+        let net = rt
+            .prepare_task(&task(crate::NetworkMode::Awsvpc))
+            .await
+            .unwrap();
+        let ip: std::net::Ipv4Addr = net.private_ipv4.unwrap().parse().unwrap();
+        assert_eq!(ip, host_ipv4());
+        // Bound to the address, a socket proves the host really has it.
+        std::net::UdpSocket::bind((ip, 0)).unwrap();
+        if let Some(mac) = net.mac_address {
+            assert_eq!(mac.len(), 17, "{mac}");
+            assert_ne!(mac, "00:00:00:00:00:00");
+        }
+        let bridge = rt
+            .prepare_task(&task(crate::NetworkMode::Bridge))
+            .await
+            .unwrap();
+        assert_eq!(bridge, crate::TaskNetwork::default());
+    }
+
+    #[test]
+    fn loopback_has_no_mac() {
+        assert_eq!(interface_mac(std::net::Ipv4Addr::LOCALHOST), None);
+    }
 }

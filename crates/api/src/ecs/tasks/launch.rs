@@ -1,5 +1,6 @@
 //! RunTask and StartTask: resolve, place, record.
 
+use super::lifecycle;
 use super::*;
 
 fn protocol(p: &str) -> Protocol {
@@ -105,6 +106,9 @@ struct Launch {
     tags: Vec<Tag>,
     enable_execute_command: bool,
     needs: rules::Needs,
+    /// For awsvpc: the subnet its network interface goes in (the first of
+    /// the request's, as ECS takes it).
+    subnet: Option<String>,
 }
 
 /// The parameters RunTask and StartTask share.
@@ -162,15 +166,20 @@ async fn prepare(
             launch_type.as_str()
         )));
     }
-    if td.network_mode == Some(NetworkMode::Awsvpc)
-        && network
-            .and_then(|n| n.awsvpc_configuration.as_ref())
-            .is_none()
-    {
-        return Err(EcsError::invalid(
-            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-        ));
-    }
+    let awsvpc = network.and_then(|n| n.awsvpc_configuration.as_ref());
+    let subnet = if td.network_mode == Some(NetworkMode::Awsvpc) {
+        let Some(vpc) = awsvpc else {
+            return Err(EcsError::invalid(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            ));
+        };
+        let Some(first) = vpc.subnets.first() else {
+            return Err(EcsError::invalid("subnets can not be empty."));
+        };
+        Some(first.clone())
+    } else {
+        None
+    };
     rules::validate_overrides(&td, overrides.as_ref())?;
     if started_by.as_ref().is_some_and(|s| s.len() > 128) {
         return Err(EcsError::invalid(
@@ -208,6 +217,7 @@ async fn prepare(
         tags,
         enable_execute_command,
         needs,
+        subnet,
     })
 }
 
@@ -284,7 +294,13 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
         health_status: Some(HealthStatus::UnknownValue),
         platform_version: fargate.then(|| "1.4.0".to_string()),
         platform_family: fargate.then(|| "Linux".to_string()),
-        attachments: Some(vec![]),
+        attachments: Some(
+            l.subnet
+                .as_deref()
+                .map(lifecycle::precreated_eni)
+                .into_iter()
+                .collect(),
+        ),
         ephemeral_storage: fargate.then_some(EphemeralStorage { size_in_gi_b: 20 }),
         ..Default::default()
     };

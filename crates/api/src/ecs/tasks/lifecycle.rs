@@ -34,7 +34,7 @@ pub async fn stop(
         ) && t.task.started_at.is_none()
             && t.task.pull_started_at.is_none()
         {
-            mark_stopped(t, None);
+            stopped(t, None);
         }
         Ok(())
     })
@@ -161,9 +161,13 @@ pub async fn submit_task_state_change(
                 t.task.stop_code = Some(code);
                 t.task.stopped_reason = Some(reason);
             }
-            mark_stopped(t, input.execution_stopped_at);
+            stopped(t, input.execution_stopped_at);
         } else {
             t.task.last_status = Some(next.as_str().into());
+            if next == TaskStatus::Deprovisioning {
+                // ECS detaches and deletes the interface while deprovisioning.
+                set_eni_status(t, eni::ATTACHED, eni::DETACHING);
+            }
         }
         Ok(())
     })
@@ -225,7 +229,7 @@ pub async fn force_stop(
         if t.last_status() != TaskStatus::Stopped {
             t.task.stop_code = Some(code.clone());
             t.task.stopped_reason = Some(reason.to_string());
-            mark_stopped(t, None);
+            stopped(t, None);
         }
         Ok(())
     })
@@ -296,12 +300,647 @@ pub async fn submit_health(
     Ok(())
 }
 
-/// Records the address an awsvpc task's namespace got in its
-/// ElasticNetworkInterface attachment.
+/// Marks the task STOPPED (`mark_stopped`); its network interface is
+/// deleted with it.
+fn stopped(t: &mut TaskDoc, execution_stopped_at: Option<Timestamp>) {
+    mark_stopped(t, execution_stopped_at);
+    for a in enis(t) {
+        a.status = Some(eni::DELETED.into());
+    }
+}
+
+/// An awsvpc task's ElasticNetworkInterface attachment: its type, statuses
+/// and detail names, as ECS shows them.
+mod eni {
+    pub const TYPE: &str = "ElasticNetworkInterface";
+    pub const PRECREATED: &str = "PRECREATED";
+    pub const ATTACHED: &str = "ATTACHED";
+    pub const DETACHING: &str = "DETACHING";
+    pub const DELETED: &str = "DELETED";
+    pub const SUBNET_ID: &str = "subnetId";
+    pub const NETWORK_INTERFACE_ID: &str = "networkInterfaceId";
+    pub const MAC_ADDRESS: &str = "macAddress";
+    pub const PRIVATE_DNS_NAME: &str = "privateDnsName";
+    pub const PRIVATE_IPV4_ADDRESS: &str = "privateIPv4Address";
+}
+
+/// The attachment an awsvpc task starts with. Until its interface exists,
+/// ECS shows only the subnet it will be created in.
+pub(super) fn precreated_eni(subnet: &str) -> Attachment {
+    Attachment {
+        id: Some(uuid::Uuid::new_v4().to_string()),
+        r#type: Some(eni::TYPE.into()),
+        status: Some(eni::PRECREATED.into()),
+        details: Some(vec![detail(eni::SUBNET_ID, subnet)]),
+    }
+}
+
+fn detail(name: &str, value: &str) -> KeyValuePair {
+    KeyValuePair {
+        name: Some(name.into()),
+        value: Some(value.into()),
+    }
+}
+
+fn detail_value<'a>(a: &'a Attachment, name: &str) -> Option<&'a str> {
+    a.details
+        .iter()
+        .flatten()
+        .find(|d| d.name.as_deref() == Some(name))
+        .and_then(|d| d.value.as_deref())
+}
+
+fn enis(t: &mut TaskDoc) -> impl Iterator<Item = &mut Attachment> {
+    t.task
+        .attachments
+        .iter_mut()
+        .flatten()
+        .filter(|a| a.r#type.as_deref() == Some(eni::TYPE))
+}
+
+/// Moves the task's interface from `from` to `to` (and leaves it alone in
+/// any other status: one that never attached has nothing to detach).
+fn set_eni_status(t: &mut TaskDoc, from: &str, to: &str) {
+    for a in enis(t).filter(|a| a.status.as_deref() == Some(from)) {
+        a.status = Some(to.into());
+    }
+}
+
+/// The name EC2 gives a private address: `ip-10-0-0-5.ec2.internal` in
+/// us-east-1, `ip-10-0-0-5.<region>.compute.internal` elsewhere.
+fn private_dns_name(region: &str, ip: std::net::Ipv4Addr) -> String {
+    let host = format!("ip-{}", ip.to_string().replace('.', "-"));
+    if region == "us-east-1" {
+        format!("{host}.ec2.internal")
+    } else {
+        format!("{host}.{region}.compute.internal")
+    }
+}
+
+/// An ENI ID as EC2 makes them: `eni-` and 17 hex digits.
+fn new_eni_id() -> String {
+    format!("eni-{:017x}", rand::random::<u128>() & ((1u128 << 68) - 1))
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lowercased; anything else is refused.
+fn parse_mac(mac: &str) -> Result<String, EcsError> {
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Ok(mac.to_ascii_lowercase())
+    } else {
+        Err(EcsError::invalid(format!(
+            "macAddress '{mac}' is not a MAC address."
+        )))
+    }
+}
+
+/// What one `SubmitTaskNetwork` asks for, checked.
+struct ReportedNetwork {
+    ip: std::net::Ipv4Addr,
+    mac: Option<String>,
+    dns_name: String,
+}
+
+/// Whether `t`'s interface already shows `n` (or is past being attached,
+/// which a late report must not undo).
+fn network_recorded(t: &TaskDoc, n: &ReportedNetwork) -> bool {
+    let ip = n.ip.to_string();
+    // A task already deprovisioning gets no interface any more.
+    let past = t.last_status() >= TaskStatus::Deprovisioning;
+    let Some(a) = t
+        .task
+        .attachments
+        .iter()
+        .flatten()
+        .find(|a| a.r#type.as_deref() == Some(eni::TYPE))
+    else {
+        return past;
+    };
+    match a.status.as_deref() {
+        Some(eni::ATTACHED) => {
+            detail_value(a, eni::PRIVATE_IPV4_ADDRESS) == Some(ip.as_str())
+                && detail_value(a, eni::MAC_ADDRESS) == n.mac.as_deref()
+                && t.task.containers.iter().flatten().all(|c| {
+                    c.network_interfaces.as_ref().is_some_and(|nis| {
+                        nis.len() == 1
+                            && nis[0].attachment_id == a.id
+                            && nis[0].private_ipv4_address.as_deref() == Some(ip.as_str())
+                    })
+                })
+        }
+        Some(eni::PRECREATED) => past,
+        _ => true,
+    }
+}
+
+/// Fills the interface's details, points every container at it and marks
+/// it ATTACHED. The interface ID, once given, stays.
+fn attach_network(t: &mut TaskDoc, n: &ReportedNetwork) {
+    if network_recorded(t, n) {
+        return;
+    }
+    if !t
+        .task
+        .attachments
+        .iter()
+        .flatten()
+        .any(|a| a.r#type.as_deref() == Some(eni::TYPE))
+    {
+        // A task recorded before berth kept attachments has none yet.
+        t.task
+            .attachments
+            .get_or_insert_with(Vec::new)
+            .push(Attachment {
+                id: Some(uuid::Uuid::new_v4().to_string()),
+                r#type: Some(eni::TYPE.into()),
+                status: Some(eni::PRECREATED.into()),
+                details: Some(vec![]),
+            });
+    }
+    let ip = n.ip.to_string();
+    let Some(a) = enis(t).next() else { return };
+    let mut details = Vec::new();
+    if let Some(subnet) = detail_value(a, eni::SUBNET_ID) {
+        details.push(detail(eni::SUBNET_ID, subnet));
+    }
+    let eni_id = detail_value(a, eni::NETWORK_INTERFACE_ID)
+        .map(str::to_string)
+        .unwrap_or_else(new_eni_id);
+    details.push(detail(eni::NETWORK_INTERFACE_ID, &eni_id));
+    if let Some(mac) = &n.mac {
+        details.push(detail(eni::MAC_ADDRESS, mac));
+    }
+    details.push(detail(eni::PRIVATE_DNS_NAME, &n.dns_name));
+    details.push(detail(eni::PRIVATE_IPV4_ADDRESS, &ip));
+    a.details = Some(details);
+    a.status = Some(eni::ATTACHED.into());
+    let attachment_id = a.id.clone();
+    for c in t.task.containers.iter_mut().flatten() {
+        c.network_interfaces = Some(vec![NetworkInterface {
+            attachment_id: attachment_id.clone(),
+            private_ipv4_address: Some(ip.clone()),
+            ipv6_address: None,
+        }]);
+    }
+}
+
+/// `BerthAgentV1.SubmitTaskNetwork`: records the address an awsvpc task's
+/// namespace got in its ElasticNetworkInterface attachment. Repeating a
+/// report changes nothing; one for a task whose interface is already
+/// detaching or deleted is ignored, as late state reports are.
 pub async fn submit_task_network(
-    _ecs: &Ecs,
-    _ctx: &RequestContext,
-    _input: berth_wire::agent::SubmitTaskNetworkRequest,
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: berth_wire::agent::SubmitTaskNetworkRequest,
 ) -> Result<(), EcsError> {
-    Ok(()) // TODO(awsvpc helper): fill the attachment's details
+    let cluster = clusters::cluster_name(ctx, Some(&input.cluster))?;
+    let ip_text = input
+        .private_ipv4_address
+        .as_deref()
+        .ok_or_else(|| EcsError::invalid("privateIPv4Address is required."))?;
+    let ip: std::net::Ipv4Addr = ip_text.parse().map_err(|_| {
+        EcsError::invalid(format!(
+            "privateIPv4Address '{ip_text}' is not an IPv4 address."
+        ))
+    })?;
+    let n = ReportedNetwork {
+        ip,
+        mac: input.mac_address.as_deref().map(parse_mac).transpose()?,
+        dns_name: private_dns_name(&ctx.region, ip),
+    };
+    let not_found =
+        || EcsError::invalid(format!("The referenced task was not found: {}", input.task));
+    let check = |t: &TaskDoc| {
+        if t.task_definition.network_mode != Some(NetworkMode::Awsvpc) {
+            return Err(EcsError::invalid(format!(
+                "The task {} does not use the awsvpc network mode.",
+                t.arn()
+            )));
+        }
+        Ok(())
+    };
+    // Read first, so that a repeated report writes nothing.
+    let current = find(ecs, ctx, &cluster, &input.task)
+        .await?
+        .ok_or_else(not_found)?;
+    check(&current.value)?;
+    if network_recorded(&current.value, &n) {
+        return Ok(());
+    }
+    modify(ecs, ctx, &cluster, &input.task, |t| {
+        check(t)?;
+        attach_network(t, &n);
+        Ok(())
+    })
+    .await?
+    .ok_or_else(not_found)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_wire::agent::SubmitTaskNetworkRequest;
+
+    struct H {
+        _dir: tempfile::TempDir,
+        ecs: Ecs,
+        ctx: RequestContext,
+    }
+
+    fn resources() -> Vec<Resource> {
+        ["CPU", "MEMORY"]
+            .iter()
+            .map(|n| Resource {
+                name: Some((*n).into()),
+                r#type: Some("INTEGER".into()),
+                integer_value: Some(4096),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// A store, cluster `c`, managed capacity and an instance in `c`, and
+    /// two revisions: `web` (FARGATE, awsvpc) and `plain` (EC2, bridge).
+    async fn harness(region: &str) -> H {
+        let dir = tempfile::tempdir().unwrap();
+        let store = berth_store::SqliteStore::open(dir.path().join("berth.db")).unwrap();
+        let ecs = Ecs::new(std::sync::Arc::new(store), b"k".to_vec());
+        let ctx = RequestContext::for_account("123456789012", region);
+        let cluster = CreateClusterRequest {
+            cluster_name: Some("c".into()),
+            ..Default::default()
+        };
+        ecs.create_cluster(&ctx, cluster).await.unwrap();
+        ecs.ensure_managed_cluster().await.unwrap();
+        for (c, cluster) in [
+            (Ecs::managed_context(), crate::ecs::MANAGED_CLUSTER),
+            (ctx.clone(), "c"),
+        ] {
+            let req = RegisterContainerInstanceRequest {
+                cluster: Some(cluster.into()),
+                total_resources: Some(resources()),
+                attributes: Some(
+                    [
+                        "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+                        "ecs.capability.task-eni",
+                    ]
+                    .iter()
+                    .map(|n| Attribute {
+                        name: (*n).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ),
+                ..Default::default()
+            };
+            ecs.register_container_instance(&c, req).await.unwrap();
+        }
+        let container = ContainerDefinition {
+            name: Some("main".into()),
+            image: Some("x".into()),
+            memory: Some(64),
+            ..Default::default()
+        };
+        let web = RegisterTaskDefinitionRequest {
+            family: "web".into(),
+            network_mode: Some(NetworkMode::Awsvpc),
+            requires_compatibilities: Some(vec![Compatibility::Fargate]),
+            cpu: Some("256".into()),
+            memory: Some("512".into()),
+            container_definitions: vec![container.clone()],
+            ..Default::default()
+        };
+        ecs.register_task_definition(&ctx, web).await.unwrap();
+        let plain = RegisterTaskDefinitionRequest {
+            family: "plain".into(),
+            container_definitions: vec![container],
+            ..Default::default()
+        };
+        ecs.register_task_definition(&ctx, plain).await.unwrap();
+        H {
+            _dir: dir,
+            ecs,
+            ctx,
+        }
+    }
+
+    fn network(subnets: &[&str]) -> NetworkConfiguration {
+        NetworkConfiguration {
+            awsvpc_configuration: Some(AwsVpcConfiguration {
+                subnets: subnets.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    async fn run_web(h: &H) -> Task {
+        let req = RunTaskRequest {
+            cluster: Some("c".into()),
+            task_definition: "web".into(),
+            launch_type: Some(LaunchType::Fargate),
+            network_configuration: Some(network(&["subnet-1", "subnet-2"])),
+            ..Default::default()
+        };
+        let out = h.ecs.run_task(&h.ctx, req).await.unwrap();
+        assert_eq!(out.failures, Some(vec![]));
+        out.tasks.unwrap().remove(0)
+    }
+
+    async fn describe(h: &H, arn: &str) -> Task {
+        let req = DescribeTasksRequest {
+            cluster: Some("c".into()),
+            tasks: vec![arn.into()],
+            include: None,
+        };
+        h.ecs
+            .describe_tasks(&h.ctx, req)
+            .await
+            .unwrap()
+            .tasks
+            .unwrap()
+            .remove(0)
+    }
+
+    fn report(t: &Task, ip: &str, mac: Option<&str>) -> SubmitTaskNetworkRequest {
+        SubmitTaskNetworkRequest {
+            cluster: t.cluster_arn.clone().unwrap(),
+            task: t.task_arn.clone().unwrap(),
+            private_ipv4_address: Some(ip.into()),
+            mac_address: mac.map(str::to_string),
+        }
+    }
+
+    async fn state(h: &H, t: &Task, status: &str) {
+        let req = SubmitTaskStateChangeRequest {
+            cluster: Some("c".into()),
+            task: t.task_arn.clone(),
+            status: Some(status.into()),
+            ..Default::default()
+        };
+        h.ecs.submit_task_state_change(&h.ctx, req).await.unwrap();
+    }
+
+    fn eni_of(t: &Task) -> &Attachment {
+        let list = t.attachments.as_ref().unwrap();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0].r#type.as_deref(), Some("ElasticNetworkInterface"));
+        &list[0]
+    }
+
+    fn details(a: &Attachment) -> Vec<(&str, &str)> {
+        a.details
+            .iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d.name.as_deref().unwrap(),
+                    d.value.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_interface_follows_the_task_from_precreated_to_deleted() {
+        let h = harness("us-east-1").await;
+        let t = run_web(&h).await;
+        let a = eni_of(&t);
+        let id = a.id.clone().unwrap();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_eq!(a.status.as_deref(), Some("PRECREATED"));
+        assert_eq!(details(a), [("subnetId", "subnet-1")]);
+        assert_eq!(
+            t.containers.as_ref().unwrap()[0].network_interfaces,
+            Some(vec![])
+        );
+
+        h.ecs
+            .submit_task_network(&h.ctx, report(&t, "10.0.0.5", Some("02:AB:cd:00:00:01")))
+            .await
+            .unwrap();
+        let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        let a = eni_of(&d);
+        assert_eq!(a.id.as_deref(), Some(id.as_str()));
+        assert_eq!(a.status.as_deref(), Some("ATTACHED"));
+        let got = details(a);
+        let names: Vec<&str> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "subnetId",
+                "networkInterfaceId",
+                "macAddress",
+                "privateDnsName",
+                "privateIPv4Address"
+            ]
+        );
+        let eni_id = got[1].1.to_string();
+        assert!(
+            eni_id.len() == 21
+                && eni_id.starts_with("eni-")
+                && eni_id[4..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{eni_id}"
+        );
+        assert_eq!(got[0].1, "subnet-1");
+        assert_eq!(got[2].1, "02:ab:cd:00:00:01");
+        assert_eq!(got[3].1, "ip-10-0-0-5.ec2.internal");
+        assert_eq!(got[4].1, "10.0.0.5");
+        let expected_ni = vec![NetworkInterface {
+            attachment_id: Some(id.clone()),
+            private_ipv4_address: Some("10.0.0.5".into()),
+            ipv6_address: None,
+        }];
+        assert_eq!(
+            d.containers.as_ref().unwrap()[0]
+                .network_interfaces
+                .as_ref(),
+            Some(&expected_ni)
+        );
+
+        // The same report again writes nothing.
+        h.ecs
+            .submit_task_network(&h.ctx, report(&t, "10.0.0.5", Some("02:ab:cd:00:00:01")))
+            .await
+            .unwrap();
+        let again = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert_eq!(again.version, d.version);
+        assert_eq!(again.attachments, d.attachments);
+
+        // The interface keeps its ID when the address it reports changes.
+        h.ecs
+            .submit_task_network(&h.ctx, report(&t, "10.0.0.6", None))
+            .await
+            .unwrap();
+        let moved = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        let got = details(eni_of(&moved));
+        assert_eq!(
+            got,
+            [
+                ("subnetId", "subnet-1"),
+                ("networkInterfaceId", eni_id.as_str()),
+                ("privateDnsName", "ip-10-0-0-6.ec2.internal"),
+                ("privateIPv4Address", "10.0.0.6")
+            ]
+        );
+
+        for s in [
+            "PENDING",
+            "ACTIVATING",
+            "RUNNING",
+            "DEACTIVATING",
+            "STOPPING",
+        ] {
+            state(&h, &t, s).await;
+            let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+            assert_eq!(eni_of(&d).status.as_deref(), Some("ATTACHED"), "at {s}");
+        }
+        state(&h, &t, "DEPROVISIONING").await;
+        let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert_eq!(eni_of(&d).status.as_deref(), Some("DETACHING"));
+        state(&h, &t, "STOPPED").await;
+        let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        let a = eni_of(&d);
+        assert_eq!(a.status.as_deref(), Some("DELETED"));
+        assert_eq!(details(a), got, "a stopped task still shows its address");
+        assert_eq!(
+            d.containers.as_ref().unwrap()[0]
+                .network_interfaces
+                .as_ref()
+                .unwrap()[0]
+                .private_ipv4_address
+                .as_deref(),
+            Some("10.0.0.6")
+        );
+
+        // A late report does not bring the interface back.
+        h.ecs
+            .submit_task_network(&h.ctx, report(&t, "10.0.0.7", None))
+            .await
+            .unwrap();
+        let late = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert_eq!(late.attachments, d.attachments);
+        assert_eq!(late.version, d.version);
+    }
+
+    #[tokio::test]
+    async fn the_dns_name_outside_us_east_1_names_the_region() {
+        let h = harness("eu-west-1").await;
+        let t = run_web(&h).await;
+        h.ecs
+            .submit_task_network(&h.ctx, report(&t, "172.31.4.9", None))
+            .await
+            .unwrap();
+        let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert!(details(eni_of(&d))
+            .contains(&("privateDnsName", "ip-172-31-4-9.eu-west-1.compute.internal")));
+    }
+
+    fn code<T: std::fmt::Debug>(r: Result<T, berth_wire::ApiError>) -> String {
+        r.unwrap_err().code.to_string()
+    }
+
+    #[tokio::test]
+    async fn reports_are_checked() {
+        let h = harness("us-east-1").await;
+        let t = run_web(&h).await;
+
+        let mut unknown = report(&t, "10.0.0.5", None);
+        unknown.task = "0123456789abcdef0123456789abcdef".into();
+        let e = h.ecs.submit_task_network(&h.ctx, unknown).await;
+        assert_eq!(code(e), "InvalidParameterException");
+
+        for (ip, mac) in [
+            ("10.0.0", None),
+            ("::1", None),
+            ("10.0.0.5", Some("02:ab:cd")),
+        ] {
+            let e = h.ecs.submit_task_network(&h.ctx, report(&t, ip, mac)).await;
+            assert_eq!(code(e), "InvalidParameterException", "{ip} {mac:?}");
+        }
+        let mut no_ip = report(&t, "10.0.0.5", None);
+        no_ip.private_ipv4_address = None;
+        let e = h.ecs.submit_task_network(&h.ctx, no_ip).await;
+        assert_eq!(code(e), "InvalidParameterException");
+        // None of them touched the task.
+        let d = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert_eq!(eni_of(&d).status.as_deref(), Some("PRECREATED"));
+
+        let req = RunTaskRequest {
+            cluster: Some("c".into()),
+            task_definition: "plain".into(),
+            launch_type: Some(LaunchType::Ec2),
+            ..Default::default()
+        };
+        let plain = h
+            .ecs
+            .run_task(&h.ctx, req)
+            .await
+            .unwrap()
+            .tasks
+            .unwrap()
+            .remove(0);
+        assert_eq!(plain.attachments, Some(vec![]));
+        let e = h
+            .ecs
+            .submit_task_network(&h.ctx, report(&plain, "10.0.0.5", None))
+            .await;
+        assert_eq!(code(e), "InvalidParameterException");
+
+        let req = RunTaskRequest {
+            cluster: Some("c".into()),
+            task_definition: "web".into(),
+            launch_type: Some(LaunchType::Fargate),
+            network_configuration: Some(network(&[])),
+            ..Default::default()
+        };
+        let e = h.ecs.run_task(&h.ctx, req).await;
+        assert_eq!(code(e), "InvalidParameterException");
+    }
+
+    #[tokio::test]
+    async fn stops_decided_without_an_agent_delete_the_interface() {
+        let h = harness("us-east-1").await;
+        let never_started = run_web(&h).await;
+        let req = StopTaskRequest {
+            cluster: Some("c".into()),
+            task: never_started.task_arn.clone().unwrap(),
+            reason: None,
+        };
+        let stopped = h.ecs.stop_task(&h.ctx, req).await.unwrap().task.unwrap();
+        assert_eq!(stopped.last_status.as_deref(), Some("STOPPED"));
+        let a = eni_of(&stopped);
+        assert_eq!(a.status.as_deref(), Some("DELETED"));
+        assert_eq!(details(a), [("subnetId", "subnet-1")]);
+
+        let lost = run_web(&h).await;
+        h.ecs
+            .submit_task_network(&h.ctx, report(&lost, "10.0.0.8", None))
+            .await
+            .unwrap();
+        state(&h, &lost, "RUNNING").await;
+        let id = lost
+            .task_arn
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert!(
+            force_stop(&h.ecs, &h.ctx, id, TaskStopCode::TerminationNotice, "lost")
+                .await
+                .unwrap()
+        );
+        let d = describe(&h, lost.task_arn.as_deref().unwrap()).await;
+        assert_eq!(d.last_status.as_deref(), Some("STOPPED"));
+        let a = eni_of(&d);
+        assert_eq!(a.status.as_deref(), Some("DELETED"));
+        assert!(details(a).contains(&("privateIPv4Address", "10.0.0.8")));
+    }
 }
