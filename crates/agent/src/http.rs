@@ -1,6 +1,9 @@
 //! The control plane over HTTP, for `berth agent` on another host: the same
 //! endpoint and SigV4 auth as any ECS client, with the agent's own keys.
 
+use crate::secret_ref::{
+    self, FetchedParameter, FetchedParameters, SecretStores, SecretsManagerRef,
+};
 use crate::{ControlPlane, LogSetupError};
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
@@ -74,6 +77,20 @@ impl HttpControlPlane {
         input: &I,
         timeout: Duration,
     ) -> anyhow::Result<O> {
+        self.call_in(service, &self.region, target, input, timeout)
+            .await
+    }
+
+    /// A call signed for `service` in `region` (a secret's ARN may name
+    /// another region than the agent's).
+    async fn call_in<I: Serialize, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        region: &str,
+        target: &str,
+        input: &I,
+        timeout: Duration,
+    ) -> anyhow::Result<O> {
         let body = serde_json::to_vec(input)?;
         let headers = [
             ("host", self.host.as_str()),
@@ -83,7 +100,7 @@ impl HttpControlPlane {
         let signed = berth_auth::sign_headers(
             &self.access_key_id,
             &self.secret_access_key,
-            &self.region,
+            region,
             service,
             "POST",
             "/",
@@ -183,6 +200,15 @@ impl ControlPlane for HttpControlPlane {
         Ok(())
     }
 
+    async fn submit_task_network(
+        &self,
+        req: berth_wire::agent::SubmitTaskNetworkRequest,
+    ) -> anyhow::Result<()> {
+        let target = format!("{}.SubmitTaskNetwork", berth_wire::agent::TARGET_PREFIX);
+        let _: serde_json::Value = self.call(&target, &req, Duration::from_secs(30)).await?;
+        Ok(())
+    }
+
     /// Logs go to the agent's own account and region (its credentials').
     async fn prepare_log_stream(
         &self,
@@ -239,5 +265,79 @@ impl ControlPlane for HttpControlPlane {
             )
             .await?;
         Ok(())
+    }
+
+    /// Secrets are fetched with the agent's own credentials (its account),
+    /// each in the region its ARN names.
+    async fn resolve_secrets(
+        &self,
+        task_arn: &str,
+        secrets: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, String> {
+        secret_ref::resolve(self, task_arn, secrets).await
+    }
+}
+
+/// An error of `call_in` as `Code: message`, without the target prefix.
+fn service_error(target: &str, e: anyhow::Error) -> String {
+    let text = e.to_string();
+    text.strip_prefix(&format!("{target}: "))
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+#[async_trait]
+impl SecretStores for HttpControlPlane {
+    async fn secret_string(&self, r: &SecretsManagerRef) -> Result<Option<String>, String> {
+        use berth_wire::secretsmanager::{GetSecretValueRequest, SIGNING_NAME, TARGET_PREFIX};
+        let target = format!("{TARGET_PREFIX}.GetSecretValue");
+        let req = GetSecretValueRequest {
+            secret_id: r.secret_id.clone(),
+            version_id: r.version_id.clone(),
+            version_stage: r.version_stage.clone(),
+        };
+        // Decoded as a JSON value: a typed decoder's error could quote the value.
+        let out: serde_json::Value = self
+            .call_in(
+                SIGNING_NAME,
+                &r.region,
+                &target,
+                &req,
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| service_error(&target, e))?;
+        Ok(out["SecretString"].as_str().map(str::to_string))
+    }
+
+    async fn parameters(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<FetchedParameters, String> {
+        use berth_wire::ssm::{GetParametersRequest, SIGNING_NAME, TARGET_PREFIX};
+        let target = format!("{TARGET_PREFIX}.GetParameters");
+        let req = GetParametersRequest {
+            names: names.to_vec(),
+            with_decryption: Some(true),
+        };
+        let out: serde_json::Value = self
+            .call_in(SIGNING_NAME, region, &target, &req, Duration::from_secs(30))
+            .await
+            .map_err(|e| service_error(&target, e))?;
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        let list = |k: &str| out[k].as_array().cloned().unwrap_or_default();
+        Ok(FetchedParameters {
+            parameters: list("Parameters")
+                .iter()
+                .map(|p| FetchedParameter {
+                    name: text(&p["Name"]).unwrap_or_default(),
+                    arn: text(&p["ARN"]),
+                    selector: text(&p["Selector"]),
+                    value: text(&p["Value"]).unwrap_or_default(),
+                })
+                .collect(),
+            invalid: list("InvalidParameters").iter().filter_map(text).collect(),
+        })
     }
 }

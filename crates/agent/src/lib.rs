@@ -17,6 +17,7 @@ mod envfile;
 pub mod http;
 mod logs;
 mod runner;
+pub mod secret_ref;
 mod spec;
 
 pub use control::{ControlPlane, LogSetupError};

@@ -7,8 +7,8 @@ use crate::logs::{self, Destination, Shipper};
 use crate::spec;
 use crate::{ControlPlane, LogSetupError};
 use berth_runtime::{
-    ContainerSpec, ContainerState, ContainerStatus, Health, PortBinding, Runtime, RuntimeError,
-    TaskSpec,
+    ContainerSpec, ContainerState, ContainerStatus, Health, PortBinding, RegistryAuth, Runtime,
+    RuntimeError, TaskSpec,
 };
 use berth_wire::agent::AssignedTask;
 use berth_wire::ecs::{
@@ -102,6 +102,9 @@ struct Slot {
     secrets: Vec<(String, String)>,
     /// `environmentFiles`: paths of local files, read just before the start.
     environment_files: Vec<String>,
+    /// `repositoryCredentials.credentialsParameter`: fetched before the
+    /// pull into `spec.registry_auth`.
+    credentials_parameter: Option<String>,
 }
 
 impl Slot {
@@ -229,6 +232,10 @@ impl Run {
                         .flatten()
                         .map(|f| f.value.clone())
                         .collect(),
+                    credentials_parameter: c
+                        .repository_credentials
+                        .as_ref()
+                        .map(|r| r.credentials_parameter.clone()),
                     health_reported: Health::Unknown,
                     logs: logs::destination(&c, &task_id),
                     name,
@@ -317,6 +324,13 @@ impl Run {
             for i in 0..self.slots.len() {
                 if self.slots[i].state != SlotState::Waiting {
                     continue;
+                }
+                match self.registry_auth(i).await {
+                    Ok(auth) => self.slots[i].spec.registry_auth = auth,
+                    Err(reason) => {
+                        self.skip_waiting(&reason);
+                        return Some(reason);
+                    }
                 }
                 if let Err(e) = self.runtime.pull(&self.slots[i].spec).await {
                     let reason = format!("CannotPullContainerError: {e}");
@@ -586,6 +600,10 @@ impl Run {
     async fn environment(&self, i: usize) -> Result<ContainerSpec, RuntimeError> {
         let slot = &self.slots[i];
         let mut spec = slot.spec.clone();
+        if spec.registry_auth.is_none() {
+            // Adopted after a restart, past the pull: fetch them again.
+            spec.registry_auth = self.registry_auth(i).await.map_err(RuntimeError::Io)?;
+        }
         if slot.environment_files.is_empty() && slot.secrets.is_empty() {
             return Ok(spec);
         }
@@ -618,6 +636,20 @@ impl Run {
         }
         spec.environment = merged;
         Ok(spec)
+    }
+
+    /// The registry credentials `repositoryCredentials` names, fetched as
+    /// ECS's agent does before the pull; the error is the stop reason.
+    async fn registry_auth(&self, i: usize) -> Result<Option<RegistryAuth>, String> {
+        let Some(parameter) = &self.slots[i].credentials_parameter else {
+            return Ok(None);
+        };
+        crate::secret_ref::resolve_registry_auth(self.control.as_ref(), &self.task_arn, parameter)
+            .await
+            .map(Some)
+            .map_err(|e| {
+                format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}")
+            })
     }
 
     /// Creates the container's log stream before it starts, as ECS's agent

@@ -57,14 +57,14 @@ pub async fn build(args: &RuntimeArgs, state_dir: &Path) -> anyhow::Result<Arc<d
     match args.runtime {
         RuntimeChoice::Docker => Ok(Arc::new(docker().await?)),
         RuntimeChoice::Process => Ok(Arc::new(ProcessRuntime::with_current_exe(
-            &state_dir.join("containers"),
+            state_dir.join("containers"),
         )?)),
         RuntimeChoice::Auto => match docker().await {
             Ok(d) => Ok(Arc::new(d)),
             Err(e) => {
                 tracing::info!(error = %e, "no Docker Engine; containers run as host processes");
                 Ok(Arc::new(ProcessRuntime::with_current_exe(
-                    &state_dir.join("containers"),
+                    state_dir.join("containers"),
                 )?))
             }
         },

@@ -4,8 +4,11 @@
 //! in-process API instead of signed HTTP requests.
 
 use async_trait::async_trait;
+use berth_agent::secret_ref::{
+    self, FetchedParameter, FetchedParameters, SecretStores, SecretsManagerRef,
+};
 use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
-use berth_api::{Ecs, Logs};
+use berth_api::{Ecs, Logs, ParameterStore, SecretsManager};
 use berth_core::arn::Arn;
 use berth_runtime::Runtime;
 use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
@@ -15,6 +18,8 @@ use berth_wire::ecs::{
 use berth_wire::logs::{
     CreateLogGroupRequest, CreateLogStreamRequest, InputLogEvent, LogsApi, PutLogEventsRequest,
 };
+use berth_wire::secretsmanager::{GetSecretValueRequest, SecretsManagerApi};
+use berth_wire::ssm::{GetParametersRequest, SsmApi};
 use berth_wire::RequestContext;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +27,70 @@ use std::sync::Arc;
 struct InProcess {
     ecs: Ecs,
     logs: Logs,
+    secrets: SecretsManager,
+    ssm: ParameterStore,
+}
+
+/// Secrets of a managed task: fetched in the task's account, in the region
+/// the reference names.
+struct TaskSecrets<'a> {
+    plane: &'a InProcess,
+    account: String,
+}
+
+impl TaskSecrets<'_> {
+    fn context(&self, region: &str) -> RequestContext {
+        RequestContext::for_account(&self.account, region)
+    }
+}
+
+#[async_trait]
+impl SecretStores for TaskSecrets<'_> {
+    async fn secret_string(&self, r: &SecretsManagerRef) -> Result<Option<String>, String> {
+        let req = GetSecretValueRequest {
+            secret_id: r.secret_id.clone(),
+            version_id: r.version_id.clone(),
+            version_stage: r.version_stage.clone(),
+        };
+        let out = self
+            .plane
+            .secrets
+            .get_secret_value(&self.context(&r.region), req)
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        Ok(out.secret_string)
+    }
+
+    async fn parameters(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<FetchedParameters, String> {
+        let req = GetParametersRequest {
+            names: names.to_vec(),
+            with_decryption: Some(true),
+        };
+        let out = self
+            .plane
+            .ssm
+            .get_parameters(&self.context(region), req)
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        Ok(FetchedParameters {
+            parameters: out
+                .parameters
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| FetchedParameter {
+                    name: p.name.unwrap_or_default(),
+                    arn: p.arn,
+                    selector: p.selector,
+                    value: p.value.unwrap_or_default(),
+                })
+                .collect(),
+            invalid: out.invalid_parameters.unwrap_or_default(),
+        })
+    }
 }
 
 /// The context of the account and region a task ARN names.
@@ -60,6 +129,15 @@ impl ControlPlane for InProcess {
     async fn submit_health(&self, req: SubmitHealthRequest) -> anyhow::Result<()> {
         let ctx = task_context(&req.task)?;
         self.ecs.submit_health(&ctx, req).await?;
+        Ok(())
+    }
+
+    async fn submit_task_network(
+        &self,
+        req: berth_wire::agent::SubmitTaskNetworkRequest,
+    ) -> anyhow::Result<()> {
+        let ctx = task_context(&req.task)?;
+        self.ecs.submit_task_network(&ctx, req).await?;
         Ok(())
     }
 
@@ -116,18 +194,38 @@ impl ControlPlane for InProcess {
         self.logs.put_log_events(&ctx, req).await?;
         Ok(())
     }
+
+    async fn resolve_secrets(
+        &self,
+        task_arn: &str,
+        secrets: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, String> {
+        let task = Arn::parse(task_arn).ok_or_else(|| format!("'{task_arn}' is not a task ARN"))?;
+        let stores = TaskSecrets {
+            plane: self,
+            account: task.account,
+        };
+        secret_ref::resolve(&stores, task_arn, secrets).await
+    }
 }
 
 /// Registers the managed capacity and runs its agent in the background.
 pub async fn start(
     ecs: Ecs,
     logs: Logs,
+    secrets: SecretsManager,
+    ssm: ParameterStore,
     runtime: Arc<dyn Runtime>,
     state_dir: PathBuf,
     cleanup_wait: std::time::Duration,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
-    let control = Arc::new(InProcess { ecs, logs });
+    let control = Arc::new(InProcess {
+        ecs,
+        logs,
+        secrets,
+        ssm,
+    });
     let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
     config.cleanup_wait = cleanup_wait;
     config

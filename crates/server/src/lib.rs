@@ -49,6 +49,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             embedded::start(
                 ecs.clone(),
                 logs.clone(),
+                secrets.clone(),
+                ssm.clone(),
                 a.runtime.clone(),
                 a.state_dir.clone(),
                 a.cleanup_wait,
