@@ -9,6 +9,7 @@
 
 mod client;
 mod cpu;
+mod docker;
 mod ecs;
 mod load;
 mod memory;
@@ -114,6 +115,8 @@ enum WorkloadArg {
     TaskLatency,
     TaskThroughput,
     TaskRetention,
+    /// RunTask -> RUNNING on the Docker runtime against `docker run`.
+    DockerLatency,
     All,
 }
 
@@ -128,14 +131,15 @@ impl WorkloadArg {
         }
     }
 
-    /// Which task workloads (berth only): latency, throughput, retention.
-    fn task_parts(self) -> (bool, bool, bool) {
+    /// Which task workloads (berth only): latency, throughput, retention, docker.
+    fn task_parts(self) -> (bool, bool, bool, bool) {
         use WorkloadArg::*;
         let any = matches!(self, Tasks | All);
         (
             any || self == TaskLatency,
             any || self == TaskThroughput,
             any || self == TaskRetention,
+            any || self == DockerLatency,
         )
     }
 }
@@ -226,11 +230,12 @@ fn command_prefix(a: &Args) -> String {
 }
 
 fn task_options(a: &Args) -> tasks::Options {
-    let (latency, throughput, retention) = a.workload.task_parts();
+    let (latency, throughput, retention, docker) = a.workload.task_parts();
     tasks::Options {
         latency,
         throughput,
         retention,
+        docker,
         count: a.task_count,
         warmup_tasks: a.task_warmup,
         poll: Duration::from_millis(a.task_poll_ms),
@@ -291,6 +296,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     if opts.latency || opts.throughput || opts.retention {
         tasks::run(&opts).await?;
     }
+    if opts.docker {
+        docker::run(&opts).await?;
+    }
     Ok(())
 }
 
@@ -309,7 +317,7 @@ async fn run_requests(args: &Args) -> anyhow::Result<()> {
         }
         None => {
             let bin = args.berth_bin.clone().unwrap_or_else(default_berth_bin);
-            let s = servers::spawn_berth(&bin, &[])
+            let s = servers::spawn_berth(&bin, &["--runtime", "process"])
                 .await
                 .with_context(|| format!("starting {}", bin.display()))?;
             eprintln!("berth {} ({})", s.endpoint, bin.display());

@@ -33,6 +33,8 @@ pub struct Options {
     pub latency: bool,
     pub throughput: bool,
     pub retention: bool,
+    /// RunTask -> RUNNING on the Docker runtime against Docker itself.
+    pub docker: bool,
     pub count: usize,
     pub warmup_tasks: usize,
     pub poll: Duration,
@@ -58,7 +60,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
                 None,
             ),
             None => {
-                let s = servers::spawn_berth(&opts.berth_bin, &[])
+                let s = servers::spawn_berth(&opts.berth_bin, &["--runtime", "process"])
                     .await
                     .with_context(|| format!("starting {}", opts.berth_bin.display()))?;
                 eprintln!(
