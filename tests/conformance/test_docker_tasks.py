@@ -247,3 +247,81 @@ def test_exit_code_and_logs_of_a_docker_container(ecs, logs, cluster, agent, nam
     events = logs.get_log_events(logGroupName=group, logStreamName=f"x/main/{task_id}",
                                  startFromHead=True)["events"]
     assert [e["message"] for e in events] == [f"line-{i}" for i in range(1, 201)]
+
+
+# -- FARGATE on the Docker runtime: awsvpc namespaces -------------------------
+
+@pytest.fixture(scope="module")
+def docker_server(tmp_path_factory):
+    srv = harness.BerthServer(tmp_path_factory.mktemp("docker-server") / "data",
+                              runtime="docker").start()
+    yield srv
+    srv.stop()
+    # The embedded agent's owner id names what it left on the Engine.
+    owner = srv.data_dir / "agent" / "owner-id"
+    if owner.exists():
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
+                              f"label=berth.owner={owner.read_text().strip()}"],
+                             capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+def pause_address(task_id: str) -> str:
+    out = subprocess.run(
+        ["docker", "inspect", "--format",
+         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", f"berth-pause-{task_id}"],
+        capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_fargate_tasks_get_their_own_namespace_and_address(docker_server, recorder, name):
+    ecs = docker_server.client(recorder=recorder)
+    cluster = name("fargate-docker")
+    ecs.create_cluster(clusterName=cluster)
+    family = name("pair")
+    # Two containers on localhost:8080 of their task's namespace; two such
+    # tasks side by side, as on Fargate (no host port is taken).
+    ecs.register_task_definition(
+        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512",
+        containerDefinitions=[
+            {"name": "server", "image": IMAGE, "essential": True,
+             "portMappings": [{"containerPort": 8080}],
+             "command": ["sh", "-c", "mkdir -p /www && echo ok > /www/x && "
+                         "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]},
+            {"name": "client", "image": IMAGE, "essential": False,
+             "command": ["sh", "-c", "for i in $(seq 1 100); do "
+                         "wget -q -O /dev/null http://127.0.0.1:8080/x && exit 0; sleep 0.1; done; exit 1"]},
+        ])
+    arns = []
+    for _ in range(2):
+        out = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
+        assert out["failures"] == [], out["failures"]
+        arns.append(out["tasks"][0]["taskArn"])
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=arns, WaiterConfig=FAST)
+    addresses = set()
+    for arn in arns:
+        until("the client reached the server over localhost", lambda: container(
+            describe(ecs, cluster, arn), "client").get("exitCode") == 0)
+        t = describe(ecs, cluster, arn)
+        [eni] = [a for a in t["attachments"] if a["type"] == "ElasticNetworkInterface"]
+        details = {d["name"]: d["value"] for d in eni["details"]}
+        assert eni["status"] == "ATTACHED"
+        ip = details["privateIPv4Address"]
+        assert ip == pause_address(arn.rsplit("/", 1)[1])
+        assert container(t, "server")["networkInterfaces"][0]["privateIpv4Address"] == ip
+        # Reachable from the host at the task's own address, as an ENI is.
+        assert urllib.request.urlopen(f"http://{ip}:8080/x", timeout=5).read() == b"ok\n"
+        addresses.add(ip)
+    assert len(addresses) == 2
+    for arn in arns:
+        ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=arns, WaiterConfig=FAST)
+    for arn in arns:
+        t = describe(ecs, cluster, arn)
+        assert [a["status"] for a in t["attachments"]] == ["DELETED"]
+        gone = subprocess.run(["docker", "inspect", f"berth-pause-{arn.rsplit('/', 1)[1]}"],
+                              capture_output=True)
+        assert gone.returncode != 0, "the namespace holder is removed with the task"

@@ -180,7 +180,9 @@ pub fn needs(
     let all_ports =
         mode == NetworkMode::Host || (mode == NetworkMode::Awsvpc && awsvpc_shares_host);
     let mut host_ports = Vec::new();
-    for c in &containers {
+    // In its own namespace an awsvpc task's ports are its ENI's, not the host's.
+    let isolated = mode == NetworkMode::Awsvpc && !awsvpc_shares_host;
+    for c in containers.iter().filter(|_| !isolated) {
         for pm in c.port_mappings.iter().flatten() {
             let port = match pm.host_port {
                 Some(h) if h > 0 => Some(h),
@@ -270,6 +272,16 @@ mod tests {
         };
         let n = needs(&sized, Some(&o), false);
         assert_eq!((n.cpu, n.memory), (1024, 4096));
+    }
+
+    #[test]
+    fn awsvpc_ports_are_host_ports_only_without_a_namespace() {
+        let awsvpc = td(NetworkMode::Awsvpc);
+        assert!(needs(&awsvpc, None, false).host_ports.is_empty());
+        assert_eq!(
+            needs(&awsvpc, None, true).host_ports,
+            [(TransportProtocol::Tcp, 8080), (TransportProtocol::Tcp, 81)]
+        );
     }
 
     #[test]

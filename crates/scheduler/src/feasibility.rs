@@ -65,7 +65,7 @@ pub fn check(inst: &Instance, d: &Demand) -> Option<Reason> {
     if d.memory > inst.memory {
         return Some(Reason::Memory);
     }
-    if d.host_ports.iter().any(|p| inst.ports.contains(p)) {
+    if d.ports_on(inst).any(|p| inst.ports.contains(&p)) {
         return Some(Reason::Ports);
     }
     None

@@ -26,6 +26,9 @@ pub struct Instance {
     pub attributes: BTreeMap<String, Option<String>>,
     /// Tasks on it that are not yet stopped (what spread balances).
     pub tasks: u32,
+    /// Whether an awsvpc task here uses the host's network (a runtime
+    /// without network namespaces), so its ports are host ports.
+    pub awsvpc_shares_host: bool,
 }
 
 impl Instance {
@@ -33,7 +36,7 @@ impl Instance {
     pub fn reserve(&mut self, d: &Demand) {
         self.cpu -= d.cpu;
         self.memory -= d.memory;
-        self.ports.extend(d.host_ports.iter().copied());
+        self.ports.extend(d.ports_on(self));
         self.tasks += 1;
     }
 }
@@ -45,7 +48,21 @@ pub struct Demand {
     pub memory: i64,
     /// Fixed host ports (dynamic ones, host port 0, are not listed).
     pub host_ports: Vec<(Protocol, u16)>,
+    /// An awsvpc task's ports, which are host ports only on instances
+    /// whose awsvpc tasks share the host's network.
+    pub awsvpc_ports: Vec<(Protocol, u16)>,
     /// Attributes the instance must have (`requiresAttributes`), with a
     /// required value or any value.
     pub attributes: Vec<(String, Option<String>)>,
+}
+
+impl Demand {
+    /// The host ports this task takes on `inst`.
+    pub fn ports_on<'a>(&'a self, inst: &Instance) -> impl Iterator<Item = (Protocol, u16)> + 'a {
+        let shared = inst.awsvpc_shares_host;
+        self.host_ports
+            .iter()
+            .chain(self.awsvpc_ports.iter().filter(move |_| shared))
+            .copied()
+    }
 }

@@ -16,6 +16,7 @@ fn inst(id: &str, cpu: i64, memory: i64) -> Instance {
         ports: BTreeSet::new(),
         attributes: BTreeMap::new(),
         tasks: 0,
+        awsvpc_shares_host: false,
     }
 }
 
@@ -84,6 +85,21 @@ fn fixed_host_ports_never_collide_within_a_plan() {
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
     assert!(matches!(out[2], Placement::Unplaced(_)));
+}
+
+#[test]
+fn awsvpc_ports_are_host_ports_only_where_awsvpc_shares_the_host_network() {
+    let mut process = inst("process", 8192, 8192);
+    process.awsvpc_shares_host = true;
+    let docker = inst("docker", 8192, 8192);
+    let mut req = request(10, 10, 3, vec![]);
+    req.demand.awsvpc_ports = vec![(Protocol::Tcp, 80)];
+    // Each docker task has a namespace of its own ...
+    assert_eq!(placed(&place(&[docker], &req)).len(), 3);
+    // ... while on the process runtime the port is the host's.
+    let out = place(&[process], &req);
+    assert_eq!(placed(&out).len(), 1);
+    assert!(matches!(&out[1], Placement::Unplaced(r) if r[0].1.as_str() == "RESOURCE:PORTS"));
 }
 
 #[test]
@@ -182,6 +198,7 @@ fn arb_instance() -> impl proptest::strategy::Strategy<Value = Instance> {
             ports: ports.into_iter().map(|p| (Protocol::Tcp, p)).collect(),
             attributes: BTreeMap::new(),
             tasks: 0,
+            awsvpc_shares_host: false,
         })
 }
 
@@ -203,7 +220,7 @@ proptest! {
             inst.id = format!("i{i}");
         }
         let strategies = if binpack { vec![Strategy::Binpack(BinpackField::Memory)] } else { vec![Strategy::Spread("instanceId".into())] };
-        let demand = Demand { cpu, memory, host_ports: port.map(|p| vec![(Protocol::Tcp, p)]).unwrap_or_default(), attributes: vec![] };
+        let demand = Demand { cpu, memory, host_ports: port.map(|p| vec![(Protocol::Tcp, p)]).unwrap_or_default(), awsvpc_ports: vec![], attributes: vec![] };
         let req = Request { demand: demand.clone(), count, strategies, distinct_instance: false, seed };
         let out = place(&pool, &req);
         prop_assert_eq!(out.len(), count);

@@ -11,6 +11,16 @@ fn protocol(p: &str) -> Protocol {
     }
 }
 
+/// Whether awsvpc tasks on this instance use the host's network: on the
+/// process runtime they do (no namespaces); Docker gives each its own.
+fn awsvpc_shares_host(d: &InstanceDoc) -> bool {
+    !d.instance
+        .attributes
+        .iter()
+        .flatten()
+        .any(|a| a.name == "berth.runtime" && a.value.as_deref() == Some("docker"))
+}
+
 /// The instances tasks can be placed on, as the scheduler sees them.
 fn snapshot(
     ecs: &Ecs,
@@ -37,6 +47,7 @@ fn snapshot(
                     .map(|a| (a.name.clone(), a.value.clone()))
                     .collect(),
                 tasks: 0,
+                awsvpc_shares_host: awsvpc_shares_host(d),
             };
             for (_, n) in reservations.iter().filter(|(i, _)| *i == d.id) {
                 inst.cpu -= n.cpu;
@@ -105,7 +116,11 @@ struct Launch {
     group: String,
     tags: Vec<Tag>,
     enable_execute_command: bool,
+    /// What the task takes on an instance whose awsvpc tasks share the
+    /// host's network (the process runtime) ...
     needs: rules::Needs,
+    /// ... and on one that gives each its own namespace (Docker).
+    needs_isolated: rules::Needs,
     /// For awsvpc: the subnet its network interface goes in (the first of
     /// the request's, as ECS takes it).
     subnet: Option<String>,
@@ -202,9 +217,8 @@ async fn prepare(
         _ => Vec::new(),
     };
     tags::merge(&mut tags, input_tags.map(Vec::as_slice).unwrap_or_default())?;
-    // The process runtime gives awsvpc tasks no network namespace of their
-    // own, so their ports are host ports and must not collide.
     let needs = rules::needs(&td, overrides.as_ref(), true);
+    let needs_isolated = rules::needs(&td, overrides.as_ref(), false);
     let group =
         group.unwrap_or_else(|| format!("family:{}", td.family.as_deref().unwrap_or_default()));
     Ok(Launch {
@@ -217,6 +231,7 @@ async fn prepare(
         tags,
         enable_execute_command,
         needs,
+        needs_isolated,
         subnet,
     })
 }
@@ -311,7 +326,10 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
         task_definition: l.td.clone(),
         instance_id: instance.map(|i| i.id.clone()),
         instance_scope: None,
-        needs: StoredNeeds::from(&l.needs),
+        needs: StoredNeeds::from(match instance {
+            Some(i) if !awsvpc_shares_host(i) => &l.needs_isolated,
+            _ => &l.needs,
+        }),
         tags: l.tags.clone(),
     }
 }
@@ -402,9 +420,16 @@ async fn launch(
             cpu: l.needs.cpu,
             memory: l.needs.memory,
             host_ports: l
+                .needs_isolated
+                .host_ports
+                .iter()
+                .map(|(p, n)| (protocol(p.as_str()), *n))
+                .collect(),
+            awsvpc_ports: l
                 .needs
                 .host_ports
                 .iter()
+                .filter(|p| !l.needs_isolated.host_ports.contains(p))
                 .map(|(p, n)| (protocol(p.as_str()), *n))
                 .collect(),
             attributes: l
