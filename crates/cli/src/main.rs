@@ -121,11 +121,13 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // bollard logs the Engine's answers at debug level, and a container's
+    // inspect holds its environment (secret values): never below warn.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| "info".into())
+        .add_directive("bollard=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
