@@ -10,6 +10,7 @@ BERTH_SKIP_DOCKER_TESTS=1 says the machine has none on purpose.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -325,3 +326,181 @@ def test_fargate_tasks_get_their_own_namespace_and_address(docker_server, record
         gone = subprocess.run(["docker", "inspect", f"berth-pause-{arn.rsplit('/', 1)[1]}"],
                               capture_output=True)
         assert gone.returncode != 0, "the namespace holder is removed with the task"
+
+
+# -- the container definition as Docker sees it --------------------------------
+
+def docker_inspect(ref: str) -> dict:
+    out = subprocess.run(["docker", "inspect", ref], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)[0]
+
+
+def test_container_definition_fields_reach_docker(ecs, cluster, agent, name, tmp_path):
+    host_dir = tmp_path / "host-data"
+    host_dir.mkdir()
+    (host_dir / "greeting").write_text("from-the-host\n")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# comment\nFROM_FILE=1\nBOTH=file\n")
+    family = name("fields")
+    ecs.register_task_definition(
+        family=family, networkMode="bridge",
+        volumes=[
+            {"name": "hostdata", "host": {"sourcePath": str(host_dir)}},
+            {"name": "shared", "dockerVolumeConfiguration": {
+                "scope": "shared", "autoprovision": True, "driver": "local",
+                "labels": {"purpose": "test"}}},
+            {"name": "scratch", "dockerVolumeConfiguration": {"scope": "task", "driver": "local"}},
+        ],
+        containerDefinitions=[{
+            "name": "main", "image": IMAGE, "essential": True,
+            "cpu": 128, "memory": 96, "memoryReservation": 48,
+            "entryPoint": ["sh", "-c"],
+            "command": ["cat /hostdata/greeting; echo $FROM_FILE $BOTH; id -u; pwd; "
+                        "ulimit -n; cat /etc/hosts | grep berth-extra; hostname; "
+                        "touch /root-is-ro 2>/dev/null && echo rw || echo ro; "
+                        "echo done > /scratch/f; sleep 600"],
+            "environment": [{"name": "BOTH", "value": "definition"}],
+            "environmentFiles": [{"value": str(env_file), "type": "s3"}],
+            "workingDirectory": "/tmp",
+            "user": "65534",
+            "ulimits": [{"name": "nofile", "softLimit": 1000, "hardLimit": 2000}],
+            "linuxParameters": {
+                "capabilities": {"add": ["NET_ADMIN"], "drop": ["MKNOD"]},
+                "initProcessEnabled": True,
+                "sharedMemorySize": 32,
+                "tmpfs": [{"containerPath": "/tmpfs", "size": 16, "mountOptions": ["noexec"]}],
+                "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/berth-null",
+                             "permissions": ["read", "write"]}],
+            },
+            "readonlyRootFilesystem": True,
+            "dockerLabels": {"team": "berth"},
+            "extraHosts": [{"hostname": "berth-extra", "ipAddress": "10.1.2.3"}],
+            "dnsServers": ["10.0.0.2"],
+            "dnsSearchDomains": ["berth.internal"],
+            "hostname": "berth-host",
+            "stopTimeout": 3,
+            "mountPoints": [
+                {"sourceVolume": "hostdata", "containerPath": "/hostdata", "readOnly": True},
+                {"sourceVolume": "shared", "containerPath": "/shared"},
+                {"sourceVolume": "scratch", "containerPath": "/scratch"},
+            ],
+            "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m"}},
+        }])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="EC2")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    main = container(describe(ecs, cluster, arn), "main")
+    c = docker_inspect(main["runtimeId"])
+    cfg, hc = c["Config"], c["HostConfig"]
+    task_id = arn.rsplit("/", 1)[1]
+    assert c["Name"] == f"/berth-{task_id}-main"
+    assert cfg["Labels"]["team"] == "berth"
+    assert cfg["Labels"]["berth.task-arn"] == arn
+    assert cfg["Labels"]["berth.container"] == "main"
+    assert cfg["Labels"]["berth.owner"] == agent.owner()
+    assert cfg["User"] == "65534" and cfg["WorkingDir"] == "/tmp"
+    assert cfg["Hostname"] == "berth-host"
+    assert "FROM_FILE=1" in cfg["Env"] and "BOTH=definition" in cfg["Env"]
+    assert cfg["StopTimeout"] == 3
+    assert hc["CpuShares"] == 128
+    assert hc["Memory"] == 96 * 1024 * 1024 and hc["MemoryReservation"] == 48 * 1024 * 1024
+    assert hc["Ulimits"] == [{"Name": "nofile", "Soft": 1000, "Hard": 2000}]
+    assert hc["CapAdd"] == ["NET_ADMIN"] and hc["CapDrop"] == ["MKNOD"]
+    assert hc["Init"] is True
+    assert hc["ShmSize"] == 32 * 1024 * 1024
+    assert hc["Tmpfs"] == {"/tmpfs": "size=16m,noexec"}
+    assert hc["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/berth-null",
+                              "CgroupPermissions": "rw"}]
+    assert hc["ReadonlyRootfs"] is True
+    assert hc["ExtraHosts"] == ["berth-extra:10.1.2.3"]
+    assert hc["Dns"] == ["10.0.0.2"] and hc["DnsSearch"] == ["berth.internal"]
+    # (the daemon may add its own default options)
+    assert hc["LogConfig"]["Type"] == "json-file"
+    assert hc["LogConfig"]["Config"]["max-size"] == "1m"
+    assert hc["NetworkMode"] == "bridge"
+    binds = set(hc["Binds"])
+    assert binds == {f"{host_dir}:/hostdata:ro", "shared:/shared",
+                     f"berth-{task_id}-scratch:/scratch"}, binds
+    vol = json.loads(subprocess.run(["docker", "volume", "inspect", "shared"],
+                                    capture_output=True, text=True, check=True).stdout)[0]
+    assert vol["Labels"]["purpose"] == "test"
+    # What the process inside saw.
+    out = until("the container's report", lambda: (lambda s: s if "ro" in s.split() else None)(
+        subprocess.run(["docker", "logs", main["runtimeId"]], capture_output=True,
+                       text=True).stdout))
+    lines = out.split("\n")
+    assert lines[0] == "from-the-host"
+    assert lines[1] == "1 definition"
+    assert lines[2] == "65534" and lines[3] == "/tmp" and lines[4] == "1000"
+    assert "10.1.2.3" in lines[5] and lines[6] == "berth-host" and lines[7] == "ro"
+    ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    # The task-scoped volume goes with the task (cleanup wait 0); the shared one stays.
+    until("the task volume is removed", lambda: subprocess.run(
+        ["docker", "volume", "inspect", f"berth-{task_id}-scratch"],
+        capture_output=True).returncode != 0)
+    subprocess.run(["docker", "volume", "rm", "-f", "shared"], capture_output=True)
+
+
+def test_host_and_none_network_modes(ecs, cluster, agent, name):
+    port = 20000 + int(time.time() * 1000) % 20000
+    host_family, none_family = name("host"), name("none")
+    ecs.register_task_definition(family=host_family, networkMode="host", containerDefinitions=[
+        {"name": "main", "image": IMAGE, "memory": 32,
+         "portMappings": [{"containerPort": port}],
+         "command": ["sh", "-c", f"mkdir -p /w && echo host-mode > /w/i && trap 'exit 0' TERM; "
+                     f"httpd -f -p {port} -h /w & wait"]}])
+    ecs.register_task_definition(family=none_family, networkMode="none", containerDefinitions=[
+        {"name": "main", "image": IMAGE, "memory": 32,
+         "command": ["sh", "-c", "ip -o link | grep -v ' lo' | wc -l; sleep 600"]}])
+    h = ecs.run_task(cluster=cluster, taskDefinition=host_family, launchType="EC2")["tasks"][0]["taskArn"]
+    n = ecs.run_task(cluster=cluster, taskDefinition=none_family, launchType="EC2")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[h, n], WaiterConfig=FAST)
+    hc = container(describe(ecs, cluster, h), "main")
+    assert hc["networkBindings"] == [{"bindIP": "0.0.0.0", "containerPort": port,
+                                      "hostPort": port, "protocol": "tcp"}]
+    assert until("host mode serves on the host's port",
+                 lambda: _try(lambda: http_get(port, "/i"))).strip() == "host-mode"
+    # A second host-mode task on the same port is refused at placement.
+    out = ecs.run_task(cluster=cluster, taskDefinition=host_family, launchType="EC2")
+    assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:PORTS"
+    nc = container(describe(ecs, cluster, n), "main")
+    assert "networkBindings" not in nc or nc["networkBindings"] == []
+    assert docker_inspect(nc["runtimeId"])["HostConfig"]["NetworkMode"] == "none"
+    assert until("none mode has only loopback", lambda: subprocess.run(
+        ["docker", "logs", nc["runtimeId"]], capture_output=True, text=True).stdout.strip()) == "0"
+    for arn in (h, n):
+        ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[h, n], WaiterConfig=FAST)
+
+
+def test_a_restarted_agent_adopts_its_containers_and_cleans_up_orphans(
+        ecs, cluster, agent, name, server, tmp_path):
+    family = name("adopt")
+    ecs.register_task_definition(family=family, containerDefinitions=[
+        {"name": "main", "image": IMAGE, "memory": 32,
+         "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="EC2")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    runtime_id = container(describe(ecs, cluster, arn), "main")["runtimeId"]
+    # An orphan: labelled as this agent's, but of a task the cluster never had.
+    owner = agent.owner()
+    orphan_arn = arn.rsplit("/", 1)[0] + "/" + "0" * 32
+    subprocess.run(["docker", "run", "-d", "--name", f"berth-{'0' * 32}-ghost",
+                    "--label", f"berth.owner={owner}", "--label", f"berth.task-arn={orphan_arn}",
+                    "--label", "berth.container=ghost", IMAGE, "sleep", "600"],
+                   check=True, capture_output=True)
+    agent.proc.kill()  # kill -9: no chance to tidy up
+    agent.proc.wait(timeout=10)
+    agent.start()
+    # The task keeps its one container; the orphan is stopped and removed.
+    until("the orphan is removed", lambda: subprocess.run(
+        ["docker", "inspect", f"berth-{'0' * 32}-ghost"], capture_output=True).returncode != 0)
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                          f"label=berth.task-arn={arn}"], capture_output=True, text=True).stdout.split()
+    assert ids == [runtime_id]
+    t = describe(ecs, cluster, arn)
+    assert t["lastStatus"] == "RUNNING"
+    # The adopted task still obeys the control plane.
+    ecs.stop_task(cluster=cluster, task=arn)
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    assert container(describe(ecs, cluster, arn), "main")["exitCode"] == 0

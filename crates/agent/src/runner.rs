@@ -726,7 +726,7 @@ impl Run {
             tracing::warn!(task = %self.task_arn, error = %e, "releasing the task's resources failed");
         }
         if !self.cleanup_wait.is_zero() {
-            return; // the agent's cleanup removes them later
+            return; // the agent's cleanup removes them (and the task's volumes) later
         }
         for s in &self.slots {
             if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
@@ -734,6 +734,10 @@ impl Run {
                     tracing::debug!(container = %s.spec.key, error = %e, "removing a container failed");
                 }
             }
+        }
+        // Task volumes could not go while containers used them.
+        if let Err(e) = self.runtime.release_task(&self.task_spec).await {
+            tracing::debug!(task = %self.task_arn, error = %e, "releasing the task's volumes failed");
         }
     }
 

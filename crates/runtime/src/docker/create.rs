@@ -191,7 +191,9 @@ pub fn create_body(
             .clone()
             .filter(|_| spec.network == NetworkMode::Bridge || spec.network == NetworkMode::None),
         labels: Some(labels),
-        exposed_ports: publish
+        // In host mode they are not published, but recorded: the status
+        // reads them back as the host ports they are.
+        exposed_ports: (publish || spec.network == NetworkMode::Host)
             .then(|| spec.ports.iter().map(port_key).collect::<Vec<_>>())
             .filter(|p| !p.is_empty()),
         tty: spec.pseudo_terminal.then_some(true),

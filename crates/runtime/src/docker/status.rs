@@ -61,6 +61,30 @@ pub fn port_bindings(ports: Option<&PortMap>) -> Vec<PortBinding> {
     out
 }
 
+/// A host-mode container's ports (its exposed ones) are host ports.
+fn host_ports(exposed: Option<&Vec<String>>) -> Vec<PortBinding> {
+    let mut out: Vec<PortBinding> = exposed
+        .into_iter()
+        .flatten()
+        .filter_map(|key| {
+            let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let port = port.parse::<u16>().ok()?;
+            Some(PortBinding {
+                bind_ip: "0.0.0.0".into(),
+                container_port: port,
+                host_port: port,
+                protocol: if proto == "udp" {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+            })
+        })
+        .collect();
+    out.sort_by_key(|b| b.container_port);
+    out
+}
+
 /// `None` when the container is not one of berth's (no container label).
 pub fn from_inspect(c: &ContainerInspectResponse) -> Option<ContainerStatus> {
     let labels: BTreeMap<String, String> = c
@@ -115,10 +139,19 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<ContainerStatus> {
         Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
         _ => Health::Unknown,
     };
-    let ports = if matches!(state, ContainerState::Running { .. }) {
-        port_bindings(c.network_settings.as_ref().and_then(|n| n.ports.as_ref()))
-    } else {
-        Vec::new()
+    let host_mode = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        == Some("host");
+    let ports = match state {
+        ContainerState::Running { .. } if host_mode => {
+            host_ports(c.config.as_ref().and_then(|cfg| cfg.exposed_ports.as_ref()))
+        }
+        ContainerState::Running { .. } => {
+            port_bindings(c.network_settings.as_ref().and_then(|n| n.ports.as_ref()))
+        }
+        _ => Vec::new(),
     };
     Some(ContainerStatus {
         key: ContainerKey::new(task_id, container),
