@@ -337,3 +337,38 @@ def test_a_host_cut_off_within_the_grace_loses_nothing(dc, ecs, placed):
         tasks = describe_tasks(ecs, dc.cluster_name, [t for t in live if t != stop])
         assert all(t["lastStatus"] == "RUNNING" for t in tasks), tasks
         assert runtime_ids(tasks) == {k: v for k, v in before.items() if k[0] != stop}
+
+
+def test_a_host_that_comes_back_renumbered_loses_nothing(dc, ecs, placed):
+    """The cut host returns with another address (its old TCP connections
+    now lead nowhere): the agent must notice, reconnect and carry on, with
+    its tasks neither stopped nor started twice."""
+    with dc.explain():
+        target = dc.agents[2]
+        assert target.running()
+        mine = placed[target.instance_arn]
+        before = runtime_ids(describe_tasks(ecs, dc.cluster_name, mine))
+        target.disconnect()
+        time.sleep(CUT)
+        target.reconnect(same_address=False)
+        assert target.ip() != target.ips[-1], "Docker gave the host its old address back"
+        # It is heard from again (over a new connection) ...
+        deadline = time.monotonic() + GRACE + LOST
+        marker = time.monotonic()
+        while True:
+            ci = describe_instance(ecs, dc.cluster_name, target.instance_arn)
+            if ci["agentConnected"] and time.monotonic() - marker > 2:
+                break
+            assert time.monotonic() < deadline, f"the renumbered agent never came back: {ci}"
+            time.sleep(0.5)
+        # ... and its tasks ran on untouched.
+        tasks = describe_tasks(ecs, dc.cluster_name, mine)
+        assert all(t["lastStatus"] == "RUNNING" for t in tasks), tasks
+        assert runtime_ids(tasks) == before
+        assert_host_runs_exactly(dc, target, tasks)
+        stop = mine[0]
+        ecs.stop_task(cluster=dc.cluster_name, task=stop, reason="after renumbering")
+        [t] = wait_tasks(ecs, dc.cluster_name, [stop], lambda t: t["lastStatus"] == "STOPPED",
+                         STOP_WITHIN, "STOPPED after StopTask")
+        assert t["stopCode"] == "UserInitiated"
+        assert t["containers"][0].get("exitCode") is not None, t

@@ -28,7 +28,19 @@ pub struct HttpControlPlane {
     access_key_id: String,
     secret_access_key: String,
     region: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// Replaced after a timeout or a transport error: pooled connections
+    /// may lead nowhere once the network changed (a host renumbered, a NAT
+    /// forgot the flow), and hyper would keep trying them.
+    client: parking_lot::Mutex<Client<HttpConnector, Full<Bytes>>>,
+}
+
+fn new_client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // Notice a peer that vanished without closing the connection.
+    connector.set_keepalive(Some(Duration::from_secs(15)));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 impl HttpControlPlane {
@@ -55,7 +67,7 @@ impl HttpControlPlane {
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             region: region.into(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: parking_lot::Mutex::new(new_client()),
         })
     }
 
@@ -118,9 +130,18 @@ impl HttpControlPlane {
             req = req.header(k, v);
         }
         let req = req.body(Full::new(Bytes::from(body)))?;
-        let resp = tokio::time::timeout(timeout, self.client.request(req))
-            .await
-            .map_err(|_| anyhow!("{target}: no answer within {timeout:?}"))??;
+        let client = self.client.lock().clone();
+        let resp = match tokio::time::timeout(timeout, client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                *self.client.lock() = new_client();
+                return Err(anyhow!("{target}: {e}"));
+            }
+            Err(_) => {
+                *self.client.lock() = new_client();
+                return Err(anyhow!("{target}: no answer within {timeout:?}"));
+            }
+        };
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
         if !status.is_success() {
@@ -174,7 +195,9 @@ impl ControlPlane for HttpControlPlane {
     }
 
     async fn poll(&self, req: PollWorkRequest) -> anyhow::Result<PollWorkResponse> {
-        let timeout = Duration::from_secs(u64::from(req.wait_seconds) + 15);
+        // Soon after the server should have answered: a poll lost on a dead
+        // connection must not keep the agent silent past its grace.
+        let timeout = Duration::from_secs(u64::from(req.wait_seconds) + 5);
         self.call(
             &format!("{}.PollWork", berth_wire::agent::TARGET_PREFIX),
             &req,

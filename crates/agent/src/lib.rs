@@ -70,7 +70,7 @@ impl AgentConfig {
             memory_mib: host_memory_mib(),
             reserved_ports: vec![22, 2375, 2376, 51678, 51679],
             attributes: BTreeMap::new(),
-            poll_wait: Duration::from_secs(20),
+            poll_wait: Duration::from_secs(10),
             cleanup_wait: DEFAULT_CLEANUP_WAIT,
         }
     }

@@ -44,7 +44,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         &args.secret_access_key,
         &args.region,
     )?;
-    control.ensure_cluster(&args.cluster).await?;
+    let control = Arc::new(control);
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
     config.cleanup_wait = std::time::Duration::from_secs(args.task_cleanup_wait);
     let zone = args
@@ -53,7 +53,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     config
         .attributes
         .insert("ecs.availability-zone".into(), Some(zone));
-    let agent = Arc::new(Agent::register(Arc::new(control), runtime.clone(), config).await?);
+    // The control plane may not be up yet, or the cluster not created yet:
+    // keep trying, as ECS's agent does, and say why.
+    let mut backoff = std::time::Duration::from_millis(500);
+    let agent = loop {
+        let attempt = async {
+            control.ensure_cluster(&args.cluster).await?;
+            Agent::register(control.clone(), runtime.clone(), config.clone()).await
+        };
+        match attempt.await {
+            Ok(a) => break Arc::new(a),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "registering with the control plane failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(15));
+            }
+        }
+    };
     println!(
         "berth agent: container instance {} in cluster {} ({} runtime)",
         agent.instance_arn(),

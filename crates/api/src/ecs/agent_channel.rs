@@ -95,7 +95,11 @@ async fn poll(
         ));
     }
     ecs.liveness.seen(doc.value.arn());
-    let wait = Duration::from_secs(u64::from(req.wait_seconds)).min(ecs.timings.max_poll_wait);
+    // A held poll must end well within the grace: an agent counts as
+    // heard from when its polls come and go.
+    let wait = Duration::from_secs(u64::from(req.wait_seconds))
+        .min(ecs.timings.max_poll_wait)
+        .min(ecs.timings.agent_disconnect_grace / 3);
     ecs.work.wait_change(&id, req.known_version, wait).await;
     ecs.liveness.seen(doc.value.arn());
     // Read the version before the list: a change in between makes the next
