@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: generated code is current, formatting and lints are
 # clean, unit tests pass, and the conformance suite drives a real
-# `berth server` with the real aws-cli and boto3.
+# `berth server` with the real aws-cli and boto3, tasks run as Docker
+# containers (single host and a three-agent cluster of containers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,15 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
+
+step "static busybox (test images are built from it, nothing can be pulled)"
+if ! command -v busybox >/dev/null 2>&1 || ldd "$(command -v busybox)" >/dev/null 2>&1; then
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+echo "static busybox: $(command -v busybox)"
 
 step "generated wire code matches model/ (cargo run -p berth-codegen -- check)"
 cargo run --quiet -p berth-codegen -- check
