@@ -13,6 +13,10 @@ use std::time::Duration;
 
 /// PutLogEvents limits: 10,000 events and 1 MiB (26 bytes overhead each).
 const MAX_EVENTS: usize = 10_000;
+/// How long a shipper waits when a read found nothing: doubling from the
+/// first to the second while the container stays quiet.
+const IDLE_MIN: Duration = Duration::from_millis(100);
+const IDLE_MAX: Duration = Duration::from_secs(1);
 const MAX_BYTES: usize = 1_048_576;
 
 /// Where a container's awslogs output goes.
@@ -48,6 +52,8 @@ pub fn destination(c: &ContainerDefinition, task_id: &str) -> Option<Destination
 
 pub struct Shipper {
     finishing: Arc<AtomicBool>,
+    /// Cuts an idle wait short when the shipper is to finish.
+    wake: Arc<tokio::sync::Notify>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -62,11 +68,17 @@ impl Shipper {
     ) -> Shipper {
         let finishing = Arc::new(AtomicBool::new(false));
         let f = finishing.clone();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
         let handle = tokio::spawn(async move {
+            let wake = woken;
             let mut offset: u64 = std::fs::read_to_string(&offset_file)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);
+            // A quiet container is read less and less often (up to once a
+            // second); output brings the pace back.
+            let mut idle = IDLE_MIN;
             loop {
                 let done = f.load(Ordering::SeqCst);
                 let chunk = match runtime.logs(&key, offset, MAX_EVENTS).await {
@@ -84,9 +96,14 @@ impl Shipper {
                     if done {
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = wake.notified() => {}
+                    }
+                    idle = (idle * 2).min(IDLE_MAX);
                     continue;
                 }
+                idle = IDLE_MIN;
                 let mut events: Vec<(i64, String)> = chunk
                     .lines
                     .into_iter()
@@ -112,12 +129,17 @@ impl Shipper {
                 }
             }
         });
-        Shipper { finishing, handle }
+        Shipper {
+            finishing,
+            wake,
+            handle,
+        }
     }
 
     /// Ships what is left and waits for it (at most `limit`).
     pub async fn finish(self, limit: Duration) {
         self.finishing.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
         let _ = tokio::time::timeout(limit, self.handle).await;
     }
 }

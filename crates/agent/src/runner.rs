@@ -23,8 +23,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// How often container states are looked at while the task runs.
-const TICK: Duration = Duration::from_millis(25);
+/// How often container states (health above all) are read while the task
+/// runs. Exits need no polling: each running container has a waiter
+/// ([`Runtime::wait`]) that wakes the runner.
+const REFRESH: Duration = Duration::from_secs(1);
 
 /// What every runner of an agent shares.
 #[derive(Clone)]
@@ -179,6 +181,10 @@ struct Run {
     pull_stopped_at: Option<Timestamp>,
     state_dir: PathBuf,
     shippers: Vec<Shipper>,
+    /// Woken when a watched container exits.
+    exits: Arc<Notify>,
+    /// Waiters on running containers, by container name.
+    waiters: Vec<(String, JoinHandle<()>)>,
 }
 
 impl Run {
@@ -273,6 +279,8 @@ impl Run {
             pull_stopped_at: task.pull_stopped_at,
             state_dir,
             shippers: Vec::new(),
+            exits: Arc::new(Notify::new()),
+            waiters: Vec::new(),
         }
     }
 
@@ -353,9 +361,13 @@ impl Run {
             }
             self.refresh().await;
             self.report_health().await;
+            let waiting = self.waiting();
             if let Some(reason) = self.start_ready().await {
                 return Some(reason);
             }
+            self.watch_exits();
+            // A start or skip may unblock others (dependsOn START): no wait.
+            let progressed = self.waiting() != waiting;
             if self.slots.iter().any(|s| {
                 s.essential
                     && matches!(
@@ -383,10 +395,41 @@ impl Run {
             {
                 return None;
             }
+            if progressed {
+                continue;
+            }
             tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tokio::time::sleep(REFRESH) => {}
+                _ = self.exits.notified() => {}
                 _ = self.stop.1.notified() => {}
             }
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == SlotState::Waiting)
+            .count()
+    }
+
+    /// Starts a waiter for each running container that has none.
+    fn watch_exits(&mut self) {
+        for s in &self.slots {
+            if !matches!(s.state, SlotState::Running { .. })
+                || self.waiters.iter().any(|(n, _)| *n == s.name)
+            {
+                continue;
+            }
+            let (runtime, key, exits) =
+                (self.runtime.clone(), s.spec.key.clone(), self.exits.clone());
+            let handle = tokio::spawn(async move {
+                if let Err(e) = runtime.wait(&key).await {
+                    tracing::debug!(container = %key, error = %e, "waiting for an exit failed");
+                }
+                exits.notify_one();
+            });
+            self.waiters.push((s.name.clone(), handle));
         }
     }
 
@@ -686,6 +729,9 @@ impl Run {
     /// Stops what still runs (each container with its own stop timeout),
     /// reports STOPPED with every container's outcome, and cleans up.
     async fn finish(mut self, reason: Option<String>) {
+        for (_, w) in std::mem::take(&mut self.waiters) {
+            w.abort();
+        }
         if self
             .slots
             .iter()

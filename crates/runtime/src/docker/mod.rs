@@ -503,14 +503,21 @@ impl Runtime for DockerRuntime {
         let opts = WaitContainerOptions {
             condition: "not-running".into(),
         };
-        let mut stream = self.docker.wait_container(&name, Some(opts));
-        // A non-zero exit comes back as an error item; either way it exited.
-        if let Some(Err(e)) = stream.next().await {
-            if is_not_found(&e) {
-                return Err(RuntimeError::NotFound);
+        loop {
+            let mut stream = self.docker.wait_container(&name, Some(opts.clone()));
+            // A non-zero exit comes back as an error item; a long wait may
+            // end in the client's timeout instead. The status says which.
+            if let Some(Err(e)) = stream.next().await {
+                if is_not_found(&e) {
+                    return Err(RuntimeError::NotFound);
+                }
             }
+            let status = self.status(key).await?.ok_or(RuntimeError::NotFound)?;
+            if status.is_exited() {
+                return Ok(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.status(key).await?.ok_or(RuntimeError::NotFound)
     }
 
     async fn stop(&self, key: &ContainerKey, timeout: Duration) -> Result<(), RuntimeError> {
