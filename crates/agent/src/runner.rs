@@ -352,7 +352,7 @@ impl Run {
             self.skip_waiting(&reason);
             return Some(reason);
         }
-        if self.awsvpc {
+        if self.awsvpc && self.last_status != "ACTIVATING" {
             self.report("ACTIVATING", None, false).await;
         }
         loop {
@@ -435,29 +435,37 @@ impl Run {
 
     /// Sets up what the containers share (idempotent, so an adopted task
     /// does it again) and, for awsvpc, tells the control plane the address
-    /// the task got.
+    /// the task got, together with its move to ACTIVATING (one write).
     async fn prepare_task(&mut self) -> Result<(), String> {
         let net = self
             .runtime
             .prepare_task(&self.task_spec)
             .await
             .map_err(|e| format!("ResourceInitializationError: {e}"))?;
-        if self.awsvpc && net.private_ipv4.is_some() {
-            let req = berth_wire::agent::SubmitTaskNetworkRequest {
-                cluster: self.cluster_arn.clone(),
-                task: self.task_arn.clone(),
-                private_ipv4_address: net.private_ipv4,
-                mac_address: net.mac_address,
-            };
-            let mut backoff = Duration::from_millis(100);
-            for _ in 0..8 {
-                match self.control.submit_task_network(req.clone()).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(task = %self.task_arn, error = %e, "reporting the task's network failed");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+        if !self.awsvpc || net.private_ipv4.is_none() {
+            return Ok(());
+        }
+        let activating = matches!(self.last_status.as_str(), "PROVISIONING" | "PENDING" | "");
+        let req = berth_wire::agent::SubmitTaskNetworkRequest {
+            cluster: self.cluster_arn.clone(),
+            task: self.task_arn.clone(),
+            private_ipv4_address: net.private_ipv4,
+            mac_address: net.mac_address,
+            task_state: activating.then(|| self.state_request("ACTIVATING", None, false)),
+        };
+        let mut backoff = Duration::from_millis(100);
+        for _ in 0..8 {
+            match self.control.submit_task_network(req.clone()).await {
+                Ok(()) => {
+                    if activating {
+                        self.mark_reported("ACTIVATING");
                     }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(task = %self.task_arn, error = %e, "reporting the task's network failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
@@ -805,17 +813,7 @@ impl Run {
     /// Sends a SubmitTaskStateChange, retrying until the control plane
     /// acknowledges it: reports are idempotent (statuses only go forward).
     async fn report(&mut self, status: &str, reason: Option<String>, stopped: bool) {
-        let req = SubmitTaskStateChangeRequest {
-            cluster: Some(self.cluster_arn.clone()),
-            task: Some(self.task_arn.clone()),
-            status: Some(status.into()),
-            reason,
-            containers: Some(self.slots.iter().map(Slot::change).collect()),
-            pull_started_at: self.pull_started_at,
-            pull_stopped_at: self.pull_stopped_at,
-            execution_stopped_at: stopped.then(Timestamp::now),
-            ..Default::default()
-        };
+        let req = self.state_request(status, reason, stopped);
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.control.submit_task_state(req.clone()).await {
@@ -827,6 +825,29 @@ impl Run {
                 }
             }
         }
+        self.mark_reported(status);
+    }
+
+    fn state_request(
+        &self,
+        status: &str,
+        reason: Option<String>,
+        stopped: bool,
+    ) -> SubmitTaskStateChangeRequest {
+        SubmitTaskStateChangeRequest {
+            cluster: Some(self.cluster_arn.clone()),
+            task: Some(self.task_arn.clone()),
+            status: Some(status.into()),
+            reason,
+            containers: Some(self.slots.iter().map(Slot::change).collect()),
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            execution_stopped_at: stopped.then(Timestamp::now),
+            ..Default::default()
+        }
+    }
+
+    fn mark_reported(&mut self, status: &str) {
         self.last_status = status.to_string();
         for s in self.slots.iter_mut() {
             s.reported = s.wire_status();

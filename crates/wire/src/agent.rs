@@ -97,6 +97,10 @@ pub struct SubmitTaskNetworkRequest {
     pub private_ipv4_address: Option<String>,
     #[serde(rename = "macAddress", skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// A task state change to apply in the same write (the agent reports
+    /// ACTIVATING with the namespace it just made: one durable write, not two).
+    #[serde(rename = "taskState", default, skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<crate::ecs::SubmitTaskStateChangeRequest>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

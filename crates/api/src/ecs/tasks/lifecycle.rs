@@ -124,52 +124,9 @@ pub async fn submit_task_state_change(
         .task
         .clone()
         .ok_or_else(|| EcsError::invalid("task is required."))?;
-    let status = match &input.status {
-        Some(s) => Some(
-            TaskStatus::parse(s)
-                .ok_or_else(|| EcsError::invalid(format!("Invalid task status '{s}'.")))?,
-        ),
-        None => None,
-    };
+    let status = parse_status(&input)?;
     let doc = modify(ecs, ctx, &cluster, &task_ref, |t| {
-        for change in input.containers.iter().flatten() {
-            apply_container_change(t, change)?;
-        }
-        if input.pull_started_at.is_some() {
-            t.task.pull_started_at = input.pull_started_at;
-        }
-        if input.pull_stopped_at.is_some() {
-            t.task.pull_stopped_at = input.pull_stopped_at;
-        }
-        let Some(next) = status else { return Ok(()) };
-        if !t.last_status().may_become(next) || t.last_status() == next {
-            return Ok(());
-        }
-        let now = Timestamp::now();
-        if next >= TaskStatus::Running && t.task.started_at.is_none() && next != TaskStatus::Stopped
-        {
-            t.task.started_at = Some(now);
-            t.task.connectivity = Some(Connectivity::Connected);
-            t.task.connectivity_at = Some(now);
-        }
-        if next >= TaskStatus::Deactivating && next != TaskStatus::Stopped {
-            t.task.stopping_at.get_or_insert(now);
-        }
-        if next == TaskStatus::Stopped {
-            if t.task.stop_code.is_none() {
-                let (code, reason) = inferred_stop(input.reason.as_deref());
-                t.task.stop_code = Some(code);
-                t.task.stopped_reason = Some(reason);
-            }
-            stopped(t, input.execution_stopped_at);
-        } else {
-            t.task.last_status = Some(next.as_str().into());
-            if next == TaskStatus::Deprovisioning {
-                // ECS detaches and deletes the interface while deprovisioning.
-                set_eni_status(t, eni::ATTACHED, eni::DETACHING);
-            }
-        }
-        Ok(())
+        apply_task_state(t, &input, status)
     })
     .await?
     .ok_or_else(|| EcsError::invalid(format!("The referenced task was not found: {task_ref}")))?;
@@ -177,6 +134,63 @@ pub async fn submit_task_state_change(
     Ok(SubmitTaskStateChangeResponse {
         acknowledgment: Some("ACK".into()),
     })
+}
+
+fn parse_status(input: &SubmitTaskStateChangeRequest) -> Result<Option<TaskStatus>, EcsError> {
+    input
+        .status
+        .as_deref()
+        .map(|s| {
+            TaskStatus::parse(s)
+                .ok_or_else(|| EcsError::invalid(format!("Invalid task status '{s}'.")))
+        })
+        .transpose()
+}
+
+/// Applies an agent's task state change to `t`: containers, pull times, and
+/// the status if it moves forward (a late or repeated one changes nothing).
+fn apply_task_state(
+    t: &mut TaskDoc,
+    input: &SubmitTaskStateChangeRequest,
+    status: Option<TaskStatus>,
+) -> Result<(), EcsError> {
+    for change in input.containers.iter().flatten() {
+        apply_container_change(t, change)?;
+    }
+    if input.pull_started_at.is_some() {
+        t.task.pull_started_at = input.pull_started_at;
+    }
+    if input.pull_stopped_at.is_some() {
+        t.task.pull_stopped_at = input.pull_stopped_at;
+    }
+    let Some(next) = status else { return Ok(()) };
+    if !t.last_status().may_become(next) || t.last_status() == next {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    if next >= TaskStatus::Running && t.task.started_at.is_none() && next != TaskStatus::Stopped {
+        t.task.started_at = Some(now);
+        t.task.connectivity = Some(Connectivity::Connected);
+        t.task.connectivity_at = Some(now);
+    }
+    if next >= TaskStatus::Deactivating && next != TaskStatus::Stopped {
+        t.task.stopping_at.get_or_insert(now);
+    }
+    if next == TaskStatus::Stopped {
+        if t.task.stop_code.is_none() {
+            let (code, reason) = inferred_stop(input.reason.as_deref());
+            t.task.stop_code = Some(code);
+            t.task.stopped_reason = Some(reason);
+        }
+        stopped(t, input.execution_stopped_at);
+    } else {
+        t.task.last_status = Some(next.as_str().into());
+        if next == TaskStatus::Deprovisioning {
+            // ECS detaches and deletes the interface while deprovisioning.
+            set_eni_status(t, eni::ATTACHED, eni::DETACHING);
+        }
+    }
+    Ok(())
 }
 
 pub async fn submit_container_state_change(
@@ -523,18 +537,28 @@ pub async fn submit_task_network(
         }
         Ok(())
     };
+    let state = input.task_state.as_ref();
+    if state.is_some_and(|s| s.task.as_deref() != Some(input.task.as_str())) {
+        return Err(EcsError::invalid(
+            "taskState must name the same task as the report.",
+        ));
+    }
+    let status = state.map(parse_status).transpose()?.flatten();
     // Read first, so that a repeated report writes nothing.
     let current = find(ecs, ctx, &cluster, &input.task)
         .await?
         .ok_or_else(not_found)?;
     check(&current.value)?;
-    if network_recorded(&current.value, &n) {
+    if network_recorded(&current.value, &n) && state.is_none() {
         return Ok(());
     }
     modify(ecs, ctx, &cluster, &input.task, |t| {
         check(t)?;
         attach_network(t, &n);
-        Ok(())
+        match state {
+            Some(s) => apply_task_state(t, s, status),
+            None => Ok(()),
+        }
     })
     .await?
     .ok_or_else(not_found)?;
@@ -672,7 +696,29 @@ mod tests {
             task: t.task_arn.clone().unwrap(),
             private_ipv4_address: Some(ip.into()),
             mac_address: mac.map(str::to_string),
+            task_state: None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_network_report_can_carry_the_move_to_activating() {
+        let h = harness("us-east-1").await;
+        let t = run_web(&h).await;
+        state(&h, &t, "PENDING").await;
+        let mut req = report(&t, "10.0.0.9", None);
+        req.task_state = Some(SubmitTaskStateChangeRequest {
+            cluster: Some("c".into()),
+            task: t.task_arn.clone(),
+            status: Some("ACTIVATING".into()),
+            ..Default::default()
+        });
+        h.ecs.submit_task_network(&h.ctx, req.clone()).await.unwrap();
+        let after = describe(&h, t.task_arn.as_deref().unwrap()).await;
+        assert_eq!(after.last_status.as_deref(), Some("ACTIVATING"));
+        assert_eq!(eni_of(&after).status.as_deref(), Some("ATTACHED"));
+        // A state for another task is refused.
+        req.task_state.as_mut().unwrap().task = Some("other".into());
+        assert!(h.ecs.submit_task_network(&h.ctx, req).await.is_err());
     }
 
     async fn state(h: &H, t: &Task, status: &str) {
