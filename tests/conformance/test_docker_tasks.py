@@ -169,6 +169,18 @@ def test_an_ecs_task_definition_runs_as_docker_containers(
     [binding] = web["networkBindings"]
     assert binding["containerPort"] == 8080 and binding["protocol"] == "tcp"
     assert binding["bindIP"] == "0.0.0.0" and binding["hostPort"] > 0
+    # The dynamic port counts in the instance's PORTS, as on ECS.
+    ci = ecs.describe_container_instances(
+        cluster=cluster, containerInstances=[task["containerInstanceArn"]])["containerInstances"][0]
+    [ports] = [r for r in ci["remainingResources"] if r["name"] == "PORTS"]
+    assert str(binding["hostPort"]) in ports["stringSetValue"], ports
+    # So a task that wants that port as a fixed one is refused at placement.
+    clash = name("clash")
+    ecs.register_task_definition(family=clash, containerDefinitions=[
+        {"name": "c", "image": IMAGE, "memory": 16, "command": ["true"],
+         "portMappings": [{"containerPort": 80, "hostPort": binding["hostPort"]}]}])
+    out = ecs.run_task(cluster=cluster, taskDefinition=clash, launchType="EC2")
+    assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:PORTS", out
     # The published port answers from the host, serving what init wrote.
     assert until("the web container answers",
                  lambda: _try(lambda: http_get(binding["hostPort"], "/index.html"))) \

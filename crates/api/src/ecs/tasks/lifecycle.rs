@@ -712,7 +712,10 @@ mod tests {
             status: Some("ACTIVATING".into()),
             ..Default::default()
         });
-        h.ecs.submit_task_network(&h.ctx, req.clone()).await.unwrap();
+        h.ecs
+            .submit_task_network(&h.ctx, req.clone())
+            .await
+            .unwrap();
         let after = describe(&h, t.task_arn.as_deref().unwrap()).await;
         assert_eq!(after.last_status.as_deref(), Some("ACTIVATING"));
         assert_eq!(eni_of(&after).status.as_deref(), Some("ATTACHED"));

@@ -195,7 +195,17 @@ async fn modify(
         doc.value.task.version = Some(doc.value.task.version.unwrap_or(0) + 1);
         let stopping_now =
             before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped;
+        let ports_grew = absorb_bound_ports(&mut doc.value);
         let mut writes = vec![doc.write()];
+        if ports_grew && doc.value.last_status() != TaskStatus::Stopped {
+            // Placement reads reservations from the assignment: it must
+            // know the dynamic ports too. Bridge tasks never run on the
+            // managed capacity, so the assignment shares the task's scope
+            // and this commit's version check on the task guards it.
+            if let Some(w) = assignment_update(ctx, &doc.value) {
+                writes.push(w);
+            }
+        }
         if stopping_now {
             // The reservation must be gone by the time STOPPED is visible:
             // in the same commit when the instance shares the task's scope;
@@ -225,6 +235,56 @@ async fn modify(
 
 /// The write that frees a stopped task's place on its instance, the scope
 /// it belongs in, and whether that is the task's own scope.
+/// Adds the host ports the task's containers really bound (dynamic ones
+/// included: ECS counts them in the instance's PORTS) to its reservation.
+/// Returns whether any was new.
+fn absorb_bound_ports(t: &mut TaskDoc) -> bool {
+    let bound: Vec<(String, u16)> = t
+        .task
+        .containers
+        .iter()
+        .flatten()
+        .flat_map(|c| c.network_bindings.iter().flatten())
+        .filter_map(|b| {
+            let port = u16::try_from(b.host_port?).ok()?;
+            let proto = b
+                .protocol
+                .as_ref()
+                .map_or("tcp", |p| p.as_str())
+                .to_string();
+            Some((proto, port))
+        })
+        .collect();
+    let mut grew = false;
+    for p in bound {
+        if !t.needs.host_ports.contains(&p) {
+            t.needs.host_ports.push(p);
+            grew = true;
+        }
+    }
+    grew
+}
+
+/// The task's assignment rewritten with its current reservation, when the
+/// instance is in the task's own scope.
+fn assignment_update(ctx: &RequestContext, t: &TaskDoc) -> Option<Write> {
+    let (account, region) = t.instance_scope.as_ref()?;
+    if *account != ctx.account_id || *region != ctx.region {
+        return None;
+    }
+    let a = AssignmentDoc {
+        account: ctx.account_id.clone(),
+        region: ctx.region.clone(),
+        task_id: t.id.clone(),
+        instance_id: t.instance_id.clone()?,
+        needs: t.needs.clone(),
+    };
+    Some(Write::Put {
+        doc: crate::records::to_doc(&a, 0),
+        expect: Expect::Any,
+    })
+}
+
 fn release_write(ctx: &RequestContext, t: &TaskDoc) -> (bool, Option<(Write, Scope)>) {
     let Some((account, region)) = &t.instance_scope else {
         return (false, None);
