@@ -11,14 +11,19 @@ step() { printf '\n==> %s\n' "$*"; }
 step "python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 
-step "static busybox (test images are built from it, nothing can be pulled)"
+step "Debian packages: a static busybox (test images are built from it; nothing can be pulled), docker-registry (a private registry for repositoryCredentials)"
+missing=()
 if ! command -v busybox >/dev/null 2>&1 || ldd "$(command -v busybox)" >/dev/null 2>&1; then
+    missing+=(busybox-static)
+fi
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+if ((${#missing[@]})); then
     sudo=""
     if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "static busybox: $(command -v busybox)"
+echo "static busybox: $(command -v busybox); registry: $(command -v docker-registry)"
 
 step "generated wire code matches model/ (cargo run -p berth-codegen -- check)"
 cargo run --quiet -p berth-codegen -- check

@@ -516,3 +516,45 @@ def test_a_restarted_agent_adopts_its_containers_and_cleans_up_orphans(
     ecs.stop_task(cluster=cluster, task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
     assert container(describe(ecs, cluster, arn), "main")["exitCode"] == 0
+
+
+# -- private registries: repositoryCredentials ---------------------------------
+
+@pytest.fixture(scope="module")
+def registry():
+    from registry import Registry
+    r = Registry("berth", "reg-" + harness.unique("pw")).start()
+    yield r
+    r.stop()
+
+
+def test_repository_credentials_pull_from_a_private_registry(
+        ecs, secretsmanager, cluster, agent, name, registry):
+    image = registry.push(IMAGE, f"private/{name('img')}:1")
+    creds_arn = secretsmanager.create_secret(
+        Name=name("registry"),
+        SecretString=json.dumps({"username": registry.username,
+                                 "password": registry.password}))["ARN"]
+    family = name("private")
+    ecs.register_task_definition(family=family, containerDefinitions=[
+        {"name": "main", "image": image, "memory": 32, "command": ["sh", "-c", "exit 5"],
+         "repositoryCredentials": {"credentialsParameter": creds_arn}}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="EC2")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = describe(ecs, cluster, arn)
+    # Pulled with the credentials, then ran: its own exit code.
+    assert t["containers"][0].get("exitCode") == 5, t
+    assert t["stopCode"] == "EssentialContainerExited"
+    assert t["pullStartedAt"] <= t["pullStoppedAt"]
+    # Without credentials the registry refuses, and the task says so.
+    subprocess.run(["docker", "rmi", image], capture_output=True)
+    bare = name("bare")
+    ecs.register_task_definition(family=bare, containerDefinitions=[
+        {"name": "main", "image": image, "memory": 32, "command": ["true"]}])
+    arn = ecs.run_task(cluster=cluster, taskDefinition=bare, launchType="EC2")["tasks"][0]["taskArn"]
+    ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
+    t = describe(ecs, cluster, arn)
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("CannotPullContainerError"), t["stoppedReason"]
+    assert registry.password not in t["stoppedReason"]
+    subprocess.run(["docker", "rmi", image], capture_output=True)
