@@ -131,7 +131,14 @@ pub struct Agent {
     config: AgentConfig,
     instance_arn: String,
     runners: Mutex<HashMap<String, TaskRunner>>,
+    /// When the runtime's containers were last listed (for adoption and
+    /// cleanup): not on every poll, since a host keeps a stopped task's
+    /// containers for hours and listing them all is not free.
+    inventory_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often, at most, the cleanup looks at every container.
+const INVENTORY_EVERY: Duration = Duration::from_secs(30);
 
 impl Agent {
     /// Registers (or re-registers, with the ARN saved in the state dir) the
@@ -219,6 +226,7 @@ impl Agent {
             config,
             instance_arn,
             runners: Mutex::new(HashMap::new()),
+            inventory_at: Mutex::new(None),
         })
     }
 
@@ -257,12 +265,26 @@ impl Agent {
     /// containers they already have), tell runners their desired status,
     /// and forget runners whose tasks are no longer assigned.
     pub async fn converge(self: &Arc<Self>, tasks: Vec<AssignedTask>) {
-        let existing = match self.runtime.list().await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing the runtime's containers failed");
-                Vec::new()
+        // The first converge adopts what an earlier agent left; later ones
+        // only start new tasks, which have no containers yet. The listing
+        // is repeated now and then for the cleanup.
+        let due = match *self.inventory_at.lock() {
+            None => true,
+            Some(at) => at.elapsed() >= INVENTORY_EVERY.min(self.config.cleanup_wait),
+        };
+        let existing = if due {
+            match self.runtime.list().await {
+                Ok(list) => {
+                    *self.inventory_at.lock() = Some(std::time::Instant::now());
+                    Some(list)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the runtime's containers failed");
+                    None
+                }
             }
+        } else {
+            None
         };
         let mut runners = self.runners.lock();
         let assigned: Vec<String> = tasks
@@ -283,6 +305,7 @@ impl Agent {
                 None => {
                     let adopted: Vec<_> = existing
                         .iter()
+                        .flatten()
                         .filter(|c| c.labels.get(LABEL_TASK_ARN) == Some(&arn))
                         .cloned()
                         .collect();
@@ -309,7 +332,9 @@ impl Agent {
             }
         }
         runners.retain(|arn, r| assigned.contains(arn) || !r.is_finished());
-        self.clean_up(&runners, existing);
+        if let Some(existing) = existing {
+            self.clean_up(&runners, existing);
+        }
     }
 
     /// Removes what no runner owns: containers of tasks stopped more than
