@@ -382,13 +382,13 @@ impl Runtime for DockerRuntime {
             CAPABILITY_HEALTH_CHECK,
             "com.amazonaws.ecs.capability.docker-remote-api.1.41",
             "com.amazonaws.ecs.capability.privileged-container",
-            "com.amazonaws.ecs.capability.ecr-auth",
             "com.amazonaws.ecs.capability.logging-driver.json-file",
             "com.amazonaws.ecs.capability.logging-driver.syslog",
             "com.amazonaws.ecs.capability.logging-driver.none",
             "ecs.capability.docker-plugin.local",
             "ecs.capability.private-registry-authentication.secretsmanager",
-            "ecs.capability.env-files.s3",
+            // Not advertised: ecr-auth (no ECR token exchange) and
+            // env-files.s3 (environment files are local paths here).
         ]
         .into_iter()
         .map(String::from)
