@@ -139,8 +139,9 @@ pub fn create_body(
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         binds: (!binds.is_empty()).then_some(binds),
         volumes_from: (!volumes_from.is_empty()).then_some(volumes_from),
-        // The Linux kernel's minimum is 2 shares; ECS's agent raises 0 and 1 to it.
-        cpu_shares: spec.cpu_units.map(|c| c.max(2) as i64),
+        // The Linux kernel's minimum is 2 shares. ECS's agent (since 1.2.0)
+        // passes 2 for a null, 0 or 1 `cpu`, not Docker's default 1024.
+        cpu_shares: Some(spec.cpu_units.unwrap_or(0).max(2) as i64),
         memory: spec.memory_mib.map(|m| m as i64 * MIB),
         memory_reservation: spec.memory_reservation_mib.map(|m| m as i64 * MIB),
         ulimits: (!spec.ulimits.is_empty()).then(|| {
@@ -305,6 +306,8 @@ mod tests {
         s.readonly_root_filesystem = true;
         let hc = create_body(&s, HashMap::new(), false).host_config.unwrap();
         assert_eq!(hc.cpu_shares, Some(2));
+        let unset = create_body(&spec(), HashMap::new(), false);
+        assert_eq!(unset.host_config.unwrap().cpu_shares, Some(2));
         assert_eq!(hc.memory, Some(128 * MIB));
         assert_eq!(hc.memory_reservation, Some(64 * MIB));
         assert_eq!(hc.ulimits.unwrap()[0].hard, Some(2048));
