@@ -776,22 +776,21 @@ impl Run {
             self.report("DEPROVISIONING", None, false).await;
         }
         self.report("STOPPED", reason, true).await;
-        if let Err(e) = self.runtime.release_task(&self.task_spec).await {
-            tracing::warn!(task = %self.task_arn, error = %e, "releasing the task's resources failed");
-        }
-        if !self.cleanup_wait.is_zero() {
-            return; // the agent's cleanup removes them (and the task's volumes) later
-        }
-        for s in &self.slots {
-            if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
-                if let Err(e) = self.runtime.remove(&s.spec.key).await {
-                    tracing::debug!(container = %s.spec.key, error = %e, "removing a container failed");
+        // Without a cleanup wait the containers go now; otherwise the
+        // agent's cleanup removes them later.
+        if self.cleanup_wait.is_zero() {
+            for s in &self.slots {
+                if s.state != SlotState::Waiting && !matches!(s.state, SlotState::Skipped { .. }) {
+                    if let Err(e) = self.runtime.remove(&s.spec.key).await {
+                        tracing::debug!(container = %s.spec.key, error = %e, "removing a container failed");
+                    }
                 }
             }
         }
-        // Task volumes could not go while containers used them.
+        // The namespace goes now; task volumes go once no container uses
+        // them (now, or when the cleanup releases the task again).
         if let Err(e) = self.runtime.release_task(&self.task_spec).await {
-            tracing::debug!(task = %self.task_arn, error = %e, "releasing the task's volumes failed");
+            tracing::warn!(task = %self.task_arn, error = %e, "releasing the task's resources failed");
         }
     }
 

@@ -10,9 +10,9 @@
 //! running; neither pulls (the image is local, nothing can be pulled).
 
 use crate::client::{Conn, Target};
-use crate::ecs::{self, TaskInfo};
+use crate::ecs;
 use crate::servers;
-use crate::tasks::{poll_clock, Options, Samples, CLUSTER};
+use crate::tasks::{wait_status, Options, Samples, CLUSTER};
 use anyhow::{bail, Context};
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
@@ -92,40 +92,6 @@ fn spawn_agent(opts: &Options, s: &servers::Spawned) -> anyhow::Result<Agent> {
         .spawn()
         .context("starting berth agent")?;
     Ok(Agent { child, dir })
-}
-
-async fn wait_running(conn: &mut Conn, arn: &str, poll: Duration) -> anyhow::Result<TaskInfo> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut tick = poll_clock(poll);
-    loop {
-        tick.tick().await;
-        let arns = [arn.to_owned()];
-        let t = ecs::describe(conn, CLUSTER, &arns)
-            .await?
-            .pop()
-            .context("DescribeTasks returned no task")?;
-        match t.last_status.as_str() {
-            "RUNNING" => return Ok(t),
-            "STOPPED" => bail!("task stopped before RUNNING: {}", t.why()),
-            _ if Instant::now() > deadline => bail!("task {arn} not RUNNING within 60 s"),
-            _ => {}
-        }
-    }
-}
-
-async fn wait_stopped(conn: &mut Conn, arn: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let arns = [arn.to_owned()];
-        let t = ecs::describe(conn, CLUSTER, &arns).await?.pop();
-        if t.is_some_and(|t| t.last_status == "STOPPED") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("task {arn} not STOPPED within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// `docker run -d`: returns once the container runs.
@@ -258,7 +224,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         let Some(task) = tasks.first() else {
             bail!("RunTask failed: {fails:?}");
         };
-        let t = wait_running(&mut conn, &task.arn, opts.poll).await?;
+        let (t, _) = wait_status(&mut conn, &task.arn, "RUNNING", opts.poll).await?;
+        if t.last_status != "RUNNING" {
+            bail!("task stopped before RUNNING: {}", t.why());
+        }
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         ecs::call(
             &mut conn,
@@ -266,7 +235,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
             &json!({"cluster": CLUSTER, "task": t.arn}),
         )
         .await?;
-        wait_stopped(&mut conn, &t.arn).await?;
+        wait_status(&mut conn, &t.arn, "STOPPED", opts.poll).await?;
         // docker run (CLI)
         let name = format!("berth-bench-{}", uuid::Uuid::new_v4().simple());
         let cli_ms = docker_run(&name);

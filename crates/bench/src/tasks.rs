@@ -146,7 +146,7 @@ pub fn wall_secs() -> f64 {
 
 /// Polls DescribeTasks every `poll` until the task shows `want` (or
 /// STOPPED, which ends every wait); returns it, with the number of polls.
-async fn wait_status(
+pub async fn wait_status(
     conn: &mut Conn,
     arn: &str,
     want: &str,

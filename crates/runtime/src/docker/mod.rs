@@ -192,18 +192,7 @@ impl DockerRuntime {
                 serveraddress: Some(registry_of(&spec.image)),
                 ..Default::default()
             });
-        let mut stream = self.docker.create_image(Some(opts), None, creds);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                        return Err(err);
-                    }
-                }
-                Err(e) => return Err(message(&e)),
-            }
-        }
-        Ok(())
+        finish_image_stream(self.docker.create_image(Some(opts), None, creds)).await
     }
 
     /// Makes sure the pause image exists (it is built here, never pulled).
@@ -219,18 +208,12 @@ impl DockerRuntime {
             tag: Some(tag.to_string()),
             ..Default::default()
         };
-        let mut stream =
+        let stream =
             self.docker
                 .create_image(Some(opts), Some(bollard::body_full(tar.into())), None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(io)?;
-            if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                return Err(RuntimeError::Io(format!(
-                    "importing the pause image: {err}"
-                )));
-            }
-        }
-        Ok(())
+        finish_image_stream(stream)
+            .await
+            .map_err(|e| RuntimeError::Io(format!("importing the pause image: {e}")))
     }
 
     /// Starts (or finds) the task's namespace holder and reads its address.
@@ -349,6 +332,21 @@ impl DockerRuntime {
     }
 }
 
+/// Reads a pull's or import's progress to the end; the Engine reports a
+/// failure inside the stream as well as by status.
+async fn finish_image_stream(
+    mut stream: impl futures::Stream<Item = Result<bollard::models::CreateImageInfo, DockerError>>
+        + Unpin,
+) -> Result<(), String> {
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| message(&e))?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
 /// `repo[:tag]` or `repo@digest` → (from_image, tag); a digest travels in
 /// the image name with an empty tag.
 fn split_reference(image: &str) -> (&str, &str) {
@@ -428,8 +426,10 @@ impl Runtime for DockerRuntime {
 
     async fn start(&self, spec: &ContainerSpec) -> Result<ContainerStatus, RuntimeError> {
         let name = create::container_name(&spec.key.task_id, &spec.key.container);
-        let mut labels = self.labels_for(&spec.docker_labels);
-        labels.extend(self.labels_for(&spec.labels));
+        // Ownership labels win over dockerLabels of the same name.
+        let mut all = spec.docker_labels.clone();
+        all.extend(spec.labels.clone());
+        let labels = self.labels_for(&all);
         let body = create::create_body(spec, labels, spec.log_driver.is_none());
         let opts = CreateContainerOptions {
             name: Some(name.clone()),
