@@ -23,6 +23,7 @@ mod spec;
 pub use control::{ControlPlane, LogSetupError};
 
 use anyhow::Context;
+use berth_core::task::{DesiredStatus, TaskStatuses};
 use berth_runtime::{ContainerState, ContainerStatus, Runtime, TaskSpec, LABEL_TASK_ARN};
 use berth_wire::agent::{AssignedTask, PollWorkRequest};
 use berth_wire::ecs::{Attribute, RegisterContainerInstanceRequest, Resource, VersionInfo};
@@ -295,7 +296,7 @@ impl Agent {
             let Some(arn) = t.task.task_arn.clone() else {
                 continue;
             };
-            let desired_stop = t.task.desired_status.as_deref() == Some("STOPPED");
+            let desired_stop = t.task.desired() == DesiredStatus::Stopped;
             match runners.get(&arn) {
                 Some(r) => {
                     if desired_stop {

@@ -6,13 +6,14 @@
 use crate::logs::{self, Destination, Shipper};
 use crate::spec;
 use crate::{ControlPlane, LogSetupError};
+use berth_core::task::{self, TaskStatus, TaskStatuses};
 use berth_runtime::{
     ContainerSpec, ContainerState, ContainerStatus, Health, PortBinding, RegistryAuth, Runtime,
     RuntimeError, TaskSpec,
 };
 use berth_wire::agent::AssignedTask;
 use berth_wire::ecs::{
-    ContainerCondition, ContainerStateChange, NetworkBinding, NetworkMode,
+    ContainerCondition, ContainerStateChange, HealthStatus, NetworkBinding, NetworkMode,
     SubmitTaskStateChangeRequest, TransportProtocol,
 };
 use berth_wire::Timestamp;
@@ -92,8 +93,8 @@ struct Slot {
     spec: ContainerSpec,
     state: SlotState,
     health: Health,
-    /// The container status last reported ("PENDING", "RUNNING", "STOPPED").
-    reported: &'static str,
+    /// The container status last reported.
+    reported: task::ContainerStatus,
     /// Where its output goes, for the `awslogs` driver.
     logs: Option<Destination>,
     /// The health last reported to the control plane.
@@ -110,11 +111,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn wire_status(&self) -> &'static str {
+    fn wire_status(&self) -> task::ContainerStatus {
         match self.state {
-            SlotState::Waiting => "PENDING",
-            SlotState::Running { .. } => "RUNNING",
-            SlotState::Exited { .. } | SlotState::Skipped { .. } => "STOPPED",
+            SlotState::Waiting => task::ContainerStatus::Pending,
+            SlotState::Running { .. } => task::ContainerStatus::Running,
+            SlotState::Exited { .. } | SlotState::Skipped { .. } => task::ContainerStatus::Stopped,
         }
     }
 
@@ -138,7 +139,7 @@ impl Slot {
             runtime_id,
             exit_code,
             reason,
-            status: Some(self.wire_status().into()),
+            status: Some(self.wire_status().as_str().into()),
             network_bindings: (!bindings.is_empty()).then_some(bindings),
             ..Default::default()
         }
@@ -174,7 +175,8 @@ struct Run {
     /// Removing exited containers is left to the agent's cleanup after
     /// this delay (zero: the runner removes them when the task stops).
     cleanup_wait: Duration,
-    last_status: String,
+    /// The task status last reported (or assigned with).
+    last_status: TaskStatus,
     slots: Vec<Slot>,
     stop: Arc<(AtomicBool, Notify)>,
     pull_started_at: Option<Timestamp>,
@@ -255,9 +257,9 @@ impl Run {
                     spec,
                     health: existing.map_or(Health::Unknown, |s| s.health),
                     reported: if existing.is_some() {
-                        "RUNNING"
+                        task::ContainerStatus::Running
                     } else {
-                        "PENDING"
+                        task::ContainerStatus::Pending
                     },
                     state,
                 }
@@ -272,7 +274,7 @@ impl Run {
             cluster_arn: task.cluster_arn.clone().unwrap_or(cluster),
             task_arn: task.task_arn.clone().unwrap_or_default(),
             awsvpc: a.task_definition.network_mode == Some(NetworkMode::Awsvpc),
-            last_status: task.last_status.clone().unwrap_or_default(),
+            last_status: task.status(),
             slots,
             stop,
             pull_started_at: task.pull_started_at,
@@ -325,7 +327,7 @@ impl Run {
             }
         }
         if self.awsvpc {
-            self.report("PENDING", None, false).await;
+            self.report(TaskStatus::Pending, None, false).await;
         }
         if self.pull_started_at.is_none() {
             self.pull_started_at = Some(Timestamp::now());
@@ -352,8 +354,8 @@ impl Run {
             self.skip_waiting(&reason);
             return Some(reason);
         }
-        if self.awsvpc && self.last_status != "ACTIVATING" {
-            self.report("ACTIVATING", None, false).await;
+        if self.awsvpc && self.last_status != TaskStatus::Activating {
+            self.report(TaskStatus::Activating, None, false).await;
         }
         loop {
             if self.stop_requested() {
@@ -382,11 +384,10 @@ impl Run {
                 .iter()
                 .filter(|s| s.essential)
                 .all(|s| s.state != SlotState::Waiting);
-            if all_essential_up && self.last_status != "RUNNING" {
-                self.report("RUNNING", None, false).await;
+            if all_essential_up && self.last_status != TaskStatus::Running {
+                self.report(TaskStatus::Running, None, false).await;
             } else if self.slots.iter().any(|s| s.reported != s.wire_status()) {
-                let status = self.last_status.clone();
-                self.report(&status, None, false).await;
+                self.report(self.last_status, None, false).await;
             }
             if self
                 .slots
@@ -445,20 +446,23 @@ impl Run {
         if !self.awsvpc || net.private_ipv4.is_none() {
             return Ok(());
         }
-        let activating = matches!(self.last_status.as_str(), "PROVISIONING" | "PENDING" | "");
+        let activating = matches!(
+            self.last_status,
+            TaskStatus::Provisioning | TaskStatus::Pending
+        );
         let req = berth_wire::agent::SubmitTaskNetworkRequest {
             cluster: self.cluster_arn.clone(),
             task: self.task_arn.clone(),
             private_ipv4_address: net.private_ipv4,
             mac_address: net.mac_address,
-            task_state: activating.then(|| self.state_request("ACTIVATING", None, false)),
+            task_state: activating.then(|| self.state_request(TaskStatus::Activating, None, false)),
         };
         let mut backoff = Duration::from_millis(100);
         for _ in 0..8 {
             match self.control.submit_task_network(req.clone()).await {
                 Ok(()) => {
                     if activating {
-                        self.mark_reported("ACTIVATING");
+                        self.mark_reported(TaskStatus::Activating);
                     }
                     break;
                 }
@@ -612,9 +616,9 @@ impl Run {
             return;
         }
         let wire = |h: Health| match h {
-            Health::Healthy => "HEALTHY",
-            Health::Unhealthy => "UNHEALTHY",
-            Health::Unknown => "UNKNOWN",
+            Health::Healthy => HealthStatus::Healthy,
+            Health::Unhealthy => HealthStatus::Unhealthy,
+            Health::Unknown => HealthStatus::UnknownValue,
         };
         let req = berth_wire::agent::SubmitHealthRequest {
             cluster: self.cluster_arn.clone(),
@@ -625,7 +629,7 @@ impl Run {
                 .filter(|s| s.spec.health_check.is_some())
                 .map(|s| berth_wire::agent::ContainerHealth {
                     container_name: s.name.clone(),
-                    health_status: wire(s.health).into(),
+                    health_status: wire(s.health).as_str().into(),
                 })
                 .collect(),
         };
@@ -773,9 +777,9 @@ impl Run {
             // An awsvpc task passes every stage ECS shows, even one that
             // ended by itself.
             self.report_stopping().await;
-            self.report("DEPROVISIONING", None, false).await;
+            self.report(TaskStatus::Deprovisioning, None, false).await;
         }
-        self.report("STOPPED", reason, true).await;
+        self.report(TaskStatus::Stopped, reason, true).await;
         // Without a cleanup wait the containers go now; otherwise the
         // agent's cleanup removes them later.
         if self.cleanup_wait.is_zero() {
@@ -798,27 +802,30 @@ impl Run {
     async fn report_stopping(&mut self) {
         if self.awsvpc
             && !matches!(
-                self.last_status.as_str(),
-                "DEACTIVATING" | "STOPPING" | "DEPROVISIONING"
+                self.last_status,
+                TaskStatus::Deactivating | TaskStatus::Stopping | TaskStatus::Deprovisioning
             )
         {
-            self.report("DEACTIVATING", None, false).await;
+            self.report(TaskStatus::Deactivating, None, false).await;
         }
-        if !matches!(self.last_status.as_str(), "STOPPING" | "DEPROVISIONING") {
-            self.report("STOPPING", None, false).await;
+        if !matches!(
+            self.last_status,
+            TaskStatus::Stopping | TaskStatus::Deprovisioning
+        ) {
+            self.report(TaskStatus::Stopping, None, false).await;
         }
     }
 
     /// Sends a SubmitTaskStateChange, retrying until the control plane
     /// acknowledges it: reports are idempotent (statuses only go forward).
-    async fn report(&mut self, status: &str, reason: Option<String>, stopped: bool) {
+    async fn report(&mut self, status: TaskStatus, reason: Option<String>, stopped: bool) {
         let req = self.state_request(status, reason, stopped);
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.control.submit_task_state(req.clone()).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(task = %self.task_arn, status, error = %e, "reporting task state failed; retrying");
+                    tracing::warn!(task = %self.task_arn, %status, error = %e, "reporting task state failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -829,14 +836,14 @@ impl Run {
 
     fn state_request(
         &self,
-        status: &str,
+        status: TaskStatus,
         reason: Option<String>,
         stopped: bool,
     ) -> SubmitTaskStateChangeRequest {
         SubmitTaskStateChangeRequest {
             cluster: Some(self.cluster_arn.clone()),
             task: Some(self.task_arn.clone()),
-            status: Some(status.into()),
+            status: Some(status.as_str().into()),
             reason,
             containers: Some(self.slots.iter().map(Slot::change).collect()),
             pull_started_at: self.pull_started_at,
@@ -846,8 +853,8 @@ impl Run {
         }
     }
 
-    fn mark_reported(&mut self, status: &str) {
-        self.last_status = status.to_string();
+    fn mark_reported(&mut self, status: TaskStatus) {
+        self.last_status = status;
         for s in self.slots.iter_mut() {
             s.reported = s.wire_status();
         }

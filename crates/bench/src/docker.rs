@@ -14,6 +14,7 @@ use crate::ecs;
 use crate::servers;
 use crate::tasks::{wait_status, Options, Samples, CLUSTER};
 use anyhow::{bail, Context};
+use berth_core::task::TaskStatus;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use serde_json::json;
@@ -224,8 +225,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
         let Some(task) = tasks.first() else {
             bail!("RunTask failed: {fails:?}");
         };
-        let (t, _) = wait_status(&mut conn, &task.arn, "RUNNING", opts.poll).await?;
-        if t.last_status != "RUNNING" {
+        let (t, _) = wait_status(&mut conn, &task.arn, TaskStatus::Running, opts.poll).await?;
+        if t.last_status != Some(TaskStatus::Running) {
             bail!("task stopped before RUNNING: {}", t.why());
         }
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -235,7 +236,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<()> {
             &json!({"cluster": CLUSTER, "task": t.arn}),
         )
         .await?;
-        wait_status(&mut conn, &t.arn, "STOPPED", opts.poll).await?;
+        wait_status(&mut conn, &t.arn, TaskStatus::Stopped, opts.poll).await?;
         // docker run (CLI)
         let name = format!("berth-bench-{}", uuid::Uuid::new_v4().simple());
         let cli_ms = docker_run(&name);

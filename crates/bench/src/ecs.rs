@@ -3,6 +3,7 @@
 
 use crate::client::Conn;
 use anyhow::{bail, Context};
+use berth_core::task::{ContainerStatus, TaskStatus};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,10 +36,11 @@ pub async fn call(conn: &mut Conn, operation: &str, body: &Value) -> anyhow::Res
 #[derive(Debug, Clone, Default)]
 pub struct TaskInfo {
     pub arn: String,
-    pub last_status: String,
+    /// `lastStatus` (None: absent, or a value ECS does not define).
+    pub last_status: Option<TaskStatus>,
     pub stopped_reason: Option<String>,
     /// Each container's lastStatus, exitCode and reason.
-    pub containers: Vec<(String, Option<i64>, Option<String>)>,
+    pub containers: Vec<(Option<ContainerStatus>, Option<i64>, Option<String>)>,
     pub created_at: Option<f64>,
     pub pull_started_at: Option<f64>,
     pub pull_stopped_at: Option<f64>,
@@ -57,7 +59,7 @@ impl TaskInfo {
                 cs.iter()
                     .map(|c| {
                         (
-                            c["lastStatus"].as_str().unwrap_or_default().to_owned(),
+                            c["lastStatus"].as_str().and_then(ContainerStatus::parse),
                             c["exitCode"].as_i64(),
                             c["reason"].as_str().map(str::to_owned),
                         )
@@ -67,7 +69,7 @@ impl TaskInfo {
             .unwrap_or_default();
         TaskInfo {
             arn: s("taskArn").unwrap_or_default(),
-            last_status: s("lastStatus").unwrap_or_default(),
+            last_status: v["lastStatus"].as_str().and_then(TaskStatus::parse),
             stopped_reason: s("stoppedReason"),
             containers,
             created_at: t("createdAt"),
@@ -82,8 +84,11 @@ impl TaskInfo {
     /// Started, for the throughput count: a container reports RUNNING, or
     /// the task stopped with every container's exit code 0.
     pub fn started(&self) -> bool {
-        let any_running = self.containers.iter().any(|c| c.0 == "RUNNING");
-        let clean_exit = self.last_status == "STOPPED"
+        let any_running = self
+            .containers
+            .iter()
+            .any(|c| c.0 == Some(ContainerStatus::Running));
+        let clean_exit = self.last_status == Some(TaskStatus::Stopped)
             && !self.containers.is_empty()
             && self.containers.iter().all(|c| c.1 == Some(0));
         any_running || clean_exit
@@ -94,7 +99,8 @@ impl TaskInfo {
         let mut s = self.stopped_reason.clone().unwrap_or_else(|| "-".into());
         for (status, code, reason) in &self.containers {
             s += &format!(
-                "; container {status} exitCode {} reason {}",
+                "; container {} exitCode {} reason {}",
+                status.map_or("-", ContainerStatus::as_str),
                 code.map_or("-".into(), |c| c.to_string()),
                 reason.as_deref().unwrap_or("-")
             );
@@ -170,7 +176,7 @@ mod tests {
         let mut failed = tasks[0].clone();
         failed.containers[0].1 = Some(1);
         assert!(!failed.started());
-        failed.containers[0].0 = "RUNNING".into();
+        failed.containers[0].0 = Some(ContainerStatus::Running);
         assert!(failed.started());
     }
 }

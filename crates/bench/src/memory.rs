@@ -11,6 +11,7 @@ use crate::ecs;
 use crate::servers;
 use crate::tasks::{Options, Samples, CLUSTER};
 use anyhow::Context;
+use berth_core::task::{DesiredStatus, TaskStatus};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,7 +299,8 @@ async fn create(conn: &mut Conn, count: u64, c: &mut Creation) -> anyhow::Result
     }
     let mut last = String::new();
     for t in tasks {
-        let body = json!({"cluster": CLUSTER, "task": t.arn, "status": "STOPPED"});
+        let body =
+            json!({"cluster": CLUSTER, "task": t.arn, "status": TaskStatus::Stopped.as_str()});
         let t0 = Instant::now();
         ecs::call(conn, "SubmitTaskStateChange", &body).await?;
         c.stop_calls.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -339,7 +341,7 @@ async fn reads(conn: &mut Conn, arn: &str) -> anyhow::Result<Vec<(String, Sample
     )
     .await?;
     out.push((format!("DescribeClusters (x{})", s.len()), s));
-    let list = json!({"cluster": CLUSTER, "desiredStatus": "STOPPED", "maxResults": 100});
+    let list = json!({"cluster": CLUSTER, "desiredStatus": DesiredStatus::Stopped.as_str(), "maxResults": 100});
     let (s, v) = time_calls(conn, "ListTasks", &list, 200).await?;
     let got = v["taskArns"].as_array().map_or(0, Vec::len);
     out.push((
@@ -386,7 +388,7 @@ async fn list_all_stopped(conn: &mut Conn) -> anyhow::Result<(u64, u64, Duration
     let (mut pages, mut arns) = (0u64, 0u64);
     let mut token: Option<String> = None;
     loop {
-        let mut body = json!({"cluster": CLUSTER, "desiredStatus": "STOPPED", "maxResults": 100});
+        let mut body = json!({"cluster": CLUSTER, "desiredStatus": DesiredStatus::Stopped.as_str(), "maxResults": 100});
         if let Some(t) = &token {
             body["nextToken"] = json!(t);
         }

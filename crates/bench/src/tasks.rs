@@ -11,6 +11,7 @@ use crate::cpu::CpuSample;
 use crate::ecs::{self, TaskInfo};
 use crate::{memory, servers, throughput};
 use anyhow::{bail, Context};
+use berth_core::task::TaskStatus;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,7 +150,7 @@ pub fn wall_secs() -> f64 {
 pub async fn wait_status(
     conn: &mut Conn,
     arn: &str,
-    want: &str,
+    want: TaskStatus,
     poll: Duration,
 ) -> anyhow::Result<(TaskInfo, u64)> {
     let deadline = Instant::now() + STATUS_TIMEOUT;
@@ -163,13 +164,13 @@ pub async fn wait_status(
             .pop()
             .context("DescribeTasks returned no task")?;
         polls += 1;
-        if t.last_status == want || t.last_status == "STOPPED" {
+        if t.last_status == Some(want) || t.last_status == Some(TaskStatus::Stopped) {
             return Ok((t, polls));
         }
         if Instant::now() > deadline {
             bail!(
                 "task {arn} not {want} within {STATUS_TIMEOUT:?} (lastStatus {})",
-                t.last_status
+                t.last_status.map_or("-", TaskStatus::as_str)
             );
         }
     }
@@ -266,11 +267,11 @@ async fn latency(target: &Arc<Target>, opts: &Options) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let waited = wait_status(&mut conn, &task.arn, "RUNNING", opts.poll).await;
+        let waited = wait_status(&mut conn, &task.arn, TaskStatus::Running, opts.poll).await;
         let seen_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let seen = wall_secs();
         let (t, n) = match waited {
-            Ok((t, _)) if t.last_status != "RUNNING" => {
+            Ok((t, _)) if t.last_status != Some(TaskStatus::Running) => {
                 failures.push(format!("{} stopped before RUNNING: {}", t.arn, t.why()));
                 continue;
             }
@@ -298,7 +299,7 @@ async fn latency(target: &Arc<Target>, opts: &Options) -> anyhow::Result<()> {
         let s0 = Instant::now();
         let stop = json!({"cluster": CLUSTER, "task": t.arn});
         ecs::call(&mut conn, "StopTask", &stop).await?;
-        match wait_status(&mut conn, &t.arn, "STOPPED", opts.poll).await {
+        match wait_status(&mut conn, &t.arn, TaskStatus::Stopped, opts.poll).await {
             Ok(_) if measured => to_stopped.push(s0.elapsed().as_secs_f64() * 1000.0),
             Ok(_) => {}
             // Its CPU may still be held: the next RunTask would say so.

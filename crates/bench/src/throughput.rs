@@ -8,6 +8,7 @@ use crate::client::{Conn, Target};
 use crate::cpu::{self, CpuSample};
 use crate::ecs::{self, TaskInfo};
 use crate::tasks::{self, Options, Samples, CLUSTER, QUICK};
+use berth_core::task::TaskStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,7 +122,7 @@ pub async fn run(target: &Arc<Target>, opts: &Options) -> anyhow::Result<()> {
                         tally.started_late += 1;
                     }
                 }
-                if t.last_status == "STOPPED" {
+                if t.last_status == Some(TaskStatus::Stopped) {
                     let counted = *counted;
                     tally.stopped(&t, counted);
                     inflight.remove(&t.arn);

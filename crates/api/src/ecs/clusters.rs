@@ -6,6 +6,7 @@ use crate::records::{
     self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
 };
 use berth_core::pagination::page_size;
+use berth_core::task::TaskStatus;
 use berth_core::{arn, names, tags, EcsError};
 use berth_store::Query;
 use berth_wire::ecs::*;
@@ -228,8 +229,8 @@ async fn describe_one(
     let name = c.cluster_name.clone().unwrap_or_default();
     let instances = count(ecs, ctx, kind::CONTAINER_INSTANCE, &name, "ACTIVE").await?
         + count(ecs, ctx, kind::CONTAINER_INSTANCE, &name, "DRAINING").await?;
-    let running = count(ecs, ctx, kind::TASK, &name, "RUNNING").await?;
-    let pending = count(ecs, ctx, kind::TASK, &name, "PENDING").await?;
+    let running = count(ecs, ctx, kind::TASK, &name, TaskStatus::Running.as_str()).await?;
+    let pending = count(ecs, ctx, kind::TASK, &name, TaskStatus::Pending.as_str()).await?;
     let services = count(ecs, ctx, kind::SERVICE, &name, "ACTIVE").await?;
     c.registered_container_instances_count = Some(instances);
     c.running_tasks_count = Some(running);
@@ -267,7 +268,6 @@ async fn describe_one(
 /// no ECS services yet, so every service count but the active total is 0
 /// (and that total counts them all as EC2).
 fn statistics(live: &[super::tasks::TaskDoc], services: i32) -> Vec<KeyValuePair> {
-    use berth_core::task::TaskStatus;
     let count = |lt: LaunchType, running: bool| {
         live.iter()
             .filter(|t| t.task.launch_type.as_ref() == Some(&lt))
@@ -465,8 +465,8 @@ pub async fn delete(
         {
             return Err(EcsError::ClusterContainsServices);
         }
-        if count(ecs, ctx, kind::TASK, &name, "RUNNING").await?
-            + count(ecs, ctx, kind::TASK, &name, "PENDING").await?
+        if count(ecs, ctx, kind::TASK, &name, TaskStatus::Running.as_str()).await?
+            + count(ecs, ctx, kind::TASK, &name, TaskStatus::Pending.as_str()).await?
             > 0
         {
             return Err(EcsError::ClusterContainsTasks);

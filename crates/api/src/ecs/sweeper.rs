@@ -7,10 +7,9 @@ use super::container_instances::{InstanceDoc, INACTIVE};
 use super::tasks::{self, TaskDoc};
 use super::Ecs;
 use crate::records::{self, kind, store_error, try_commit, Record};
-use berth_core::task::TaskStatus;
+use berth_core::task::{Stop, TaskStatus};
 use berth_core::EcsError;
 use berth_store::{Expect, Query, Write};
-use berth_wire::ecs::TaskStopCode;
 use berth_wire::{RequestContext, Timestamp};
 
 /// How often expired STOPPED tasks are looked for.
@@ -78,20 +77,8 @@ async fn stop_tasks_of_lost_agents(ecs: &Ecs) -> Result<usize, EcsError> {
             };
             for a in records::list::<tasks::AssignmentDoc>(ecs.store(), &scope, &aq).await? {
                 let ctx = RequestContext::for_account(&a.value.account, &a.value.region);
-                let reason = format!(
-                    "The agent of container instance {} has not been heard from for {} s; its tasks are stopped.",
-                    inst.arn(),
-                    limit.as_secs()
-                );
-                if tasks::force_stop(
-                    ecs,
-                    &ctx,
-                    &a.value.task_id,
-                    TaskStopCode::TerminationNotice,
-                    &reason,
-                )
-                .await?
-                {
+                let stop = Stop::agent_lost(inst.arn(), limit);
+                if tasks::force_stop(ecs, &ctx, &a.value.task_id, &stop).await? {
                     stopped += 1;
                 }
             }

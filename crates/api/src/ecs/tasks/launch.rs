@@ -2,6 +2,7 @@
 
 use super::lifecycle;
 use super::*;
+use berth_core::task::{ContainerStatus, DesiredStatus};
 
 fn protocol(p: &str) -> Protocol {
     if p == "udp" {
@@ -257,7 +258,7 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
                     task_arn: Some(task_arn.clone()),
                     name: c.name.clone(),
                     image: c.image.clone(),
-                    last_status: Some("PENDING".into()),
+                    last_status: Some(ContainerStatus::Pending.as_str().into()),
                     network_interfaces: Some(vec![]),
                     health_status: c.health_check.as_ref().map(|_| HealthStatus::UnknownValue),
                     cpu: Some(c.cpu.unwrap_or(0).to_string()),
@@ -285,7 +286,7 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
         },
         containers: Some(containers),
         last_status: Some(first_status.as_str().into()),
-        desired_status: Some("RUNNING".into()),
+        desired_status: Some(DesiredStatus::Running.as_str().into()),
         created_at: Some(now),
         version: Some(1),
         launch_type: Some(l.launch_type.clone()),

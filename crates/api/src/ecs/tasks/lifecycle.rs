@@ -15,27 +15,9 @@ pub async fn stop(
     if input.reason.as_ref().is_some_and(|r| r.len() > 255) {
         return Err(EcsError::invalid("reason can be at most 255 characters."));
     }
-    let reason = input
-        .reason
-        .clone()
-        .unwrap_or_else(|| stopped_reason::USER_INITIATED.to_string());
+    let stop = Stop::by_user(input.reason.clone());
     let doc = modify(ecs, ctx, &cluster, &input.task, |t| {
-        if t.task.desired_status.as_deref() == Some("STOPPED") {
-            return Ok(());
-        }
-        t.task.desired_status = Some("STOPPED".into());
-        t.task.stop_code = Some(TaskStopCode::UserInitiated);
-        t.task.stopped_reason = Some(reason.clone());
-        t.task.stopping_at = Some(Timestamp::now());
-        // A task no agent has started yet has nothing to stop.
-        if matches!(
-            t.last_status(),
-            TaskStatus::Provisioning | TaskStatus::Pending
-        ) && t.task.started_at.is_none()
-            && t.task.pull_started_at.is_none()
-        {
-            stopped(t, None);
-        }
+        transitions::request_stop(&mut t.task, stop.clone(), Timestamp::now());
         Ok(())
     })
     .await?
@@ -45,73 +27,6 @@ pub async fn stop(
     Ok(StopTaskResponse {
         task: Some(view(&doc, false)),
     })
-}
-
-/// Stop codes for stops the agent reports: a task that never got going
-/// failed to start; otherwise an essential container ended it.
-fn inferred_stop(reason: Option<&str>) -> (TaskStopCode, String) {
-    match reason {
-        Some(r)
-            if [
-                "CannotPullContainerError",
-                "CannotStartContainerError",
-                "ResourceInitializationError",
-                "TaskFailedToStart",
-            ]
-            .iter()
-            .any(|p| r.starts_with(p)) =>
-        {
-            (TaskStopCode::TaskFailedToStart, r.to_string())
-        }
-        Some(r) if !r.is_empty() => (TaskStopCode::EssentialContainerExited, r.to_string()),
-        _ => (
-            TaskStopCode::EssentialContainerExited,
-            stopped_reason::ESSENTIAL_CONTAINER_EXITED.to_string(),
-        ),
-    }
-}
-
-fn apply_container_change(t: &mut TaskDoc, change: &ContainerStateChange) -> Result<(), EcsError> {
-    let name = change.container_name.as_deref().unwrap_or_default();
-    let c = t
-        .task
-        .containers
-        .iter_mut()
-        .flatten()
-        .find(|c| c.name.as_deref() == Some(name))
-        .ok_or_else(|| EcsError::invalid(format!("The task has no container named '{name}'.")))?;
-    if let Some(s) = &change.status {
-        if !["PENDING", "RUNNING", "STOPPED"].contains(&s.as_str()) {
-            return Err(EcsError::invalid(format!(
-                "Invalid container status '{s}'."
-            )));
-        }
-        let rank = |s: &str| {
-            ["PENDING", "RUNNING", "STOPPED"]
-                .iter()
-                .position(|x| *x == s)
-                .unwrap_or(0)
-        };
-        if rank(s) >= rank(c.last_status.as_deref().unwrap_or("PENDING")) {
-            c.last_status = Some(s.clone());
-        }
-    }
-    if change.runtime_id.is_some() {
-        c.runtime_id = change.runtime_id.clone();
-    }
-    if change.exit_code.is_some() {
-        c.exit_code = change.exit_code;
-    }
-    if change.reason.is_some() {
-        c.reason = change.reason.clone();
-    }
-    if change.network_bindings.is_some() {
-        c.network_bindings = change.network_bindings.clone();
-    }
-    if change.image_digest.is_some() {
-        c.image_digest = change.image_digest.clone();
-    }
-    Ok(())
 }
 
 pub async fn submit_task_state_change(
@@ -124,73 +39,15 @@ pub async fn submit_task_state_change(
         .task
         .clone()
         .ok_or_else(|| EcsError::invalid("task is required."))?;
-    let status = parse_status(&input)?;
-    let doc = modify(ecs, ctx, &cluster, &task_ref, |t| {
-        apply_task_state(t, &input, status)
+    let status = transitions::reported_status(&input)?;
+    modify(ecs, ctx, &cluster, &task_ref, |t| {
+        transitions::apply_task_report(&mut t.task, &input, status, Timestamp::now())
     })
     .await?
     .ok_or_else(|| EcsError::invalid(format!("The referenced task was not found: {task_ref}")))?;
-    let _ = doc;
     Ok(SubmitTaskStateChangeResponse {
         acknowledgment: Some("ACK".into()),
     })
-}
-
-fn parse_status(input: &SubmitTaskStateChangeRequest) -> Result<Option<TaskStatus>, EcsError> {
-    input
-        .status
-        .as_deref()
-        .map(|s| {
-            TaskStatus::parse(s)
-                .ok_or_else(|| EcsError::invalid(format!("Invalid task status '{s}'.")))
-        })
-        .transpose()
-}
-
-/// Applies an agent's task state change to `t`: containers, pull times, and
-/// the status if it moves forward (a late or repeated one changes nothing).
-fn apply_task_state(
-    t: &mut TaskDoc,
-    input: &SubmitTaskStateChangeRequest,
-    status: Option<TaskStatus>,
-) -> Result<(), EcsError> {
-    for change in input.containers.iter().flatten() {
-        apply_container_change(t, change)?;
-    }
-    if input.pull_started_at.is_some() {
-        t.task.pull_started_at = input.pull_started_at;
-    }
-    if input.pull_stopped_at.is_some() {
-        t.task.pull_stopped_at = input.pull_stopped_at;
-    }
-    let Some(next) = status else { return Ok(()) };
-    if !t.last_status().may_become(next) || t.last_status() == next {
-        return Ok(());
-    }
-    let now = Timestamp::now();
-    if next >= TaskStatus::Running && t.task.started_at.is_none() && next != TaskStatus::Stopped {
-        t.task.started_at = Some(now);
-        t.task.connectivity = Some(Connectivity::Connected);
-        t.task.connectivity_at = Some(now);
-    }
-    if next >= TaskStatus::Deactivating && next != TaskStatus::Stopped {
-        t.task.stopping_at.get_or_insert(now);
-    }
-    if next == TaskStatus::Stopped {
-        if t.task.stop_code.is_none() {
-            let (code, reason) = inferred_stop(input.reason.as_deref());
-            t.task.stop_code = Some(code);
-            t.task.stopped_reason = Some(reason);
-        }
-        stopped(t, input.execution_stopped_at);
-    } else {
-        t.task.last_status = Some(next.as_str().into());
-        if next == TaskStatus::Deprovisioning {
-            // ECS detaches and deletes the interface while deprovisioning.
-            set_eni_status(t, eni::ATTACHED, eni::DETACHING);
-        }
-    }
-    Ok(())
 }
 
 pub async fn submit_container_state_change(
@@ -213,7 +70,7 @@ pub async fn submit_container_state_change(
         status: input.status.clone(),
     };
     modify(ecs, ctx, &cluster, &task_ref, |t| {
-        apply_container_change(t, &change)
+        transitions::apply_container_report(&mut t.task, &change)
     })
     .await?
     .ok_or_else(|| EcsError::invalid(format!("The referenced task was not found: {task_ref}")))?;
@@ -223,14 +80,13 @@ pub async fn submit_container_state_change(
 }
 
 /// Stops a task without its agent (the agent was lost): marks it STOPPED
-/// with `code` and `reason` and frees its place. Returns whether it was
-/// still running.
+/// with `stop`'s code and reason and frees its place. Returns whether it
+/// was still running.
 pub async fn force_stop(
     ecs: &Ecs,
     ctx: &RequestContext,
     task_id: &str,
-    code: TaskStopCode,
-    reason: &str,
+    stop: &Stop,
 ) -> Result<bool, EcsError> {
     let Some(doc) = load::<TaskDoc>(ecs.store(), &scope(ctx), task_id).await? else {
         return Ok(false);
@@ -240,71 +96,33 @@ pub async fn force_stop(
     }
     let cluster = doc.value.cluster.clone();
     modify(ecs, ctx, &cluster, task_id, |t| {
-        if t.last_status() != TaskStatus::Stopped {
-            t.task.stop_code = Some(code.clone());
-            t.task.stopped_reason = Some(reason.to_string());
-            stopped(t, None);
-        }
+        transitions::stop_now(&mut t.task, stop, Timestamp::now());
         Ok(())
     })
     .await?;
     Ok(true)
 }
 
-/// `BerthAgentV1.SubmitHealth`: containers' health-check results. The task's
-/// health follows its essential containers that have a health check: any
-/// UNHEALTHY makes it UNHEALTHY, all HEALTHY make it HEALTHY, else UNKNOWN.
+/// `BerthAgentV1.SubmitHealth`: containers' health-check results, and the
+/// task's health as they make it (`core::task::lifecycle::task_health`).
 pub async fn submit_health(
     ecs: &Ecs,
     ctx: &RequestContext,
     input: berth_wire::agent::SubmitHealthRequest,
 ) -> Result<(), EcsError> {
     let cluster = clusters::cluster_name(ctx, Some(&input.cluster))?;
-    let parse = |s: &str| match s {
-        "HEALTHY" => Ok(HealthStatus::Healthy),
-        "UNHEALTHY" => Ok(HealthStatus::Unhealthy),
-        "UNKNOWN" => Ok(HealthStatus::UnknownValue),
-        other => Err(EcsError::invalid(format!(
-            "Invalid health status '{other}'."
-        ))),
-    };
     let updates: Vec<(String, HealthStatus)> = input
         .containers
         .iter()
-        .map(|c| Ok((c.container_name.clone(), parse(&c.health_status)?)))
+        .map(|c| {
+            Ok((
+                c.container_name.clone(),
+                transitions::parse_health(&c.health_status)?,
+            ))
+        })
         .collect::<Result<_, EcsError>>()?;
     modify(ecs, ctx, &cluster, &input.task, |t| {
-        for c in t.task.containers.iter_mut().flatten() {
-            if let Some((_, h)) = updates.iter().find(|(n, _)| Some(n) == c.name.as_ref()) {
-                c.health_status = Some(h.clone());
-            }
-        }
-        let checked: Vec<HealthStatus> = t
-            .task_definition
-            .container_definitions
-            .iter()
-            .flatten()
-            .filter(|d| d.essential.unwrap_or(true) && d.health_check.is_some())
-            .filter_map(|d| {
-                t.task
-                    .containers
-                    .iter()
-                    .flatten()
-                    .find(|c| c.name == d.name)
-            })
-            .map(|c| {
-                c.health_status
-                    .clone()
-                    .unwrap_or(HealthStatus::UnknownValue)
-            })
-            .collect();
-        t.task.health_status = Some(if checked.contains(&HealthStatus::Unhealthy) {
-            HealthStatus::Unhealthy
-        } else if !checked.is_empty() && checked.iter().all(|h| *h == HealthStatus::Healthy) {
-            HealthStatus::Healthy
-        } else {
-            HealthStatus::UnknownValue
-        });
+        transitions::apply_health(&mut t.task, &t.task_definition, &updates);
         Ok(())
     })
     .await?
@@ -314,12 +132,21 @@ pub async fn submit_health(
     Ok(())
 }
 
-/// Marks the task STOPPED (`mark_stopped`); its network interface is
-/// deleted with it.
-fn stopped(t: &mut TaskDoc, execution_stopped_at: Option<Timestamp>) {
-    mark_stopped(t, execution_stopped_at);
-    for a in enis(t) {
-        a.status = Some(eni::DELETED.into());
+/// The task's network interface follows its status: detaching while the
+/// task deprovisions (as ECS shows it), deleted once it stopped.
+pub(super) fn interface_follows(t: &mut TaskDoc, before: TaskStatus) {
+    let now = t.last_status();
+    if now == before {
+        return;
+    }
+    match now {
+        TaskStatus::Deprovisioning => set_eni_status(t, eni::ATTACHED, eni::DETACHING),
+        TaskStatus::Stopped => {
+            for a in enis(t) {
+                a.status = Some(eni::DELETED.into());
+            }
+        }
+        _ => {}
     }
 }
 
@@ -543,7 +370,10 @@ pub async fn submit_task_network(
             "taskState must name the same task as the report.",
         ));
     }
-    let status = state.map(parse_status).transpose()?.flatten();
+    let status = state
+        .map(transitions::reported_status)
+        .transpose()?
+        .flatten();
     // Read first, so that a repeated report writes nothing.
     let current = find(ecs, ctx, &cluster, &input.task)
         .await?
@@ -556,7 +386,7 @@ pub async fn submit_task_network(
         check(t)?;
         attach_network(t, &n);
         match state {
-            Some(s) => apply_task_state(t, s, status),
+            Some(s) => transitions::apply_task_report(&mut t.task, s, status, Timestamp::now()),
             None => Ok(()),
         }
     })
@@ -981,11 +811,14 @@ mod tests {
             .rsplit('/')
             .next()
             .unwrap();
-        assert!(
-            force_stop(&h.ecs, &h.ctx, id, TaskStopCode::TerminationNotice, "lost")
-                .await
-                .unwrap()
-        );
+        assert!(force_stop(
+            &h.ecs,
+            &h.ctx,
+            id,
+            &Stop::agent_lost("arn:i", std::time::Duration::ZERO)
+        )
+        .await
+        .unwrap());
         let d = describe(&h, lost.task_arn.as_deref().unwrap()).await;
         assert_eq!(d.last_status.as_deref(), Some("STOPPED"));
         let a = eni_of(&d);

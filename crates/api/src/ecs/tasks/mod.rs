@@ -25,7 +25,7 @@ use crate::records::{
     MAX_ATTEMPTS,
 };
 use berth_core::pagination::{page_size, PageKey};
-use berth_core::task::{self as rules, stopped_reason, TaskStatus};
+use berth_core::task::{self as rules, lifecycle as transitions, Stop, TaskStatus, TaskStatuses};
 use berth_core::{arn, tags, EcsError};
 use berth_scheduler::{self as scheduler, Placement, Protocol};
 use berth_store::{Expect, Query, Scope, Write};
@@ -76,11 +76,7 @@ pub struct TaskDoc {
 
 impl TaskDoc {
     pub fn last_status(&self) -> TaskStatus {
-        self.task
-            .last_status
-            .as_deref()
-            .and_then(TaskStatus::parse)
-            .unwrap_or(TaskStatus::Provisioning)
+        self.task.status()
     }
 
     pub fn arn(&self) -> &str {
@@ -133,7 +129,7 @@ pub async fn active_in_cluster(
     cluster: &str,
 ) -> Result<Vec<TaskDoc>, EcsError> {
     let mut out = Vec::new();
-    for s in TaskStatus::ALL.into_iter().filter(|s| s.holds_resources()) {
+    for s in TaskStatus::ALL.iter().filter(|s| s.holds_resources()) {
         let q = Query {
             parent: Some(cluster.to_string()),
             status: Some(s.as_str().into()),
@@ -192,6 +188,7 @@ async fn modify(
         };
         let before = doc.value.last_status();
         change(&mut doc.value)?;
+        lifecycle::interface_follows(&mut doc.value, before);
         doc.value.task.version = Some(doc.value.task.version.unwrap_or(0) + 1);
         let stopping_now =
             before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped;
@@ -233,8 +230,6 @@ async fn modify(
     Err(too_contended())
 }
 
-/// The write that frees a stopped task's place on its instance, the scope
-/// it belongs in, and whether that is the task's own scope.
 /// Adds the host ports the task's containers really bound (dynamic ones
 /// included: ECS counts them in the instance's PORTS) to its reservation.
 /// Returns whether any was new.
@@ -285,6 +280,8 @@ fn assignment_update(ctx: &RequestContext, t: &TaskDoc) -> Option<Write> {
     })
 }
 
+/// The write that frees a stopped task's place on its instance, the scope
+/// it belongs in, and whether that is the task's own scope.
 fn release_write(ctx: &RequestContext, t: &TaskDoc) -> (bool, Option<(Write, Scope)>) {
     let Some((account, region)) = &t.instance_scope else {
         return (false, None);
@@ -297,20 +294,6 @@ fn release_write(ctx: &RequestContext, t: &TaskDoc) -> (bool, Option<(Write, Sco
     };
     let same = *account == ctx.account_id && *region == ctx.region;
     (same, Some((w, Scope::new(account, region))))
-}
-
-fn mark_stopped(t: &mut TaskDoc, execution_stopped_at: Option<Timestamp>) {
-    let now = Timestamp::now();
-    t.task.last_status = Some(TaskStatus::Stopped.as_str().into());
-    t.task.desired_status = Some("STOPPED".into());
-    t.task.stopping_at.get_or_insert(now);
-    t.task.execution_stopped_at = Some(execution_stopped_at.unwrap_or(now));
-    t.task.stopped_at = Some(now);
-    for c in t.task.containers.iter_mut().flatten() {
-        if c.last_status.as_deref() != Some("STOPPED") {
-            c.last_status = Some("STOPPED".into());
-        }
-    }
 }
 
 /// The view DescribeTasks and RunTask answer with.
