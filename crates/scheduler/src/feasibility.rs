@@ -65,7 +65,9 @@ pub fn check(inst: &Instance, d: &Demand) -> Option<Reason> {
     if d.memory > inst.memory {
         return Some(Reason::Memory);
     }
-    if d.ports_on(inst).any(|p| inst.ports.contains(&p)) {
+    if d.ports_on(inst.awsvpc_shares_host)
+        .any(|p| inst.ports.contains(&p))
+    {
         return Some(Reason::Ports);
     }
     None

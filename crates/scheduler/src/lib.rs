@@ -9,8 +9,9 @@ mod feasibility;
 mod scoring;
 mod snapshot;
 
+pub use berth_core::task::{Demand, Protocol};
 pub use feasibility::Reason;
-pub use snapshot::{Demand, Instance, Protocol};
+pub use snapshot::Instance;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;

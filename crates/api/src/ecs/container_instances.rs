@@ -13,7 +13,7 @@ use crate::records::{
     self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
 };
 use berth_core::pagination::{page_size, PageKey};
-use berth_core::task::TaskStatus;
+use berth_core::task::{Protocol, TaskStatus};
 use berth_core::{arn, tags, EcsError};
 use berth_store::Query;
 use berth_wire::ecs::*;
@@ -59,7 +59,7 @@ impl InstanceDoc {
     }
 
     /// Registered CPU units, MiB, and reserved ports.
-    pub fn registered(&self) -> (i64, i64, Vec<(String, u16)>) {
+    pub fn registered(&self) -> (i64, i64, Vec<(Protocol, u16)>) {
         let mut cpu = 0;
         let mut memory = 0;
         let mut ports = Vec::new();
@@ -68,10 +68,14 @@ impl InstanceDoc {
                 Some("CPU") => cpu = i64::from(r.integer_value.unwrap_or(0)),
                 Some("MEMORY") => memory = i64::from(r.integer_value.unwrap_or(0)),
                 Some(p @ ("PORTS" | "PORTS_UDP")) => {
-                    let proto = if p == "PORTS" { "tcp" } else { "udp" };
+                    let proto = if p == "PORTS" {
+                        Protocol::Tcp
+                    } else {
+                        Protocol::Udp
+                    };
                     for v in r.string_set_value.iter().flatten() {
                         if let Ok(n) = v.parse() {
-                            ports.push((proto.to_string(), n));
+                            ports.push((proto, n));
                         }
                     }
                 }
@@ -120,22 +124,22 @@ pub fn live_view(
     let (cpu, memory, reserved) = doc.registered();
     let mut used_cpu = 0;
     let mut used_memory = 0;
-    let mut ports: BTreeSet<(String, u16)> = reserved.into_iter().collect();
+    let mut ports: BTreeSet<(Protocol, u16)> = reserved.into_iter().collect();
     let (mut running, mut pending) = (0, 0);
     for t in active {
-        used_cpu += t.needs.cpu;
-        used_memory += t.needs.memory;
-        ports.extend(t.needs.host_ports.iter().cloned());
+        used_cpu += t.reserved.cpu;
+        used_memory += t.reserved.memory;
+        ports.extend(t.reserved.host_ports.iter().copied());
         match t.last_status() {
             TaskStatus::Running => running += 1,
             TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating => pending += 1,
             _ => {}
         }
     }
-    let list = |proto: &str| {
+    let list = |proto: Protocol| {
         ports
             .iter()
-            .filter(|(p, _)| p == proto)
+            .filter(|(p, _)| *p == proto)
             .map(|(_, n)| n.to_string())
             .collect()
     };
@@ -143,8 +147,8 @@ pub fn live_view(
     ci.remaining_resources = Some(vec![
         integer_resource("CPU", cpu - used_cpu),
         integer_resource("MEMORY", memory - used_memory),
-        ports_resource("PORTS", list("tcp")),
-        ports_resource("PORTS_UDP", list("udp")),
+        ports_resource("PORTS", list(Protocol::Tcp)),
+        ports_resource("PORTS_UDP", list(Protocol::Udp)),
     ]);
     ci.running_tasks_count = Some(running);
     ci.pending_tasks_count = Some(pending);

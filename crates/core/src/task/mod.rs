@@ -8,7 +8,7 @@ mod overrides;
 pub mod status;
 pub mod stop;
 
-pub use demand::{needs, Needs};
+pub use demand::{demand, Demand, Protocol};
 pub use lifecycle::{container_status, TaskStatuses};
 pub use overrides::{effective_container, validate_overrides};
 pub use status::{ContainerStatus, DesiredStatus, TaskStatus};

@@ -4,14 +4,6 @@ use super::lifecycle;
 use super::*;
 use berth_core::task::{ContainerStatus, DesiredStatus};
 
-fn protocol(p: &str) -> Protocol {
-    if p == "udp" {
-        Protocol::Udp
-    } else {
-        Protocol::Tcp
-    }
-}
-
 /// Whether awsvpc tasks on this instance use the host's network: on the
 /// process runtime they do (no namespaces); Docker gives each its own.
 fn awsvpc_shares_host(d: &InstanceDoc) -> bool {
@@ -26,7 +18,7 @@ fn awsvpc_shares_host(d: &InstanceDoc) -> bool {
 fn snapshot(
     ecs: &Ecs,
     instances: &[InstanceDoc],
-    reservations: &[(String, StoredNeeds)],
+    reservations: &[(String, Demand)],
 ) -> Vec<scheduler::Instance> {
     instances
         .iter()
@@ -39,7 +31,7 @@ fn snapshot(
                 connected: container_instances::connected(ecs, d),
                 cpu,
                 memory,
-                ports: ports.iter().map(|(p, n)| (protocol(p), *n)).collect(),
+                ports: ports.into_iter().collect(),
                 attributes: d
                     .instance
                     .attributes
@@ -50,12 +42,8 @@ fn snapshot(
                 tasks: 0,
                 awsvpc_shares_host: awsvpc_shares_host(d),
             };
-            for (_, n) in reservations.iter().filter(|(i, _)| *i == d.id) {
-                inst.cpu -= n.cpu;
-                inst.memory -= n.memory;
-                inst.ports
-                    .extend(n.host_ports.iter().map(|(p, port)| (protocol(p), *port)));
-                inst.tasks += 1;
+            for (_, r) in reservations.iter().filter(|(i, _)| *i == d.id) {
+                inst.reserve(r);
             }
             inst
         })
@@ -117,11 +105,7 @@ struct Launch {
     group: String,
     tags: Vec<Tag>,
     enable_execute_command: bool,
-    /// What the task takes on an instance whose awsvpc tasks share the
-    /// host's network (the process runtime) ...
-    needs: rules::Needs,
-    /// ... and on one that gives each its own namespace (Docker).
-    needs_isolated: rules::Needs,
+    demand: Demand,
     /// For awsvpc: the subnet its network interface goes in (the first of
     /// the request's, as ECS takes it).
     subnet: Option<String>,
@@ -218,8 +202,7 @@ async fn prepare(
         _ => Vec::new(),
     };
     tags::merge(&mut tags, input_tags.map(Vec::as_slice).unwrap_or_default())?;
-    let needs = rules::needs(&td, overrides.as_ref(), true);
-    let needs_isolated = rules::needs(&td, overrides.as_ref(), false);
+    let demand = rules::demand(&td, overrides.as_ref());
     let group =
         group.unwrap_or_else(|| format!("family:{}", td.family.as_deref().unwrap_or_default()));
     Ok(Launch {
@@ -231,8 +214,7 @@ async fn prepare(
         group,
         tags,
         enable_execute_command,
-        needs,
-        needs_isolated,
+        demand,
         subnet,
     })
 }
@@ -297,8 +279,8 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
             inference_accelerator_overrides: Some(vec![]),
             ..overrides
         }),
-        cpu: Some(l.needs.cpu.to_string()),
-        memory: Some(l.needs.memory.to_string()),
+        cpu: Some(l.demand.cpu.to_string()),
+        memory: Some(l.demand.memory.to_string()),
         availability_zone: Some(format!("{}a", ctx.region)),
         attributes: Some(vec![Attribute {
             name: "ecs.cpu-architecture".into(),
@@ -327,10 +309,9 @@ fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) ->
         task_definition: l.td.clone(),
         instance_id: instance.map(|i| i.id.clone()),
         instance_scope: None,
-        needs: StoredNeeds::from(match instance {
-            Some(i) if !awsvpc_shares_host(i) => &l.needs_isolated,
-            _ => &l.needs,
-        }),
+        reserved: l
+            .demand
+            .reservation_on(instance.is_none_or(awsvpc_shares_host)),
         tags: l.tags.clone(),
     }
 }
@@ -409,42 +390,18 @@ async fn launch(
             limit: 1_000_000,
             ..Default::default()
         };
-        let reservations: Vec<(String, StoredNeeds)> =
+        let reservations: Vec<(String, Demand)> =
             records::list::<AssignmentDoc>(ecs.store(), &inst_scope, &aq)
                 .await?
                 .into_iter()
-                .map(|a| (a.value.instance_id, a.value.needs))
+                .map(|a| (a.value.instance_id, a.value.reserved))
                 .collect();
         let docs: Vec<InstanceDoc> = usable.iter().map(|d| d.value.clone()).collect();
         let pool = snapshot(ecs, &docs, &reservations);
-        let demand = scheduler::Demand {
-            cpu: l.needs.cpu,
-            memory: l.needs.memory,
-            host_ports: l
-                .needs_isolated
-                .host_ports
-                .iter()
-                .map(|(p, n)| (protocol(p.as_str()), *n))
-                .collect(),
-            awsvpc_ports: l
-                .needs
-                .host_ports
-                .iter()
-                .filter(|p| !l.needs_isolated.host_ports.contains(p))
-                .map(|(p, n)| (protocol(p.as_str()), *n))
-                .collect(),
-            attributes: l
-                .td
-                .requires_attributes
-                .iter()
-                .flatten()
-                .map(|a| (a.name.clone(), a.value.clone()))
-                .collect(),
-        };
         let plan = scheduler::place(
             &pool,
             &scheduler::Request {
-                demand,
+                demand: l.demand.clone(),
                 count,
                 strategies: strategies.clone(),
                 distinct_instance: distinct,
@@ -498,7 +455,7 @@ async fn launch(
                     region: ctx.region.clone(),
                     task_id: t.id.clone(),
                     instance_id: t.instance_id.clone().unwrap_or_default(),
-                    needs: t.needs.clone(),
+                    reserved: t.reserved.clone(),
                 })
                 .write()
             })

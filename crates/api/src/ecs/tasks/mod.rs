@@ -25,37 +25,16 @@ use crate::records::{
     MAX_ATTEMPTS,
 };
 use berth_core::pagination::{page_size, PageKey};
-use berth_core::task::{self as rules, lifecycle as transitions, Stop, TaskStatus, TaskStatuses};
+use berth_core::task::{
+    self as rules, lifecycle as transitions, Demand, Protocol, Stop, TaskStatus, TaskStatuses,
+};
 use berth_core::{arn, tags, EcsError};
-use berth_scheduler::{self as scheduler, Placement, Protocol};
+use berth_scheduler::{self as scheduler, Placement};
 use berth_store::{Expect, Query, Scope, Write};
 use berth_wire::ecs::*;
 use berth_wire::{RequestContext, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Resources a task holds on its instance until it stops.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StoredNeeds {
-    pub cpu: i64,
-    pub memory: i64,
-    /// `(protocol, port)`, protocol `tcp` or `udp`.
-    pub host_ports: Vec<(String, u16)>,
-}
-
-impl From<&rules::Needs> for StoredNeeds {
-    fn from(n: &rules::Needs) -> Self {
-        StoredNeeds {
-            cpu: n.cpu,
-            memory: n.memory,
-            host_ports: n
-                .host_ports
-                .iter()
-                .map(|(p, port)| (p.as_str().to_string(), *port))
-                .collect(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskDoc {
@@ -69,7 +48,10 @@ pub struct TaskDoc {
     /// Where the instance document lives: the task's own scope for EC2 and
     /// EXTERNAL tasks, berth's managed-capacity scope for FARGATE.
     pub instance_scope: Option<(String, String)>,
-    pub needs: StoredNeeds,
+    /// What it holds on its instance until it stops (stored as `needs`,
+    /// the name earlier versions gave it).
+    #[serde(rename = "needs")]
+    pub reserved: Demand,
     #[serde(default)]
     pub tags: Vec<Tag>,
 }
@@ -104,7 +86,9 @@ pub struct AssignmentDoc {
     pub region: String,
     pub task_id: String,
     pub instance_id: String,
-    pub needs: StoredNeeds,
+    /// The task's reservation, which placement counts against the instance.
+    #[serde(rename = "needs")]
+    pub reserved: Demand,
 }
 
 impl Record for AssignmentDoc {
@@ -234,7 +218,7 @@ async fn modify(
 /// included: ECS counts them in the instance's PORTS) to its reservation.
 /// Returns whether any was new.
 fn absorb_bound_ports(t: &mut TaskDoc) -> bool {
-    let bound: Vec<(String, u16)> = t
+    let bound: Vec<(Protocol, u16)> = t
         .task
         .containers
         .iter()
@@ -245,15 +229,14 @@ fn absorb_bound_ports(t: &mut TaskDoc) -> bool {
             let proto = b
                 .protocol
                 .as_ref()
-                .map_or("tcp", |p| p.as_str())
-                .to_string();
+                .map_or(Protocol::Tcp, Protocol::from_wire);
             Some((proto, port))
         })
         .collect();
     let mut grew = false;
     for p in bound {
-        if !t.needs.host_ports.contains(&p) {
-            t.needs.host_ports.push(p);
+        if !t.reserved.host_ports.contains(&p) {
+            t.reserved.host_ports.push(p);
             grew = true;
         }
     }
@@ -272,7 +255,7 @@ fn assignment_update(ctx: &RequestContext, t: &TaskDoc) -> Option<Write> {
         region: ctx.region.clone(),
         task_id: t.id.clone(),
         instance_id: t.instance_id.clone()?,
-        needs: t.needs.clone(),
+        reserved: t.reserved.clone(),
     };
     Some(Write::Put {
         doc: crate::records::to_doc(&a, 0),
@@ -305,4 +288,41 @@ pub fn view(doc: &TaskDoc, include_tags: bool) -> Task {
         vec![]
     });
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Documents as earlier versions stored them must still decode.
+    #[test]
+    fn task_and_assignment_documents_stored_earlier_still_decode() {
+        let task = r#"{
+            "id": "0123456789abcdef0123456789abcdef",
+            "cluster": "c",
+            "task": {"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/c/0123456789abcdef0123456789abcdef",
+                     "lastStatus": "RUNNING", "desiredStatus": "RUNNING", "version": 3},
+            "taskDefinition": {"family": "web", "revision": 1},
+            "instance_id": "i1",
+            "instance_scope": ["123456789012", "us-east-1"],
+            "needs": {"cpu": 256, "memory": 512, "host_ports": [["tcp", 8080]]}
+        }"#;
+        let t: TaskDoc = serde_json::from_str(task).unwrap();
+        assert_eq!(t.last_status(), TaskStatus::Running);
+        assert_eq!((t.reserved.cpu, t.reserved.memory), (256, 512));
+        assert_eq!(t.reserved.host_ports, [(Protocol::Tcp, 8080)]);
+        assert!(t.tags.is_empty());
+        // Written back, the reservation keeps its stored shape.
+        let again: serde_json::Value = serde_json::to_value(&t).unwrap();
+        assert_eq!(
+            again["needs"],
+            serde_json::json!({"cpu": 256, "memory": 512, "host_ports": [["tcp", 8080]]})
+        );
+
+        let assignment = r#"{"account": "123456789012", "region": "us-east-1",
+            "task_id": "0123456789abcdef0123456789abcdef", "instance_id": "i1",
+            "needs": {"cpu": 256, "memory": 512, "host_ports": [["tcp", 8080]]}}"#;
+        let a: AssignmentDoc = serde_json::from_str(assignment).unwrap();
+        assert_eq!(a.reserved, t.reserved);
+    }
 }
