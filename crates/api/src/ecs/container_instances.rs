@@ -17,7 +17,7 @@ use berth_core::task::{Protocol, TaskStatus};
 use berth_core::{arn, tags, EcsError};
 use berth_store::Query;
 use berth_wire::ecs::*;
-use berth_wire::{RequestContext, Timestamp};
+use berth_wire::RequestContext;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -251,7 +251,7 @@ pub async fn register(
             existing
                 .as_ref()
                 .and_then(|e| e.value.instance.registered_at)
-                .unwrap_or_else(Timestamp::now),
+                .unwrap_or_else(|| ecs.now()),
         ),
         tags: Some(instance_tags),
         attachments: Some(vec![]),

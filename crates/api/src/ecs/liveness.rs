@@ -2,10 +2,13 @@
 //! instance seen. Kept in memory — heartbeats are too frequent to be worth
 //! a durable write each — so after a control-plane restart every instance
 //! counts as seen at startup, and gets a full grace period to poll again.
+//! Silence is measured on the control plane's monotonic clock.
 
+use berth_core::clock::Clock;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Timings of agent liveness and task retention.
 #[derive(Debug, Clone)]
@@ -34,25 +37,25 @@ impl Default for Timings {
 }
 
 pub struct Liveness {
-    started: Instant,
-    seen: Mutex<HashMap<String, Instant>>,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Liveness {
-            started: Instant::now(),
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
+    clock: Arc<dyn Clock>,
+    /// When this control plane started, on `clock`'s monotonic time.
+    started: Duration,
+    seen: Mutex<HashMap<String, Duration>>,
 }
 
 impl Liveness {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Liveness {
+            started: clock.monotonic(),
+            clock,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Records a sign of life from the instance with this ARN.
     pub fn seen(&self, instance_arn: &str) {
-        self.seen
-            .lock()
-            .insert(instance_arn.to_string(), Instant::now());
+        let now = self.clock.monotonic();
+        self.seen.lock().insert(instance_arn.to_string(), now);
     }
 
     /// How long since the instance was last heard from.
@@ -63,7 +66,7 @@ impl Liveness {
             .get(instance_arn)
             .copied()
             .unwrap_or(self.started);
-        last.elapsed()
+        self.clock.monotonic().saturating_sub(last)
     }
 
     pub fn forget(&self, instance_arn: &str) {

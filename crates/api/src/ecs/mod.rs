@@ -13,6 +13,7 @@ mod tasks;
 mod work;
 
 use crate::locks::StripedLocks;
+use berth_core::clock::{Clock, SystemClock};
 use berth_core::pagination::TokenCodec;
 use berth_store::Store;
 use berth_wire::ecs::*;
@@ -26,12 +27,14 @@ pub struct Ecs {
     pub(crate) tokens: TokenCodec,
     pub(crate) locks: Arc<StripedLocks>,
     pub(crate) timings: Timings,
+    /// What every decision by time and every timestamp written reads.
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) liveness: Arc<Liveness>,
     pub(crate) work: Arc<work::WorkSignals>,
     /// This server's URL, for DiscoverPollEndpoint.
     pub(crate) endpoint: String,
-    /// When the sweep last looked for expired tasks.
-    pub(crate) last_expiry: Arc<parking_lot::Mutex<Option<std::time::Instant>>>,
+    /// When the sweep last looked for expired tasks (monotonic time).
+    pub(crate) last_expiry: Arc<parking_lot::Mutex<Option<std::time::Duration>>>,
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
@@ -47,16 +50,31 @@ impl Ecs {
     }
 
     pub fn with_timings(store: Arc<dyn Store>, token_key: Vec<u8>, timings: Timings) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         Ecs {
             store,
             tokens: TokenCodec::new(token_key),
             locks: Arc::default(),
             timings,
-            liveness: Arc::default(),
+            liveness: Arc::new(Liveness::new(clock.clone())),
+            clock,
             work: Arc::default(),
             endpoint: String::new(),
             last_expiry: Arc::default(),
         }
+    }
+
+    /// Decides by `clock` instead of the system's (tests use a
+    /// `ManualClock`). Call before any agent is seen: liveness starts over.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.liveness = Arc::new(Liveness::new(clock.clone()));
+        self.clock = clock;
+        self
+    }
+
+    /// Wall time now, for the timestamps written on resources.
+    pub(crate) fn now(&self) -> berth_wire::Timestamp {
+        self.clock.now()
     }
 
     /// Sets the URL DiscoverPollEndpoint answers with.

@@ -10,7 +10,7 @@ use crate::records::{self, kind, store_error, try_commit, Record};
 use berth_core::task::{Stop, TaskStatus};
 use berth_core::EcsError;
 use berth_store::{Expect, Query, Write};
-use berth_wire::{RequestContext, Timestamp};
+use berth_wire::RequestContext;
 
 /// How often expired STOPPED tasks are looked for.
 const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -30,9 +30,10 @@ impl Ecs {
         let due = {
             let mut last = self.last_expiry.lock();
             let every = EXPIRY_EVERY.min(self.timings.stopped_task_retention);
-            let due = last.is_none_or(|t| t.elapsed() >= every);
+            let now = self.clock.monotonic();
+            let due = last.is_none_or(|t| now.saturating_sub(t) >= every);
             if due {
-                *last = Some(std::time::Instant::now());
+                *last = Some(now);
             }
             due
         };
@@ -88,7 +89,7 @@ async fn stop_tasks_of_lost_agents(ecs: &Ecs) -> Result<usize, EcsError> {
 }
 
 async fn remove_expired_tasks(ecs: &Ecs) -> Result<usize, EcsError> {
-    let now_ms = Timestamp::now().as_millis();
+    let now_ms = ecs.now().as_millis();
     let keep_ms = ecs.timings.stopped_task_retention.as_millis() as i64;
     let mut removed = 0;
     for scope in ecs.store().scopes(kind::TASK).await.map_err(store_error)? {

@@ -11,7 +11,7 @@ use berth_core::task_definition::{self as td, Registration};
 use berth_core::{arn, names, tags, EcsError};
 use berth_store::Query;
 use berth_wire::ecs::*;
-use berth_wire::{RequestContext, Timestamp};
+use berth_wire::RequestContext;
 use serde::{Deserialize, Serialize};
 
 /// One revision, with its tags (ECS tags revisions, not families).
@@ -180,7 +180,7 @@ pub async fn register(
             account: &ctx.account_id,
             revision: family.value.latest_revision,
             registered_by: &ctx.principal_arn,
-            now: Timestamp::now(),
+            now: ecs.now(),
         };
         let doc = Versioned::new(TaskDefinitionDoc {
             task_definition: td::build(input.clone(), &reg),
@@ -320,7 +320,7 @@ pub async fn deregister(
             .ok_or_else(|| EcsError::Server("family record missing".into()))?;
         fam.value.active_revisions = fam.value.active_revisions.saturating_sub(1);
         doc.value.task_definition.status = Some(TaskDefinitionStatus::Inactive);
-        doc.value.task_definition.deregistered_at = Some(Timestamp::now());
+        doc.value.task_definition.deregistered_at = Some(ecs.now());
         if try_commit(ecs.store(), &sc, vec![fam.write(), doc.write()]).await? {
             return Ok(DeregisterTaskDefinitionResponse {
                 task_definition: Some(doc.value.task_definition),
@@ -379,7 +379,7 @@ pub async fn delete(
                 }
             }
             doc.value.task_definition.status = Some(TaskDefinitionStatus::DeleteInProgress);
-            doc.value.task_definition.delete_requested_at = Some(Timestamp::now());
+            doc.value.task_definition.delete_requested_at = Some(ecs.now());
             if try_commit(ecs.store(), &sc, vec![doc.write()]).await? {
                 deleted.push(doc.value.task_definition);
                 continue 'each;

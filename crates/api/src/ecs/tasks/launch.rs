@@ -219,11 +219,15 @@ async fn prepare(
     })
 }
 
-fn new_task(ctx: &RequestContext, l: &Launch, instance: Option<&InstanceDoc>) -> TaskDoc {
+fn new_task(
+    ctx: &RequestContext,
+    l: &Launch,
+    instance: Option<&InstanceDoc>,
+    now: Timestamp,
+) -> TaskDoc {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let cluster_name = l.cluster.cluster_name.clone().unwrap_or_default();
     let task_arn = arn::task(&ctx.region, &ctx.account_id, &cluster_name, &id);
-    let now = Timestamp::now();
     let containers =
         l.td.container_definitions
             .iter()
@@ -419,7 +423,7 @@ async fn launch(
                         .iter()
                         .find(|d| d.value.id == id)
                         .expect("placed on a known instance");
-                    let mut t = new_task(ctx, l, Some(&inst.value));
+                    let mut t = new_task(ctx, l, Some(&inst.value), ecs.now());
                     t.instance_scope =
                         Some((inst_scope.account.clone(), inst_scope.region.clone()));
                     used.insert(id, inst);

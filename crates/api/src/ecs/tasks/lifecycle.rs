@@ -17,7 +17,7 @@ pub async fn stop(
     }
     let stop = Stop::by_user(input.reason.clone());
     let doc = modify(ecs, ctx, &cluster, &input.task, |t| {
-        transitions::request_stop(&mut t.task, stop.clone(), Timestamp::now());
+        transitions::request_stop(&mut t.task, stop.clone(), ecs.now());
         Ok(())
     })
     .await?
@@ -41,7 +41,7 @@ pub async fn submit_task_state_change(
         .ok_or_else(|| EcsError::invalid("task is required."))?;
     let status = transitions::reported_status(&input)?;
     modify(ecs, ctx, &cluster, &task_ref, |t| {
-        transitions::apply_task_report(&mut t.task, &input, status, Timestamp::now())
+        transitions::apply_task_report(&mut t.task, &input, status, ecs.now())
     })
     .await?
     .ok_or_else(|| EcsError::invalid(format!("The referenced task was not found: {task_ref}")))?;
@@ -96,7 +96,7 @@ pub async fn force_stop(
     }
     let cluster = doc.value.cluster.clone();
     modify(ecs, ctx, &cluster, task_id, |t| {
-        transitions::stop_now(&mut t.task, stop, Timestamp::now());
+        transitions::stop_now(&mut t.task, stop, ecs.now());
         Ok(())
     })
     .await?;
@@ -386,7 +386,7 @@ pub async fn submit_task_network(
         check(t)?;
         attach_network(t, &n);
         match state {
-            Some(s) => transitions::apply_task_report(&mut t.task, s, status, Timestamp::now()),
+            Some(s) => transitions::apply_task_report(&mut t.task, s, status, ecs.now()),
             None => Ok(()),
         }
     })
