@@ -99,7 +99,66 @@ pub async fn list<T: Record>(
 }
 
 /// How many times a read–decide–commit loop retries on conflicting writers.
-pub const MAX_ATTEMPTS: usize = 32;
+const MAX_ATTEMPTS: usize = 32;
+
+/// What one attempt of a read–decide–commit loop decided.
+pub enum Attempt<T> {
+    /// Nothing (more) to write: finish with `value`.
+    Done(T),
+    /// Commit `writes` in `scope`; finish with `value` once they land.
+    Commit {
+        scope: Scope,
+        writes: Vec<Write>,
+        value: T,
+    },
+    /// Commit each batch in its own scope, in order, for changes that span
+    /// scopes (managed capacity's documents and a customer's tasks). A
+    /// conflict in any batch retries from the read, and the batches before
+    /// it stay committed: each must be harmless alone and when repeated.
+    CommitInOrder {
+        batches: Vec<(Scope, Vec<Write>)>,
+        value: T,
+    },
+}
+
+/// Runs `attempt` (read, decide) and commits what it decided, until the
+/// commit lands without conflict; between attempts it pauses a random
+/// moment, so competing writers spread out. Gives up after `MAX_ATTEMPTS`
+/// with `too_contended()`.
+///
+/// Each attempt calls a fresh copy of `attempt`, an `async` closure that
+/// captures by reference (so copying it is free). It is an `AsyncFnOnce +
+/// Clone` rather than an `AsyncFnMut` because the operations' futures must
+/// be `Send`, and rustc cannot yet prove that for a future that holds an
+/// `AsyncFnMut`'s call future, which borrows the closure ("implementation
+/// of `Send` is not general enough").
+pub async fn retry<T, E: From<EcsError>>(
+    store: &dyn Store,
+    attempt: impl AsyncFnOnce() -> Result<Attempt<T>, E> + Clone,
+) -> Result<T, E> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (batches, value) = match attempt.clone()().await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Commit {
+                scope,
+                writes,
+                value,
+            } => (vec![(scope, writes)], value),
+            Attempt::CommitInOrder { batches, value } => (batches, value),
+        };
+        let mut landed = true;
+        for (scope, writes) in batches {
+            if !try_commit(store, &scope, writes).await? {
+                landed = false;
+                break;
+            }
+        }
+        if landed {
+            return Ok(value);
+        }
+    }
+    Err(too_contended().into())
+}
 
 /// Commits `writes`; `Ok(false)` means someone else wrote first: re-read and
 /// retry (after a short random pause, so competing writers spread out).
@@ -134,4 +193,53 @@ pub mod kind {
     pub const SERVICE: &str = "service";
     pub const ASSIGNMENT: &str = "assignment";
     pub const RUN_TOKEN: &str = "run-task-token";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        n: u32,
+    }
+
+    impl Record for Counter {
+        const KIND: &'static str = "counter";
+        fn id(&self) -> String {
+            "c".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_conflicting_writer_makes_the_attempt_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = berth_store::SqliteStore::open(dir.path().join("t.db")).unwrap();
+        let sc = Scope::new("a", "r");
+        let attempts = AtomicUsize::new(0);
+        let n = retry(&store, async || {
+            let current = load::<Counter>(&store, &sc, "c").await?;
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                // Someone else writes between this attempt's read and commit.
+                let other = Versioned::new(Counter { n: 10 }).write();
+                store.commit(&sc, vec![other]).await.unwrap();
+            }
+            let mut c = current.unwrap_or_else(|| Versioned::new(Counter { n: 0 }));
+            c.value.n += 1;
+            Ok::<_, EcsError>(Attempt::CommitInOrder {
+                batches: vec![(sc.clone(), vec![]), (sc.clone(), vec![c.write()])],
+                value: c.value.n,
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!((n, attempts.load(Ordering::SeqCst)), (11, 2));
+        let stored = load::<Counter>(&store, &sc, "c").await.unwrap().unwrap();
+        assert_eq!(stored.value.n, 11);
+
+        let done = retry(&store, async || Ok::<_, EcsError>(Attempt::Done("kept")));
+        assert_eq!(done.await.unwrap(), "kept");
+    }
 }

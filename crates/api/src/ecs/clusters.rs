@@ -2,9 +2,7 @@
 //! UpdateClusterSettings, DeleteCluster.
 
 use super::Ecs;
-use crate::records::{
-    self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
-};
+use crate::records::{self, kind, load, retry, scope, Attempt, Record, Versioned};
 use berth_core::pagination::page_size;
 use berth_core::task::TaskStatus;
 use berth_core::{arn, names, tags, EcsError};
@@ -152,22 +150,12 @@ pub async fn create(
     validate_capacity_providers(&providers, &strategy)?;
     let sc = scope(ctx);
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
-    for _ in 0..MAX_ATTEMPTS {
+    let cluster = retry(ecs.store(), async || {
         let existing = load::<Cluster>(ecs.store(), &sc, &name).await?;
         if let Some(c) = &existing {
             if c.value.status.as_deref() == Some(ACTIVE) {
                 // ECS answers CreateCluster for an existing cluster with that cluster.
-                return Ok(CreateClusterResponse {
-                    cluster: Some(
-                        describe_one(
-                            ecs,
-                            ctx,
-                            c.value.clone(),
-                            &[ClusterField::Tags, ClusterField::Settings],
-                        )
-                        .await?,
-                    ),
-                });
+                return Ok(Attempt::Done(c.value.clone()));
             }
         }
         let cluster = Cluster {
@@ -190,18 +178,16 @@ pub async fn create(
             value: cluster,
             version: existing.map_or(0, |e| e.version),
         };
-        if try_commit(ecs.store(), &sc, vec![rec.write()]).await? {
-            let out = describe_one(
-                ecs,
-                ctx,
-                rec.value,
-                &[ClusterField::Tags, ClusterField::Settings],
-            )
-            .await?;
-            return Ok(CreateClusterResponse { cluster: Some(out) });
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: sc.clone(),
+            writes: vec![rec.write()],
+            value: rec.value,
+        })
+    })
+    .await?;
+    let include = [ClusterField::Tags, ClusterField::Settings];
+    let out = describe_one(ecs, ctx, cluster, &include).await?;
+    Ok(CreateClusterResponse { cluster: Some(out) })
 }
 
 async fn count(
@@ -385,14 +371,16 @@ async fn modify(
 ) -> Result<Cluster, EcsError> {
     let name = cluster_name(ctx, Some(cluster))?;
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
-    for _ in 0..MAX_ATTEMPTS {
+    retry(ecs.store(), async || {
         let mut c = load_active(ecs, ctx, Some(cluster)).await?;
         change(&mut c.value)?;
-        if try_commit(ecs.store(), &scope(ctx), vec![c.write()]).await? {
-            return Ok(c.value);
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: scope(ctx),
+            writes: vec![c.write()],
+            value: c.value,
+        })
+    })
+    .await
 }
 
 pub async fn update(
@@ -451,7 +439,7 @@ pub async fn delete(
 ) -> Result<DeleteClusterResponse, EcsError> {
     let name = cluster_name(ctx, Some(&input.cluster))?;
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
-    for _ in 0..MAX_ATTEMPTS {
+    let deleted = retry(ecs.store(), async || {
         let mut c = load_active(ecs, ctx, Some(&input.cluster)).await?;
         let name = c.value.id();
         let instances = count(ecs, ctx, kind::CONTAINER_INSTANCE, &name, "ACTIVE").await?
@@ -472,11 +460,14 @@ pub async fn delete(
             return Err(EcsError::ClusterContainsTasks);
         }
         c.value.status = Some(INACTIVE.into());
-        if try_commit(ecs.store(), &scope(ctx), vec![c.write()]).await? {
-            return Ok(DeleteClusterResponse {
-                cluster: Some(describe_one(ecs, ctx, c.value, &[]).await?),
-            });
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: scope(ctx),
+            writes: vec![c.write()],
+            value: c.value,
+        })
+    })
+    .await?;
+    Ok(DeleteClusterResponse {
+        cluster: Some(describe_one(ecs, ctx, deleted, &[]).await?),
+    })
 }

@@ -10,7 +10,7 @@
 use super::tasks::{self, TaskDoc};
 use super::{clusters, Ecs};
 use crate::records::{
-    self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
+    self, kind, load, retry, scope, too_contended, try_commit, Attempt, Record, Versioned,
 };
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::task::{Protocol, TaskStatus};
@@ -417,16 +417,18 @@ async fn modify(
     reference: &str,
     change: impl Fn(&mut InstanceDoc) -> Result<(), EcsError>,
 ) -> Result<Option<InstanceDoc>, EcsError> {
-    for _ in 0..MAX_ATTEMPTS {
+    retry(ecs.store(), async || {
         let Some(mut doc) = find(ecs, ctx, cluster, reference).await? else {
-            return Ok(None);
+            return Ok(Attempt::Done(None));
         };
         change(&mut doc.value)?;
-        if try_commit(ecs.store(), &scope(ctx), vec![doc.write()]).await? {
-            return Ok(Some(doc.value));
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: scope(ctx),
+            writes: vec![doc.write()],
+            value: Some(doc.value),
+        })
+    })
+    .await
 }
 
 pub async fn update_state(

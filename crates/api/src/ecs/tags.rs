@@ -3,7 +3,7 @@
 
 use super::task_definitions;
 use super::{clusters, Ecs};
-use crate::records::{kind, scope, too_contended, try_commit, MAX_ATTEMPTS};
+use crate::records::{kind, retry, scope, Attempt};
 use berth_core::{arn::Arn, tags, EcsError};
 use berth_wire::ecs::*;
 use berth_wire::RequestContext;
@@ -61,7 +61,7 @@ async fn modify_tags(
             ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await
         }
     };
-    for _ in 0..MAX_ATTEMPTS {
+    retry(ecs.store(), async || {
         let write = match &t {
             Target::Cluster(name) => {
                 let mut c = clusters::load_active(ecs, ctx, Some(name)).await?;
@@ -76,11 +76,13 @@ async fn modify_tags(
                 d.write()
             }
         };
-        if try_commit(ecs.store(), &scope(ctx), vec![write]).await? {
-            return Ok(());
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: scope(ctx),
+            writes: vec![write],
+            value: (),
+        })
+    })
+    .await
 }
 
 /// TagResource and UntagResource model `ResourceNotFoundException`;

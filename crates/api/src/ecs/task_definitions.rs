@@ -3,9 +3,7 @@
 //! DeregisterTaskDefinition, DeleteTaskDefinitions.
 
 use super::Ecs;
-use crate::records::{
-    self, kind, load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS,
-};
+use crate::records::{self, kind, load, retry, scope, Attempt, Record, Versioned};
 use berth_core::pagination::page_size;
 use berth_core::task_definition::{self as td, Registration};
 use berth_core::{arn, names, tags, EcsError};
@@ -163,7 +161,7 @@ pub async fn register(
     let _serialized = ecs
         .lock(ctx, kind::TASK_DEFINITION_FAMILY, &input.family)
         .await;
-    for _ in 0..MAX_ATTEMPTS {
+    let doc = retry(ecs.store(), async || {
         let mut family = load::<FamilyDoc>(ecs.store(), &sc, &input.family)
             .await?
             .unwrap_or_else(|| {
@@ -186,15 +184,18 @@ pub async fn register(
             task_definition: td::build(input.clone(), &reg),
             tags: doc_tags.clone(),
         });
-        if try_commit(ecs.store(), &sc, vec![family.write(), doc.write()]).await? {
-            let tags = (!doc.value.tags.is_empty()).then(|| doc.value.tags.clone());
-            return Ok(RegisterTaskDefinitionResponse {
-                task_definition: Some(doc.value.task_definition),
-                tags,
-            });
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: sc.clone(),
+            writes: vec![family.write(), doc.write()],
+            value: doc.value,
+        })
+    })
+    .await?;
+    let tags = (!doc.tags.is_empty()).then(|| doc.tags.clone());
+    Ok(RegisterTaskDefinitionResponse {
+        task_definition: Some(doc.task_definition),
+        tags,
+    })
 }
 
 pub async fn describe(
@@ -305,15 +306,13 @@ pub async fn deregister(
     let (family, revision) = revision_reference(ctx, &input.task_definition)?;
     let sc = scope(ctx);
     let _serialized = ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, &family).await;
-    for _ in 0..MAX_ATTEMPTS {
+    let deregistered = retry(ecs.store(), async || {
         let mut doc = load::<TaskDefinitionDoc>(ecs.store(), &sc, &format!("{family}:{revision}"))
             .await?
             .ok_or_else(|| EcsError::client("The specified task definition does not exist."))?;
         if doc.value.status() != Some(&TaskDefinitionStatus::Active) {
             // Already deregistered: ECS answers with the definition as it is.
-            return Ok(DeregisterTaskDefinitionResponse {
-                task_definition: Some(doc.value.task_definition),
-            });
+            return Ok(Attempt::Done(doc.value.task_definition));
         }
         let mut fam = load::<FamilyDoc>(ecs.store(), &sc, &family)
             .await?
@@ -321,13 +320,16 @@ pub async fn deregister(
         fam.value.active_revisions = fam.value.active_revisions.saturating_sub(1);
         doc.value.task_definition.status = Some(TaskDefinitionStatus::Inactive);
         doc.value.task_definition.deregistered_at = Some(ecs.now());
-        if try_commit(ecs.store(), &sc, vec![fam.write(), doc.write()]).await? {
-            return Ok(DeregisterTaskDefinitionResponse {
-                task_definition: Some(doc.value.task_definition),
-            });
-        }
-    }
-    Err(too_contended())
+        Ok(Attempt::Commit {
+            scope: sc.clone(),
+            writes: vec![fam.write(), doc.write()],
+            value: doc.value.task_definition,
+        })
+    })
+    .await?;
+    Ok(DeregisterTaskDefinitionResponse {
+        task_definition: Some(deregistered),
+    })
 }
 
 pub async fn delete(
@@ -343,7 +345,7 @@ pub async fn delete(
     let sc = scope(ctx);
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
-    'each: for reference in &input.task_definitions {
+    for reference in &input.task_definitions {
         let Ok((family, revision)) = revision_reference(ctx, reference) else {
             failures.push(Failure {
                 arn: Some(reference.clone()),
@@ -359,33 +361,38 @@ pub async fn delete(
             reason: Some(reason.into()),
             detail: None,
         };
-        for _ in 0..MAX_ATTEMPTS {
+        // The revision marked for deletion, or why it cannot be.
+        let outcome = retry(ecs.store(), async || {
             let Some(mut doc) =
                 load::<TaskDefinitionDoc>(ecs.store(), &sc, &format!("{family}:{revision}"))
                     .await?
             else {
-                failures.push(fail("The specified task definition does not exist."));
-                continue 'each;
+                return Ok(Attempt::Done(Err(
+                    "The specified task definition does not exist.",
+                )));
             };
             match doc.value.status() {
                 Some(TaskDefinitionStatus::Inactive) => {}
                 Some(TaskDefinitionStatus::DeleteInProgress) => {
-                    deleted.push(doc.value.task_definition);
-                    continue 'each;
+                    return Ok(Attempt::Done(Ok(doc.value.task_definition)));
                 }
                 _ => {
-                    failures.push(fail("The specified task definition is still in ACTIVE status. Deregister it before deleting."));
-                    continue 'each;
+                    return Ok(Attempt::Done(Err("The specified task definition is still in ACTIVE status. Deregister it before deleting.")));
                 }
             }
             doc.value.task_definition.status = Some(TaskDefinitionStatus::DeleteInProgress);
             doc.value.task_definition.delete_requested_at = Some(ecs.now());
-            if try_commit(ecs.store(), &sc, vec![doc.write()]).await? {
-                deleted.push(doc.value.task_definition);
-                continue 'each;
-            }
+            Ok::<_, EcsError>(Attempt::Commit {
+                scope: sc.clone(),
+                writes: vec![doc.write()],
+                value: Ok(doc.value.task_definition),
+            })
+        })
+        .await?;
+        match outcome {
+            Ok(td) => deleted.push(td),
+            Err(reason) => failures.push(fail(reason)),
         }
-        return Err(too_contended());
     }
     Ok(DeleteTaskDefinitionsResponse {
         task_definitions: Some(deleted),

@@ -2,7 +2,7 @@
 //! PutRetentionPolicy, DeleteRetentionPolicy, and the retention sweep.
 
 use super::{group_arn, group_from_arn, limit, now_ms, tags, Logs, LogsError};
-use crate::records::{load, scope, too_contended, try_commit, Record, Versioned, MAX_ATTEMPTS};
+use crate::records::{load, retry, scope, Attempt, Record, Versioned};
 use berth_core::pagination::PageKey;
 use berth_store::{Expect, Query, Scope, StoreError, Write};
 use berth_wire::logs::*;
@@ -82,14 +82,16 @@ pub async fn modify(
 ) -> Result<LogGroupRecord, LogsError> {
     let sc = scope(ctx);
     let _serialized = logs.lock(&sc, name).await;
-    for _ in 0..MAX_ATTEMPTS {
+    retry(logs.store(), async || {
         let mut g = load_group(logs, &sc, name).await?;
         change(&mut g.value)?;
-        if try_commit(logs.store(), &sc, vec![g.write()]).await? {
-            return Ok(g.value);
-        }
-    }
-    Err(too_contended().into())
+        Ok(Attempt::Commit {
+            scope: sc.clone(),
+            writes: vec![g.write()],
+            value: g.value,
+        })
+    })
+    .await
 }
 
 pub async fn create(
@@ -146,20 +148,23 @@ pub async fn delete(
     let name = input.log_group_name;
     let sc = scope(ctx);
     let _serialized = logs.lock(&sc, &name).await;
-    for _ in 0..MAX_ATTEMPTS {
+    retry(logs.store(), async || {
         let g = load_group(logs, &sc, &name).await?;
         let write = Write::Delete {
             kind: KIND,
             id: name.clone(),
             expect: Expect::Version(g.version),
         };
-        if try_commit(logs.store(), &sc, vec![write]).await? {
-            // Under the group's lock no stream can be created in between.
-            logs.events.delete_group(&sc, &name).await?;
-            return Ok(());
-        }
-    }
-    Err(too_contended().into())
+        Ok::<_, LogsError>(Attempt::Commit {
+            scope: sc.clone(),
+            writes: vec![write],
+            value: (),
+        })
+    })
+    .await?;
+    // Under the group's lock no stream can be created in between.
+    logs.events.delete_group(&sc, &name).await?;
+    Ok(())
 }
 
 /// Which groups a DescribeLogGroups request selects (besides its page).

@@ -12,7 +12,7 @@ pub use manager::SecretsManager;
 pub use parameters::ParameterStore;
 pub use vault::Vault;
 
-use crate::records::{self, load, try_commit, Record, Versioned};
+use crate::records::{self, load, retry, Attempt, Record, Versioned};
 use berth_core::EcsError;
 use berth_store::{Expect, Query, Scope, Store, Write};
 use berth_wire::{ApiError, Timestamp};
@@ -32,13 +32,18 @@ pub(crate) async fn mutate<T: Record, R>(
     scope: &Scope,
     id: &str,
     fault: &'static str,
-    mut decide: impl FnMut(Option<Versioned<T>>) -> Result<(Change<T>, R), ApiError>,
+    decide: impl Fn(Option<Versioned<T>>) -> Result<(Change<T>, R), ApiError>,
 ) -> Result<R, ApiError> {
-    for _ in 0..records::MAX_ATTEMPTS {
-        let current = load::<T>(store, scope, id).await.map_err(internal(fault))?;
-        let (change, out) = decide(current)?;
+    // The store's errors become the service's fault; `decide`'s own
+    // errors pass through as the attempt's outcome.
+    let outcome = retry(store, async || {
+        let current = load::<T>(store, scope, id).await?;
+        let (change, out) = match decide(current) {
+            Ok(decided) => decided,
+            Err(e) => return Ok(Attempt::Done(Err(e))),
+        };
         let write = match change {
-            Change::Keep => return Ok(out),
+            Change::Keep => return Ok(Attempt::Done(Ok(out))),
             Change::Put(v) => v.write(),
             Change::Delete(version) => Write::Delete {
                 kind: T::KIND,
@@ -46,14 +51,14 @@ pub(crate) async fn mutate<T: Record, R>(
                 expect: Expect::Version(version),
             },
         };
-        if try_commit(store, scope, vec![write])
-            .await
-            .map_err(internal(fault))?
-        {
-            return Ok(out);
-        }
-    }
-    Err(internal(fault)(records::too_contended()))
+        Ok::<_, EcsError>(Attempt::Commit {
+            scope: scope.clone(),
+            writes: vec![write],
+            value: Ok(out),
+        })
+    })
+    .await;
+    outcome.map_err(internal(fault))?
 }
 
 /// Up to `want` records after `after` (in sort order) that `keep` accepts,

@@ -363,7 +363,7 @@ async fn launch(
             &lock_id,
         ])
         .await;
-    for _ in 0..MAX_ATTEMPTS {
+    let (tasks, failures, used) = retry(ecs.store(), async || {
         let parent = if managed {
             "managed".to_string()
         } else {
@@ -471,29 +471,30 @@ async fn launch(
             .iter()
             .map(|t| Versioned::new(t.clone()).write())
             .collect();
-        let committed = if managed {
+        let value = (tasks, failures, used.into_keys().collect::<Vec<_>>());
+        let mut w = guards;
+        w.extend(assignments);
+        Ok(if managed {
             // Assignments first: an assignment whose task never appears is
             // dropped by the agent; a task without assignment would hang.
-            let mut w = guards;
-            w.extend(assignments);
-            if !try_commit(ecs.store(), &inst_scope, w).await? {
-                continue;
+            Attempt::CommitInOrder {
+                batches: vec![(inst_scope.clone(), w), (scope(ctx), task_writes)],
+                value,
             }
-            try_commit(ecs.store(), &scope(ctx), task_writes).await?
         } else {
-            let mut w = guards;
-            w.extend(assignments);
             w.extend(task_writes);
-            try_commit(ecs.store(), &scope(ctx), w).await?
-        };
-        if committed {
-            for id in used.keys() {
-                ecs.work.bump(id);
+            Attempt::Commit {
+                scope: scope(ctx),
+                writes: w,
+                value,
             }
-            return Ok((tasks, failures));
-        }
+        })
+    })
+    .await?;
+    for id in &used {
+        ecs.work.bump(id);
     }
-    Err(too_contended())
+    Ok((tasks, failures))
 }
 
 fn launch_type_of(

@@ -20,10 +20,7 @@ pub use queries::{describe, list};
 
 use super::container_instances::{self, InstanceDoc, INACTIVE};
 use super::{clusters, task_definitions, Ecs};
-use crate::records::{
-    self, kind, load, scope, store_error, too_contended, try_commit, Record, Versioned,
-    MAX_ATTEMPTS,
-};
+use crate::records::{self, kind, load, retry, scope, try_commit, Attempt, Record, Versioned};
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::task::{
     self as rules, lifecycle as transitions, Demand, Protocol, Stop, TaskStatus, TaskStatuses,
@@ -166,9 +163,9 @@ async fn modify(
     reference: &str,
     change: impl Fn(&mut TaskDoc) -> Result<(), EcsError>,
 ) -> Result<Option<TaskDoc>, EcsError> {
-    for _ in 0..MAX_ATTEMPTS {
+    let changed = retry(ecs.store(), async || {
         let Some(mut doc) = find(ecs, ctx, cluster, reference).await? else {
-            return Ok(None);
+            return Ok(Attempt::Done(None));
         };
         let before = doc.value.last_status();
         change(&mut doc.value)?;
@@ -187,31 +184,29 @@ async fn modify(
                 writes.push(w);
             }
         }
+        let mut batches = Vec::new();
         if stopping_now {
             // The reservation must be gone by the time STOPPED is visible:
             // in the same commit when the instance shares the task's scope;
             // otherwise (managed capacity) first — should the task's commit
             // then fail, its agent sees it unassigned and stops it anyway.
-            let (same_scope, release_write) = release_write(ctx, &doc.value);
-            match release_write {
-                Some((w, _)) if same_scope => writes.push(w),
-                Some((w, instance_scope)) => {
-                    ecs.store()
-                        .commit(&instance_scope, vec![w])
-                        .await
-                        .map_err(store_error)?;
-                }
-                None => {}
+            match release_write(ctx, &doc.value) {
+                (true, Some((w, _))) => writes.push(w),
+                (false, Some((w, instance_scope))) => batches.push((instance_scope, vec![w])),
+                _ => {}
             }
         }
-        if try_commit(ecs.store(), &scope(ctx), writes).await? {
-            if let Some(i) = &doc.value.instance_id {
-                ecs.work.bump(i);
-            }
-            return Ok(Some(doc.value));
-        }
+        batches.push((scope(ctx), writes));
+        Ok(Attempt::CommitInOrder {
+            batches,
+            value: Some(doc.value),
+        })
+    })
+    .await?;
+    if let Some(i) = changed.as_ref().and_then(|t| t.instance_id.as_ref()) {
+        ecs.work.bump(i);
     }
-    Err(too_contended())
+    Ok(changed)
 }
 
 /// Adds the host ports the task's containers really bound (dynamic ones
