@@ -113,12 +113,33 @@ pub enum Attempt<T> {
     },
     /// Commit each batch in its own scope, in order, for changes that span
     /// scopes (managed capacity's documents and a customer's tasks). A
-    /// conflict in any batch retries from the read, and the batches before
-    /// it stay committed: each must be harmless alone and when repeated.
-    CommitInOrder {
-        batches: Vec<(Scope, Vec<Write>)>,
-        value: T,
-    },
+    /// conflict in any batch retries from the read; the batches committed
+    /// before it are undone by their `undo` writes (or stay, if they have
+    /// none: then they must be harmless alone and when repeated).
+    CommitInOrder { batches: Vec<Batch>, value: T },
+}
+
+/// One scope's writes of an [`Attempt::CommitInOrder`].
+pub struct Batch {
+    pub scope: Scope,
+    pub writes: Vec<Write>,
+    /// Committed should a later batch conflict (unconditional writes).
+    pub undo: Vec<Write>,
+}
+
+impl Batch {
+    pub fn new(scope: Scope, writes: Vec<Write>) -> Batch {
+        Batch {
+            scope,
+            writes,
+            undo: Vec::new(),
+        }
+    }
+
+    pub fn undone_by(mut self, undo: Vec<Write>) -> Batch {
+        self.undo = undo;
+        self
+    }
 }
 
 /// Runs `attempt` (read, decide) and commits what it decided, until the
@@ -143,21 +164,30 @@ pub async fn retry<T, E: From<EcsError>>(
                 scope,
                 writes,
                 value,
-            } => (vec![(scope, writes)], value),
+            } => (vec![Batch::new(scope, writes)], value),
             Attempt::CommitInOrder { batches, value } => (batches, value),
         };
-        let mut landed = true;
-        for (scope, writes) in batches {
-            if !try_commit(store, &scope, writes).await? {
-                landed = false;
-                break;
-            }
-        }
-        if landed {
+        if commit_in_order(store, batches).await? {
             return Ok(value);
         }
     }
     Err(too_contended().into())
+}
+
+/// Commits `batches` in order; on a conflict, undoes the ones that landed
+/// and answers `false`.
+async fn commit_in_order(store: &dyn Store, batches: Vec<Batch>) -> Result<bool, EcsError> {
+    let mut landed: Vec<(Scope, Vec<Write>)> = Vec::new();
+    for b in batches {
+        if !try_commit(store, &b.scope, b.writes).await? {
+            for (scope, undo) in landed.into_iter().rev().filter(|(_, u)| !u.is_empty()) {
+                store.commit(&scope, undo).await.map_err(store_error)?;
+            }
+            return Ok(false);
+        }
+        landed.push((b.scope, b.undo));
+    }
+    Ok(true)
 }
 
 /// Commits `writes`; `Ok(false)` means someone else wrote first: re-read and
@@ -229,7 +259,10 @@ mod tests {
             let mut c = current.unwrap_or_else(|| Versioned::new(Counter { n: 0 }));
             c.value.n += 1;
             Ok::<_, EcsError>(Attempt::CommitInOrder {
-                batches: vec![(sc.clone(), vec![]), (sc.clone(), vec![c.write()])],
+                batches: vec![
+                    Batch::new(sc.clone(), vec![]),
+                    Batch::new(sc.clone(), vec![c.write()]),
+                ],
                 value: c.value.n,
             })
         })

@@ -7,7 +7,7 @@
 //! scope of the instance, lists each live task under its instance: it is
 //! what an agent's poll reads, and it goes away when the task stops.
 
-mod launch;
+pub(crate) mod launch;
 mod lifecycle;
 mod queries;
 
@@ -20,7 +20,9 @@ pub use queries::{describe, list};
 
 use super::container_instances::{self, InstanceDoc, INACTIVE};
 use super::{clusters, task_definitions, Ecs};
-use crate::records::{self, kind, load, retry, scope, try_commit, Attempt, Record, Versioned};
+use crate::records::{
+    self, kind, load, retry, scope, try_commit, Attempt, Batch, Record, Versioned,
+};
 use berth_core::pagination::{page_size, PageKey};
 use berth_core::task::{
     self as rules, lifecycle as transitions, Demand, Protocol, Stop, TaskStatus, TaskStatuses,
@@ -51,6 +53,16 @@ pub struct TaskDoc {
     pub reserved: Demand,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The service that started it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<TaskOwner>,
+}
+
+/// The service (and deployment) a task was started for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOwner {
+    pub service_name: String,
+    pub deployment_id: String,
 }
 
 impl TaskDoc {
@@ -192,11 +204,13 @@ async fn modify(
             // then fail, its agent sees it unassigned and stops it anyway.
             match release_write(ctx, &doc.value) {
                 (true, Some((w, _))) => writes.push(w),
-                (false, Some((w, instance_scope))) => batches.push((instance_scope, vec![w])),
+                (false, Some((w, instance_scope))) => {
+                    batches.push(Batch::new(instance_scope, vec![w]))
+                }
                 _ => {}
             }
         }
-        batches.push((scope(ctx), writes));
+        batches.push(Batch::new(scope(ctx), writes));
         Ok(Attempt::CommitInOrder {
             batches,
             value: Some(doc.value),
@@ -307,6 +321,7 @@ mod tests {
         assert_eq!((t.reserved.cpu, t.reserved.memory), (256, 512));
         assert_eq!(t.reserved.host_ports, [(Protocol::Tcp, 8080)]);
         assert!(t.tags.is_empty());
+        assert_eq!(t.service, None);
         // Written back, the reservation keeps its stored shape.
         let again: serde_json::Value = serde_json::to_value(&t).unwrap();
         assert_eq!(

@@ -1,0 +1,190 @@
+//! RunTask and StartTask: their requests checked and turned into a launch.
+
+use super::super::*;
+use super::{launch, prepare, LaunchSpec, Launched, PlacementRequest};
+
+fn launch_type_of(
+    input_launch: Option<&LaunchType>,
+    strategy: Option<&Vec<CapacityProviderStrategyItem>>,
+    cluster_default: &[CapacityProviderStrategyItem],
+) -> Result<LaunchType, EcsError> {
+    if input_launch.is_some() && strategy.is_some_and(|s| !s.is_empty()) {
+        return Err(EcsError::invalid(
+            "Specifying both a launchType and capacityProviderStrategy is not supported.",
+        ));
+    }
+    if let Some(lt) = input_launch {
+        return match lt {
+            LaunchType::Ec2 | LaunchType::Fargate | LaunchType::External => Ok(lt.clone()),
+            other => Err(EcsError::invalid(format!(
+                "launchType {other} is not supported by berth."
+            ))),
+        };
+    }
+    let items = strategy
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_slice())
+        .unwrap_or(cluster_default);
+    if items
+        .iter()
+        .any(|i| i.capacity_provider == "FARGATE" || i.capacity_provider == "FARGATE_SPOT")
+    {
+        return Ok(LaunchType::Fargate);
+    }
+    if let Some(i) = items.first() {
+        return Err(EcsError::invalid(format!(
+            "The capacity provider '{}' does not exist.",
+            i.capacity_provider
+        )));
+    }
+    Ok(LaunchType::Ec2)
+}
+
+/// A RunTask clientToken and the tasks it started, for idempotency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunTokenDoc {
+    token: String,
+    task_ids: Vec<String>,
+    failures: Vec<Failure>,
+}
+
+impl Record for RunTokenDoc {
+    const KIND: &'static str = kind::RUN_TOKEN;
+    fn id(&self) -> String {
+        self.token.clone()
+    }
+}
+
+pub async fn run(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: RunTaskRequest,
+) -> Result<RunTaskResponse, EcsError> {
+    let count = input.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(EcsError::invalid("count must be between 1 and 10."));
+    }
+    if let Some(t) = &input.client_token {
+        if t.is_empty() || t.len() > 64 {
+            return Err(EcsError::invalid("clientToken must be 1-64 characters."));
+        }
+        let sc = scope(ctx);
+        if let Some(prior) = load::<RunTokenDoc>(ecs.store(), &sc, t).await? {
+            let mut tasks = Vec::new();
+            for id in &prior.value.task_ids {
+                if let Some(d) = load::<TaskDoc>(ecs.store(), &sc, id).await? {
+                    tasks.push(view(&d.value, false));
+                }
+            }
+            return Ok(RunTaskResponse {
+                tasks: Some(tasks),
+                failures: Some(prior.value.failures),
+            });
+        }
+    }
+    let cluster = clusters::load_active(ecs, ctx, input.cluster.as_deref())
+        .await?
+        .value;
+    let lt = launch_type_of(
+        input.launch_type.as_ref(),
+        input.capacity_provider_strategy.as_ref(),
+        cluster
+            .default_capacity_provider_strategy
+            .as_deref()
+            .unwrap_or(&[]),
+    )?;
+    let spec = LaunchSpec {
+        cluster: input.cluster.clone(),
+        task_definition: input.task_definition.clone(),
+        launch_type: lt,
+        network: input.network_configuration.clone(),
+        overrides: input.overrides.clone(),
+        started_by: input.started_by.clone(),
+        group: input.group.clone(),
+        tags: input.tags.clone().unwrap_or_default(),
+        propagate_tags: input.propagate_tags.clone(),
+        enable_execute_command: input.enable_execute_command.unwrap_or(false),
+        owner: None,
+    };
+    let l = prepare(ecs, ctx, spec).await?;
+    let request = PlacementRequest::new(
+        count as usize,
+        input.placement_strategy.as_deref(),
+        input.placement_constraints.as_deref(),
+    )?;
+    let Launched {
+        tasks, failures, ..
+    } = launch(ecs, ctx, &l, &request).await?;
+    if let Some(t) = &input.client_token {
+        let doc = RunTokenDoc {
+            token: t.clone(),
+            task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+            failures: failures.clone(),
+        };
+        let _ = try_commit(
+            ecs.store(),
+            &scope(ctx),
+            vec![Write::Put {
+                doc: records::to_doc(&doc, 0),
+                expect: Expect::Absent,
+            }],
+        )
+        .await?;
+    }
+    Ok(RunTaskResponse {
+        tasks: Some(tasks.iter().map(|t| view(t, false)).collect()),
+        failures: Some(failures),
+    })
+}
+
+pub async fn start(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: StartTaskRequest,
+) -> Result<StartTaskResponse, EcsError> {
+    if input.container_instances.is_empty() || input.container_instances.len() > 10 {
+        return Err(EcsError::invalid(
+            "Between 1 and 10 container instances must be given.",
+        ));
+    }
+    let spec = LaunchSpec {
+        cluster: input.cluster.clone(),
+        task_definition: input.task_definition.clone(),
+        launch_type: LaunchType::Ec2,
+        network: input.network_configuration.clone(),
+        overrides: input.overrides.clone(),
+        started_by: input.started_by.clone(),
+        group: input.group.clone(),
+        tags: input.tags.clone().unwrap_or_default(),
+        propagate_tags: input.propagate_tags.clone(),
+        enable_execute_command: input.enable_execute_command.unwrap_or(false),
+        owner: None,
+    };
+    let l = prepare(ecs, ctx, spec).await?;
+    let cluster_name = l.cluster_name();
+    let mut all_tasks = Vec::new();
+    let mut failures = Vec::new();
+    for r in &input.container_instances {
+        let Some(inst) = container_instances::find(ecs, ctx, &cluster_name, r).await? else {
+            failures.push(Failure {
+                arn: Some(r.clone()),
+                reason: Some("MISSING".into()),
+                detail: None,
+            });
+            continue;
+        };
+        let random = [PlacementStrategy {
+            r#type: Some(PlacementStrategyType::Random),
+            field: None,
+        }];
+        let mut request = PlacementRequest::new(1, Some(&random), None)?;
+        request.only = Some(vec![inst.value.id.clone()]);
+        let launched = launch(ecs, ctx, &l, &request).await?;
+        all_tasks.extend(launched.tasks);
+        failures.extend(launched.failures);
+    }
+    Ok(StartTaskResponse {
+        tasks: Some(all_tasks.iter().map(|t| view(t, false)).collect()),
+        failures: Some(failures),
+    })
+}
