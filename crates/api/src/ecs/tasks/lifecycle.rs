@@ -16,17 +16,32 @@ pub async fn stop(
         return Err(EcsError::invalid("reason can be at most 255 characters."));
     }
     let stop = Stop::by_user(input.reason.clone());
-    let doc = modify(ecs, ctx, &cluster, &input.task, |t| {
-        transitions::request_stop(&mut t.task, stop.clone(), ecs.now());
-        Ok(())
-    })
-    .await?
-    .ok_or_else(|| {
-        EcsError::invalid(format!("The referenced task was not found: {}", input.task))
-    })?;
+    let doc = request_stop(ecs, ctx, &cluster, &input.task, &stop)
+        .await?
+        .ok_or_else(|| {
+            EcsError::invalid(format!("The referenced task was not found: {}", input.task))
+        })?;
     Ok(StopTaskResponse {
         task: Some(view(&doc, false)),
     })
+}
+
+/// Asks a task of `cluster` (by ARN or id) to stop with `stop`'s code and
+/// reason, as StopTask does (a service scaling down passes its own): its
+/// agent stops it, or it stops at once if no agent started it. A second
+/// request keeps the first one's reason. `None`: no such task.
+pub(crate) async fn request_stop(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+    task: &str,
+    stop: &Stop,
+) -> Result<Option<TaskDoc>, EcsError> {
+    modify(ecs, ctx, cluster, task, |t| {
+        transitions::request_stop(&mut t.task, stop.clone(), ecs.now());
+        Ok(())
+    })
+    .await
 }
 
 pub async fn submit_task_state_change(

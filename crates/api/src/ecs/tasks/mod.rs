@@ -12,6 +12,8 @@ mod lifecycle;
 mod queries;
 
 pub use launch::{run, start};
+#[allow(unused_imports, reason = "the service reconciler's way to stop tasks")]
+pub(crate) use lifecycle::request_stop;
 pub use lifecycle::{
     force_stop, stop, submit_container_state_change, submit_health, submit_task_network,
     submit_task_state_change,
