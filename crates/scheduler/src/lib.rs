@@ -7,6 +7,7 @@
 
 mod feasibility;
 mod scoring;
+pub mod service;
 mod snapshot;
 
 pub use berth_core::task::{Demand, Protocol};

@@ -1,0 +1,122 @@
+//! DAEMON services: one task on every ACTIVE, connected instance that
+//! satisfies the placement constraints — never two on one instance. A new
+//! revision replaces them instance by instance: an old task stops (while
+//! healthy tasks stay at or above the minimum, 0 % by default) before the
+//! new one starts in its place.
+
+use super::pass::{daemon_target, Pass};
+use super::replica::{launch, maximum, minimum};
+use super::*;
+use std::collections::BTreeMap;
+
+pub(super) fn reconcile(p: &mut Pass) {
+    let Some(primary) = p.state.deployments.first().cloned() else {
+        return;
+    };
+    let scaling = StopWhy::Scaling {
+        deployment: primary.id.clone(),
+    };
+    let desired = p.desired_count();
+    let failed = primary.rollout == Rollout::Failed;
+
+    // Tasks whose instance drains, left the cluster or no longer qualifies
+    // go; an instance whose agent is out of reach keeps its task.
+    for i in 0..p.tasks.len() {
+        let t = &p.tasks[i];
+        if !p.active(t) {
+            continue;
+        }
+        let instance = t
+            .instance
+            .as_deref()
+            .and_then(|id| p.instances.iter().find(|x| x.id == id));
+        let keep = instance.is_some_and(|x| x.active && x.eligible);
+        if !keep {
+            p.stop(i, StopWhy::InstanceIneligible);
+        }
+    }
+    // Never two on one instance: keep the best (primary, healthy) one.
+    let mut by_instance: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, t) in p.tasks.iter().enumerate() {
+        if let (true, Some(id)) = (p.active(t), t.instance.clone()) {
+            by_instance.entry(id).or_default().push(i);
+        }
+    }
+    for list in by_instance.values() {
+        let best = *list
+            .iter()
+            .max_by_key(|&&i| {
+                let t = &p.tasks[i];
+                (t.deployment == primary.id, p.healthy(t), t.started_at)
+            })
+            .expect("not empty");
+        for &i in list.iter().filter(|&&i| i != best) {
+            p.stop(i, scaling.clone());
+        }
+    }
+    if failed {
+        return;
+    }
+    // Older revisions give way, unhealthy ones first.
+    let mut spare = p
+        .count(|t| p.healthy(t))
+        .saturating_sub(minimum(desired, p.spec.rules.minimum_healthy_percent));
+    let now = p.now;
+    let mut old: Vec<usize> = (0..p.tasks.len())
+        .filter(|&i| {
+            let t = &p.tasks[i];
+            p.active(t) && t.deployment != primary.id && !t.protected(now)
+        })
+        .collect();
+    old.sort_by_key(|&i| (p.healthy(&p.tasks[i]), p.tasks[i].id.clone()));
+    for i in old {
+        if !p.healthy(&p.tasks[i]) {
+            p.stop(i, scaling.clone());
+        } else if spare > 0 {
+            spare -= 1;
+            p.stop(i, scaling.clone());
+        }
+    }
+    // The primary's task on every qualifying instance with none at all
+    // (a task still stopping there counts), within the maximum.
+    let mut room = maximum(desired, p.spec.rules.maximum_percent).saturating_sub(
+        p.count(|t| t.live() && t.instance.as_deref().is_some_and(|id| target(p, id))),
+    );
+    let empty: Vec<String> = p
+        .instances
+        .iter()
+        .filter(|x| daemon_target(x))
+        .filter(|x| {
+            !p.tasks
+                .iter()
+                .any(|t| t.live() && t.instance.as_deref() == Some(x.id.as_str()))
+        })
+        .map(|x| x.id.clone())
+        .collect();
+    for id in empty {
+        if room == 0 {
+            break;
+        }
+        room -= 1;
+        launch(p, &primary.id, 1, Some(id));
+    }
+    // COMPLETED once every qualifying instance runs a healthy primary task
+    // and no older task is left.
+    let covered = p.instances.iter().filter(|x| daemon_target(x)).all(|x| {
+        p.tasks.iter().any(|t| {
+            t.deployment == primary.id
+                && p.healthy(t)
+                && t.instance.as_deref() == Some(x.id.as_str())
+        })
+    });
+    let others = p.count(|t| t.live() && t.deployment != primary.id);
+    if covered && others == 0 {
+        p.complete_primary();
+    }
+}
+
+fn target(p: &Pass, instance: &str) -> bool {
+    p.instances
+        .iter()
+        .any(|x| x.id == instance && daemon_target(x))
+}

@@ -1,0 +1,377 @@
+//! Service reconciliation as a pure function, in the manner of Nomad's
+//! reconciler and kube-rs's reconcile loop: given what a service wants (its
+//! [`Spec`] and the [`State`] of its deployments) and what is ([`Observed`]:
+//! its tasks, the cluster's instances, the time), decide what to do — start
+//! these, stop those, move that deployment on — and nothing else.
+//!
+//! The control plane reads the snapshot from the store, calls [`reconcile`],
+//! launches and stops tasks through the same paths RunTask and StopTask use,
+//! and commits the returned state with a version check; a pass that loses
+//! the race is simply run again on fresh data. Tests drive it with no
+//! server (see `tests.rs` and the simulation in `sim.rs`).
+//!
+//! Times are milliseconds since the Unix epoch, read from the caller's clock.
+
+mod daemon;
+mod events;
+mod pass;
+mod replica;
+mod throttle;
+mod victims;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use events::Event;
+pub use throttle::Throttle;
+
+use berth_core::task::TaskStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a service asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// The service's name, for event texts.
+    pub name: String,
+    pub scheduling: Scheduling,
+    pub controller: Controller,
+    pub rules: Rules,
+    /// DeleteService: stop every task, then the service is INACTIVE.
+    pub draining: bool,
+    /// Placement strategies, already defaulted: they also order scale-in.
+    pub placement: Vec<crate::Strategy>,
+    /// Seeds random choices (scale-in under a `random` strategy).
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// Keep `desired` tasks running.
+    Replica { desired: u32 },
+    /// One task on every eligible instance.
+    Daemon,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    /// ECS's own deployments (rolling, blue/green, linear, canary).
+    Ecs,
+    /// Task sets whose sizes someone else decides (`target` of each).
+    External,
+}
+
+/// `deploymentConfiguration`, defaulted and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    /// `Some(rollback)` when the circuit breaker is on.
+    pub circuit_breaker: Option<bool>,
+    pub strategy: DeploymentStrategy,
+    /// `healthCheckGracePeriodSeconds`: unhealthy is ignored this long
+    /// after a task starts.
+    pub health_grace_ms: i64,
+}
+
+/// How a new revision replaces the old. Without load balancers the
+/// traffic-shifting strategies run on task counts: the new ("green")
+/// revision grows to each step's share of the desired count, waits out the
+/// step's bake time, and the old ("blue") tasks stop only after the last
+/// bake — so a rollback before then is instant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeploymentStrategy {
+    Rolling,
+    BlueGreen {
+        bake_ms: i64,
+    },
+    Linear {
+        step_percent: f64,
+        step_bake_ms: i64,
+        bake_ms: i64,
+    },
+    Canary {
+        percent: f64,
+        canary_bake_ms: i64,
+        bake_ms: i64,
+    },
+}
+
+/// What the reconciler remembers between passes (the control plane keeps
+/// it in the service's document).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The newest (PRIMARY) first, then older (ACTIVE) ones that still
+    /// have tasks. A deployment leaves the list (INACTIVE) once it has none.
+    pub deployments: Vec<Deployment>,
+    /// The newest deployment that reached COMPLETED and is not in
+    /// progress again: where a failed deployment rolls back to.
+    #[serde(default)]
+    pub last_completed: Option<String>,
+    #[serde(default)]
+    pub throttle: Throttle,
+    /// Whether the last pass found the service steady (for the event).
+    #[serde(default)]
+    pub steady: bool,
+    /// Tasks that protection kept from a scale-in at the last pass (the
+    /// event is said once per change, not every pass).
+    #[serde(default)]
+    pub scale_in_blocked: u32,
+}
+
+impl State {
+    /// A new service, or a new deployment of an existing one, becomes the
+    /// PRIMARY deployment. Creating one ends any throttling, as on ECS.
+    pub fn deploy(&mut self, id: impl Into<String>, now: i64) {
+        self.deployments.insert(0, Deployment::new(id, now));
+        self.throttle = Throttle::default();
+        self.steady = false;
+    }
+
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments.first()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rollout {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// One deployment (or, under the EXTERNAL controller, one task set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// `ecs-svc/…` (or the task set's id).
+    pub id: String,
+    pub rollout: Rollout,
+    /// ECS's `rolloutStateReason`.
+    pub reason: String,
+    /// Failures the circuit breaker counts (ECS's `failedTasks`).
+    pub failed_tasks: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Traffic-shifting strategies: the index of the current step, and
+    /// when it began (its bake time runs from the moment it was reached).
+    #[serde(default)]
+    pub step: u32,
+    #[serde(default)]
+    pub step_reached_at: Option<i64>,
+    /// EXTERNAL task sets: the number of tasks to keep.
+    #[serde(default)]
+    pub target: Option<u32>,
+    /// EXTERNAL task sets: deleted, so it runs nothing and goes once empty.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl Deployment {
+    pub fn new(id: impl Into<String>, now: i64) -> Self {
+        let id = id.into();
+        Deployment {
+            reason: events::reason::in_progress(&id),
+            id,
+            rollout: Rollout::InProgress,
+            failed_tasks: 0,
+            created_at: now,
+            updated_at: now,
+            step: 0,
+            step_reached_at: None,
+            target: None,
+            deleted: false,
+        }
+    }
+}
+
+/// What is: the service's tasks (live ones and those that stopped since
+/// the last pass) and the instances of its cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub now: i64,
+    pub tasks: Vec<TaskView>,
+    /// Needed for DAEMON services and to balance scale-in across zones;
+    /// tasks on berth's managed capacity name no instance.
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+/// Why a task stopped, as far as the scheduler cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// It never got going (pull, secrets, start failures): TaskFailedToStart.
+    FailedToStart,
+    /// An essential container exited.
+    Exited,
+    /// The scheduler stopped it for failing its health checks.
+    Unhealthy,
+    /// The scheduler stopped it (scale-in, replacement, draining).
+    Scheduler,
+    /// StopTask by a user.
+    User,
+    /// Its agent or host went away.
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    pub id: String,
+    /// The deployment (or task set) that started it.
+    pub deployment: String,
+    pub status: TaskStatus,
+    /// Its desired status is STOPPED: it is on its way out.
+    pub stopping: bool,
+    pub health: Health,
+    /// Whether any essential container has a health check.
+    pub health_checked: bool,
+    /// When it reached RUNNING.
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    /// Set once STOPPED.
+    pub stop_cause: Option<StopCause>,
+    /// Task scale-in protection, until this time.
+    pub protected_until: Option<i64>,
+    pub instance: Option<String>,
+    /// Its availability zone.
+    pub zone: Option<String>,
+}
+
+impl TaskView {
+    pub fn live(&self) -> bool {
+        self.status != TaskStatus::Stopped
+    }
+
+    pub fn protected(&self, now: i64) -> bool {
+        self.protected_until.is_some_and(|t| t > now)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    pub id: String,
+    /// ACTIVE (not DRAINING, not deregistered).
+    pub active: bool,
+    pub connected: bool,
+    /// Satisfies the service's placement constraints.
+    pub eligible: bool,
+    pub attributes: BTreeMap<String, Option<String>>,
+    /// Remaining CPU units and MiB (binpack scale-in).
+    pub cpu: i64,
+    pub memory: i64,
+}
+
+/// What one pass decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub state: State,
+    pub start: Vec<Start>,
+    pub stop: Vec<Stop>,
+    /// Stopped tasks now accounted for: the service may forget them.
+    pub forget: Vec<String>,
+    /// Deployments that left the list (INACTIVE), as they ended.
+    pub retired: Vec<Deployment>,
+    pub events: Vec<Event>,
+    /// A DRAINING service with no task left: it is now INACTIVE.
+    pub drained: bool,
+    /// The tasks the service wants now (a DAEMON's: its eligible instances).
+    pub desired: u32,
+    /// When a timer (bake, back-off, grace, protection) next changes the
+    /// outcome, if no task does first.
+    pub wake_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub deployment: String,
+    pub count: u32,
+    /// DAEMON tasks go to a given instance.
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub task: String,
+    pub why: StopWhy,
+}
+
+/// Why the scheduler stops a task (it becomes the task's stoppedReason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopWhy {
+    /// Scale-in, or an older deployment's task being replaced: ECS's
+    /// "Scaling activity initiated by (deployment …)".
+    Scaling { deployment: String },
+    /// Failed its health checks after the grace period.
+    Unhealthy,
+    /// The service is being deleted.
+    ServiceDeleted,
+    /// A DAEMON task whose instance drains or no longer qualifies.
+    InstanceIneligible,
+}
+
+/// The circuit breaker's failure threshold for a desired count: half of
+/// it, rounded up, but at least 3 and at most 200.
+pub fn failure_threshold(desired: u32) -> u32 {
+    desired.div_ceil(2).clamp(3, 200)
+}
+
+/// The default placement for service tasks: spread across zones, then
+/// across instances.
+pub fn default_placement() -> Vec<crate::Strategy> {
+    vec![
+        crate::Strategy::Spread("attribute:ecs.availability-zone".into()),
+        crate::Strategy::Spread("instanceId".into()),
+    ]
+}
+
+/// Decides one pass for one service. Pure: the same inputs give the same
+/// decision.
+pub fn reconcile(spec: &Spec, prev: &State, observed: &Observed) -> Decision {
+    let mut pass = pass::Pass::new(spec, prev, observed);
+    pass.account_stopped_tasks();
+    if spec.draining {
+        pass.drain();
+    } else {
+        pass.circuit_breaker();
+        pass.stop_unhealthy();
+        match (spec.controller, spec.scheduling) {
+            (Controller::External, _) => replica::task_sets(&mut pass),
+            (Controller::Ecs, Scheduling::Daemon) => daemon::reconcile(&mut pass),
+            (Controller::Ecs, Scheduling::Replica { desired }) => match spec.rules.strategy {
+                DeploymentStrategy::Rolling => replica::rolling(&mut pass, desired),
+                _ => replica::staged(&mut pass, desired),
+            },
+        }
+    }
+    pass.finish()
+}
+
+/// Accounts a launch that could not place `unplaced` tasks of
+/// `deployment`: for the back-off and the circuit breaker they are tasks
+/// that failed to start, as on ECS.
+pub fn after_launch(state: &mut State, deployment: &str, unplaced: u32, now: i64) -> Vec<Event> {
+    let mut events = Vec::new();
+    if unplaced == 0 {
+        return events;
+    }
+    if let Some(d) = state.deployments.iter_mut().find(|d| d.id == deployment) {
+        if d.rollout == Rollout::InProgress {
+            d.failed_tasks += unplaced;
+            d.updated_at = now;
+        }
+    }
+    for _ in 0..unplaced {
+        if state.throttle.failed(now) {
+            events.push(Event::UnableToStartConsistently);
+        }
+    }
+    events.dedup();
+    events
+}

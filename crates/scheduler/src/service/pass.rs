@@ -1,0 +1,305 @@
+//! One reconcile pass: the working copy of the service's state and tasks,
+//! and the steps every kind of service shares (accounting for stopped
+//! tasks, the circuit breaker, unhealthy tasks, draining, finishing up).
+
+use super::events::reason;
+use super::throttle::SETTLE_MS;
+use super::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+pub(super) struct Pass<'a> {
+    pub spec: &'a Spec,
+    pub now: i64,
+    pub state: State,
+    /// The observed tasks; a stop decided in this pass marks them stopping.
+    pub tasks: Vec<TaskView>,
+    pub instances: &'a [InstanceView],
+    pub rng: SmallRng,
+    out: Decision,
+}
+
+impl<'a> Pass<'a> {
+    pub fn new(spec: &'a Spec, prev: &State, observed: &'a Observed) -> Self {
+        Pass {
+            spec,
+            now: observed.now,
+            state: prev.clone(),
+            tasks: observed.tasks.clone(),
+            instances: &observed.instances,
+            rng: SmallRng::seed_from_u64(spec.seed ^ observed.now as u64),
+            out: Decision::default(),
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        if !self.out.events.contains(&e) {
+            self.out.events.push(e);
+        }
+    }
+
+    /// Asks for another pass no later than `at`.
+    pub fn wake(&mut self, at: i64) {
+        if at > self.now {
+            self.out.wake_at = Some(self.out.wake_at.map_or(at, |w| w.min(at)));
+        }
+    }
+
+    pub fn start(&mut self, deployment: &str, count: u32, instance: Option<String>) {
+        if count > 0 {
+            self.out.start.push(Start {
+                deployment: deployment.to_string(),
+                count,
+                instance,
+            });
+        }
+    }
+
+    pub fn stop(&mut self, i: usize, why: StopWhy) {
+        let t = &mut self.tasks[i];
+        if t.stopping || !t.live() {
+            return;
+        }
+        t.stopping = true;
+        self.out.stop.push(Stop {
+            task: t.id.clone(),
+            why,
+        });
+    }
+
+    /// RUNNING, not on its way out, and HEALTHY where it has health checks.
+    pub fn healthy(&self, t: &TaskView) -> bool {
+        t.status == TaskStatus::Running
+            && !t.stopping
+            && (!t.health_checked || t.health == Health::Healthy)
+    }
+
+    /// Live tasks not on their way out.
+    pub fn active(&self, t: &TaskView) -> bool {
+        t.live() && !t.stopping
+    }
+
+    pub fn count(&self, f: impl Fn(&TaskView) -> bool) -> u32 {
+        self.tasks.iter().filter(|t| f(t)).count() as u32
+    }
+
+    /// Tasks that have not stopped, including those asked to: what the
+    /// maximum percent bounds.
+    pub fn live_total(&self) -> u32 {
+        self.count(TaskView::live)
+    }
+
+    pub fn deployment_mut(&mut self, id: &str) -> Option<&mut Deployment> {
+        self.state.deployments.iter_mut().find(|d| d.id == id)
+    }
+
+    /// Tasks that stopped since the last pass: count their failures for
+    /// the circuit breaker and the throttle, then forget them. A task
+    /// started after the last failure that has stayed up long enough ends
+    /// any throttling.
+    pub fn account_stopped_tasks(&mut self) {
+        let now = self.now;
+        let mut throttled = false;
+        for i in 0..self.tasks.len() {
+            let t = self.tasks[i].clone();
+            if t.live() {
+                let throttle = &self.state.throttle;
+                let recovering = throttle.failures > 0
+                    && t.status == TaskStatus::Running
+                    && !t.stopping
+                    && t.started_at.is_some_and(|s| s >= throttle.last_failure_at);
+                if let (true, Some(s)) = (recovering, t.started_at) {
+                    if now - s >= SETTLE_MS {
+                        self.state.throttle.reset();
+                    } else {
+                        self.wake(s + SETTLE_MS);
+                    }
+                }
+                continue;
+            }
+            self.out.forget.push(t.id.clone());
+            let cause = t.stop_cause.unwrap_or(StopCause::Scheduler);
+            let failed = matches!(
+                cause,
+                StopCause::FailedToStart | StopCause::Exited | StopCause::Unhealthy
+            );
+            if !failed {
+                continue;
+            }
+            if let Some(d) = self.deployment_mut(&t.deployment) {
+                if d.rollout == Rollout::InProgress {
+                    d.failed_tasks += 1;
+                    d.updated_at = now;
+                }
+            }
+            let ran = match (t.started_at, t.stopped_at) {
+                (Some(s), Some(e)) => e - s,
+                (Some(s), None) => now - s,
+                _ => 0,
+            };
+            if (cause == StopCause::FailedToStart || ran < SETTLE_MS)
+                && self.state.throttle.failed(now)
+            {
+                throttled = true;
+            }
+        }
+        if throttled {
+            self.event(Event::UnableToStartConsistently);
+        }
+    }
+
+    /// DeleteService: stop everything; INACTIVE once nothing is left.
+    pub fn drain(&mut self) {
+        if self.live_total() == 0 {
+            self.out.drained = true;
+            return;
+        }
+        for i in 0..self.tasks.len() {
+            if self.active(&self.tasks[i]) {
+                self.stop(i, StopWhy::ServiceDeleted);
+            }
+        }
+    }
+
+    /// Fails the primary deployment once its failures reach the threshold,
+    /// and rolls back to the last completed one when asked to.
+    pub fn circuit_breaker(&mut self) {
+        let Some(rollback) = self.spec.rules.circuit_breaker else {
+            return;
+        };
+        if self.spec.controller != Controller::Ecs {
+            return;
+        }
+        let desired = self.desired_count();
+        let now = self.now;
+        let Some(primary) = self.state.deployments.first_mut() else {
+            return;
+        };
+        if primary.rollout != Rollout::InProgress
+            || primary.failed_tasks < failure_threshold(desired)
+        {
+            return;
+        }
+        primary.rollout = Rollout::Failed;
+        primary.reason = reason::FAILED.to_string();
+        primary.updated_at = now;
+        let failed_id = primary.id.clone();
+        self.event(Event::DeploymentFailed {
+            deployment: failed_id.clone(),
+        });
+        let Some(to) = self
+            .state
+            .last_completed
+            .clone()
+            .filter(|id| rollback && *id != failed_id)
+        else {
+            return;
+        };
+        let mut back = match self.state.deployments.iter().position(|d| d.id == to) {
+            Some(i) => self.state.deployments.remove(i),
+            None => Deployment::new(&to, now),
+        };
+        back.rollout = Rollout::InProgress;
+        back.reason = reason::rolling_back(&failed_id);
+        back.failed_tasks = 0;
+        back.step = 0;
+        back.step_reached_at = None;
+        back.updated_at = now;
+        self.state.deployments.insert(0, back);
+        // Not eligible for another rollback until it completes again.
+        self.state.last_completed = None;
+        self.state.throttle.reset();
+        self.event(Event::RollingBack { to });
+    }
+
+    /// Replaces tasks that fail their health checks once past the grace
+    /// period (scale-in protection does not shield them).
+    pub fn stop_unhealthy(&mut self) {
+        let grace = self.spec.rules.health_grace_ms;
+        for i in 0..self.tasks.len() {
+            let t = &self.tasks[i];
+            if !(self.active(t) && t.health_checked && t.health == Health::Unhealthy) {
+                continue;
+            }
+            let since = t.started_at.unwrap_or(self.now);
+            if since + grace <= self.now {
+                self.stop(i, StopWhy::Unhealthy);
+            } else {
+                self.wake(since + grace);
+            }
+        }
+    }
+
+    /// The number of tasks the service wants now: its desired count, or
+    /// for a DAEMON the instances that qualify.
+    pub fn desired_count(&self) -> u32 {
+        match self.spec.scheduling {
+            Scheduling::Replica { desired } => desired,
+            Scheduling::Daemon => self.instances.iter().filter(|i| daemon_target(i)).count() as u32,
+        }
+    }
+
+    /// Marks the primary COMPLETED, with ECS's event.
+    pub fn complete_primary(&mut self) {
+        let now = self.now;
+        let Some(p) = self.state.deployments.first_mut() else {
+            return;
+        };
+        if p.rollout != Rollout::InProgress {
+            return;
+        }
+        p.rollout = Rollout::Completed;
+        p.reason = reason::completed(&p.id);
+        p.updated_at = now;
+        let id = p.id.clone();
+        self.state.last_completed = Some(id.clone());
+        self.event(Event::DeploymentCompleted { deployment: id });
+    }
+
+    /// Drops deployments that have no task left and are done with (older
+    /// ones; deleted task sets), and notes whether the service is steady:
+    /// every deployment at its size, all tasks running.
+    pub fn finish(mut self) -> Decision {
+        let external = self.spec.controller == Controller::External;
+        let mut keep = Vec::new();
+        for (i, d) in std::mem::take(&mut self.state.deployments)
+            .into_iter()
+            .enumerate()
+        {
+            let has_tasks = self.tasks.iter().any(|t| t.live() && t.deployment == d.id);
+            let done = if external { d.deleted } else { i > 0 };
+            if has_tasks || !done {
+                keep.push(d);
+            } else {
+                self.out.retired.push(d);
+            }
+        }
+        self.state.deployments = keep;
+        let desired = self.desired_count();
+        let running = self.count(|t| t.live() && t.status == TaskStatus::Running && !t.stopping);
+        let others = self.count(|t| t.live() && (t.status != TaskStatus::Running || t.stopping));
+        let sized = if external {
+            let targets: u32 = self.state.deployments.iter().filter_map(|d| d.target).sum();
+            running == targets
+        } else {
+            self.state.deployments.len() == 1 && running == desired
+        };
+        let steady = !self.spec.draining
+            && sized
+            && others == 0
+            && self.out.start.is_empty()
+            && self.out.stop.is_empty();
+        if steady && !self.state.steady {
+            self.event(Event::SteadyState);
+        }
+        self.state.steady = steady;
+        self.out.desired = desired;
+        self.out.state = self.state;
+        self.out
+    }
+}
+
+/// Whether a DAEMON task belongs on this instance.
+pub(super) fn daemon_target(i: &InstanceView) -> bool {
+    i.active && i.connected && i.eligible
+}
