@@ -68,6 +68,32 @@ pub fn service(region: &str, account: &str, cluster: &str, name: &str) -> String
     format!("arn:aws:ecs:{region}:{account}:service/{cluster}/{name}")
 }
 
+/// One deployment of a service, as ListServiceDeployments names it.
+pub fn service_deployment(
+    region: &str,
+    account: &str,
+    cluster: &str,
+    service: &str,
+    id: &str,
+) -> String {
+    format!("arn:aws:ecs:{region}:{account}:service-deployment/{cluster}/{service}/{id}")
+}
+
+/// One revision of a service's configuration (a number, as on ECS).
+pub fn service_revision(
+    region: &str,
+    account: &str,
+    cluster: &str,
+    service: &str,
+    number: u64,
+) -> String {
+    format!("arn:aws:ecs:{region}:{account}:service-revision/{cluster}/{service}/{number}")
+}
+
+pub fn task_set(region: &str, account: &str, cluster: &str, service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:{region}:{account}:task-set/{cluster}/{service}/{id}")
+}
+
 pub fn root_principal(account: &str) -> String {
     format!("arn:aws:iam::{account}:root")
 }
