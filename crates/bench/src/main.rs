@@ -13,6 +13,7 @@ mod docker;
 mod ecs;
 mod load;
 mod memory;
+mod reconcile;
 mod report;
 mod servers;
 mod tasks;
@@ -104,6 +105,18 @@ struct Args {
     /// Task retention: stop creating after this many seconds.
     #[arg(long, default_value_t = 900.0)]
     retain_timeout: f64,
+    /// Service reconciler: services in the snapshot.
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
+    /// Service reconciler: tasks per service.
+    #[arg(long, default_value_t = 10)]
+    service_tasks: usize,
+    /// Service reconciler: simulated container instances.
+    #[arg(long, default_value_t = 100)]
+    instances: usize,
+    /// Service reconciler: full passes timed.
+    #[arg(long, default_value_t = 50)]
+    passes: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +130,8 @@ enum WorkloadArg {
     TaskRetention,
     /// RunTask -> RUNNING on the Docker runtime against `docker run`.
     DockerLatency,
+    /// The service reconciler alone: full passes over many services.
+    ServiceReconcile,
     All,
 }
 
@@ -199,6 +214,14 @@ fn validate(a: &Args) -> anyhow::Result<()> {
     ensure!(
         a.retain_timeout > 0.0 && a.retain_timeout <= 3600.0,
         "--retain-timeout must be in (0, 3600] seconds"
+    );
+    ensure!(
+        (1..=100_000).contains(&a.services) && (1..=1000).contains(&a.service_tasks),
+        "--services must be in 1..=100000 and --service-tasks in 1..=1000"
+    );
+    ensure!(
+        (1..=100_000).contains(&a.instances) && (1..=10_000).contains(&a.passes),
+        "--instances must be in 1..=100000 and --passes in 1..=10000"
     );
     Ok(())
 }
@@ -289,6 +312,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
+    if matches!(
+        args.workload,
+        WorkloadArg::ServiceReconcile | WorkloadArg::All
+    ) {
+        reconcile::run(
+            &reconcile::Options {
+                services: args.services,
+                tasks_per_service: args.service_tasks,
+                instances: args.instances,
+                passes: args.passes,
+            },
+            &command_prefix(args),
+        );
+    }
     if !args.workload.list().is_empty() {
         run_requests(args).await?;
     }

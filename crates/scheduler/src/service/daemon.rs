@@ -7,7 +7,7 @@
 use super::pass::{daemon_target, Pass};
 use super::replica::{launch, maximum, minimum};
 use super::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 pub(super) fn reconcile(p: &mut Pass) {
     let Some(primary) = p.state.deployments.first().cloned() else {
@@ -26,11 +26,7 @@ pub(super) fn reconcile(p: &mut Pass) {
         if !p.active(t) {
             continue;
         }
-        let instance = t
-            .instance
-            .as_deref()
-            .and_then(|id| p.instances.iter().find(|x| x.id == id));
-        let keep = instance.is_some_and(|x| x.active && x.eligible);
+        let keep = p.instance_of(t).is_some_and(|x| x.active && x.eligible);
         if !keep {
             p.stop(i, StopWhy::InstanceIneligible);
         }
@@ -79,18 +75,18 @@ pub(super) fn reconcile(p: &mut Pass) {
     }
     // The primary's task on every qualifying instance with none at all
     // (a task still stopping there counts), within the maximum.
-    let mut room = maximum(desired, p.spec.rules.maximum_percent).saturating_sub(
-        p.count(|t| t.live() && t.instance.as_deref().is_some_and(|id| target(p, id))),
-    );
+    let mut room = maximum(desired, p.spec.rules.maximum_percent)
+        .saturating_sub(p.count(|t| t.live() && p.instance_of(t).is_some_and(daemon_target)));
+    let occupied: HashSet<&str> = p
+        .tasks
+        .iter()
+        .filter(|t| t.live())
+        .filter_map(|t| t.instance.as_deref())
+        .collect();
     let empty: Vec<String> = p
         .instances
         .iter()
-        .filter(|x| daemon_target(x))
-        .filter(|x| {
-            !p.tasks
-                .iter()
-                .any(|t| t.live() && t.instance.as_deref() == Some(x.id.as_str()))
-        })
+        .filter(|x| daemon_target(x) && !occupied.contains(x.id.as_str()))
         .map(|x| x.id.clone())
         .collect();
     for id in empty {
@@ -113,10 +109,4 @@ pub(super) fn reconcile(p: &mut Pass) {
     if covered && others == 0 {
         p.complete_primary();
     }
-}
-
-fn target(p: &Pass, instance: &str) -> bool {
-    p.instances
-        .iter()
-        .any(|x| x.id == instance && daemon_target(x))
 }

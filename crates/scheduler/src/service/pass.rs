@@ -7,6 +7,7 @@ use super::throttle::SETTLE_MS;
 use super::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use std::collections::HashMap;
 
 pub(super) struct Pass<'a> {
     pub spec: &'a Spec,
@@ -15,6 +16,9 @@ pub(super) struct Pass<'a> {
     /// The observed tasks; a stop decided in this pass marks them stopping.
     pub tasks: Vec<TaskView>,
     pub instances: &'a [InstanceView],
+    /// Instance ids to their place in `instances`, built when first needed
+    /// (most passes never look an instance up).
+    index: std::cell::OnceCell<HashMap<&'a str, usize>>,
     pub rng: SmallRng,
     out: Decision,
 }
@@ -27,9 +31,26 @@ impl<'a> Pass<'a> {
             state: prev.clone(),
             tasks: observed.tasks.clone(),
             instances: &observed.instances,
+            index: std::cell::OnceCell::new(),
             rng: SmallRng::seed_from_u64(spec.seed ^ observed.now as u64),
             out: Decision::default(),
         }
+    }
+
+    /// The instance a task runs on, if the snapshot has it.
+    pub fn instance_of(&self, t: &TaskView) -> Option<&'a InstanceView> {
+        let instances = self.instances;
+        let index = self.index.get_or_init(|| {
+            instances
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (x.id.as_str(), i))
+                .collect()
+        });
+        t.instance
+            .as_deref()
+            .and_then(|id| index.get(id))
+            .map(|&i| &instances[i])
     }
 
     pub fn event(&mut self, e: Event) {
