@@ -118,7 +118,7 @@ pub fn deployment_configuration(
         c.bake_time_in_minutes = Some(b);
     }
     if let Some(hooks) = &i.lifecycle_hooks {
-        for h in hooks {
+        if let Some(h) = hooks.first() {
             let target = h
                 .target_type
                 .clone()
