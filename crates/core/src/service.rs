@@ -41,16 +41,6 @@ pub enum Kind {
 
 const MAX_BAKE_MINUTES: i32 = 1440;
 
-fn percent_range(name: &str, v: i32, lo: i32, hi: i32) -> Result<(), EcsError> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(EcsError::invalid(format!(
-            "{name} must be between {lo} and {hi}."
-        )))
-    }
-}
-
 /// Checks a `deploymentConfiguration` and fills in ECS's defaults (what
 /// DescribeServices shows). `current` is the service's configuration for
 /// UpdateService: members not given keep their values.
@@ -65,20 +55,42 @@ pub fn deployment_configuration(
     };
     let mut c = base;
     if let Some(min) = i.minimum_healthy_percent {
-        percent_range("minimumHealthyPercent", min, 0, 100)?;
+        if min > 100 {
+            return Err(EcsError::invalid(
+                "minimumHealthyPercent must be at most 100",
+            ));
+        }
+        if min < 0 {
+            return Err(EcsError::invalid(
+                "minimumHealthyPercent must be at least 0",
+            ));
+        }
         c.minimum_healthy_percent = Some(min);
     }
     if let Some(max) = i.maximum_percent {
         match kind {
-            Kind::Daemon if max != 100 => {
-                return Err(EcsError::invalid(
-                    "The maximumPercent of a DAEMON service must be 100.",
-                ))
+            Kind::Daemon if max > 100 => return Err(EcsError::invalid(
+                "The daemon scheduling strategy does not support values above 100 for maximumPercent on a deployment configuration. Change the maximumPercent value to 100, and try again",
+            )),
+            Kind::Daemon if max < 0 => {
+                return Err(EcsError::invalid("maximumPercent must be at least 0"))
             }
+            Kind::Daemon => {}
             // Below 100 % a REPLICA service could never run its desired count.
-            _ => percent_range("maximumPercent", max, 100, 2000)?,
+            _ if max < 100 => {
+                return Err(EcsError::invalid("maximumPercent must be at least 100"))
+            }
+            _ => {}
         }
         c.maximum_percent = Some(max);
+    }
+    if kind != Kind::Daemon
+        && c.minimum_healthy_percent == Some(100)
+        && c.maximum_percent == Some(100)
+    {
+        return Err(EcsError::invalid(
+            "Both maximumPercent and minimumHealthyPercent cannot be 100 as this will block deployments.",
+        ));
     }
     if let Some(b) = &i.deployment_circuit_breaker {
         if kind == Kind::External && b.enable {
@@ -201,6 +213,7 @@ pub fn defaults(kind: Kind) -> DeploymentConfiguration {
         maximum_percent: Some(max),
         minimum_healthy_percent: Some(min),
         strategy: (kind != Kind::External).then_some(DeploymentStrategy::Rolling),
+        bake_time_in_minutes: (kind != Kind::External).then_some(0),
         ..Default::default()
     }
 }

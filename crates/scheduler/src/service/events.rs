@@ -15,9 +15,13 @@ pub enum Event {
     },
     /// The throttle holds back launches.
     UnableToStartConsistently,
-    /// Scale-in left tasks running because they are protected.
+    /// Scale-in left tasks of `deployment` running because they are protected.
     ScaleInBlocked {
-        protected: u32,
+        deployment: String,
+    },
+    /// A task failed its health checks and is replaced.
+    TaskUnhealthy {
+        task: String,
     },
 }
 
@@ -38,9 +42,12 @@ impl Event {
             Event::UnableToStartConsistently => {
                 format!("(service {service}) is unable to consistently start tasks successfully.")
             }
-            Event::ScaleInBlocked { protected } => format!(
-                "(service {service}) was unable to scale in due to (reason: {protected} tasks under protection)."
+            Event::ScaleInBlocked { deployment } => format!(
+                "(service {service}) was unable to reach steady state because task set ({deployment}) was unable to scale in. Reason: The number of protected tasks are more than the desired count of tasks."
             ),
+            Event::TaskUnhealthy { task } => {
+                format!("(service {service}) (task {task}) failed container health checks.")
+            }
         }
     }
 }
@@ -54,7 +61,7 @@ pub mod reason {
         format!("ECS deployment {id} completed.")
     }
     pub const FAILED: &str = "ECS deployment circuit breaker: tasks failed to start.";
-    pub fn rolling_back(from: &str) -> String {
-        format!("ECS deployment circuit breaker: rolling back to the last completed deployment after {from} failed.")
+    pub fn rolling_back(to: &str) -> String {
+        format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
     }
 }

@@ -115,6 +115,10 @@ pub struct State {
     /// Whether the last pass found the service steady (for the event).
     #[serde(default)]
     pub steady: bool,
+    /// When "has reached a steady state" was last said: ECS repeats it
+    /// every six hours while the service stays steady.
+    #[serde(default)]
+    pub steady_said_at: Option<i64>,
     /// Tasks that protection kept from a scale-in at the last pass (the
     /// event is said once per change, not every pass).
     #[serde(default)]

@@ -9,6 +9,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::HashMap;
 
+/// How often a steady service says so again.
+const STEADY_REPEAT_MS: i64 = 6 * 3600 * 1000;
+
 pub(super) struct Pass<'a> {
     pub spec: &'a Spec,
     pub now: i64,
@@ -221,7 +224,7 @@ impl<'a> Pass<'a> {
             None => Deployment::new(&to, now),
         };
         back.rollout = Rollout::InProgress;
-        back.reason = reason::rolling_back(&failed_id);
+        back.reason = reason::rolling_back(&to);
         back.failed_tasks = 0;
         back.step = 0;
         back.step_reached_at = None;
@@ -244,7 +247,9 @@ impl<'a> Pass<'a> {
             }
             let since = t.started_at.unwrap_or(self.now);
             if since + grace <= self.now {
+                let task = t.id.clone();
                 self.stop(i, StopWhy::Unhealthy);
+                self.event(Event::TaskUnhealthy { task });
             } else {
                 self.wake(since + grace);
             }
@@ -310,8 +315,17 @@ impl<'a> Pass<'a> {
             && others == 0
             && self.out.start.is_empty()
             && self.out.stop.is_empty();
-        if steady && !self.state.steady {
+        let said_long_ago = self
+            .state
+            .steady_said_at
+            .is_none_or(|at| self.now - at >= STEADY_REPEAT_MS);
+        if steady && (!self.state.steady || said_long_ago) {
             self.event(Event::SteadyState);
+            self.state.steady_said_at = Some(self.now);
+        }
+        if steady {
+            let next = self.state.steady_said_at.unwrap_or(self.now) + STEADY_REPEAT_MS;
+            self.wake(next);
         }
         self.state.steady = steady;
         self.out.desired = desired;

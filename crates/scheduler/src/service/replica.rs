@@ -61,7 +61,7 @@ pub(super) fn rolling(p: &mut Pass, desired: u32) {
 
 /// Stops the deployment's tasks beyond `target`; returns how many stay
 /// above it because they are protected.
-fn scale_in(p: &mut Pass, deployment: &str, target: u32, why: &StopWhy) -> u32 {
+fn scale_in(p: &mut Pass, deployment: &str, target: u32, why: &StopWhy) -> Blocked {
     let active = p.count(|t| p.active(t) && t.deployment == deployment);
     let excess = active.saturating_sub(target) as usize;
     let chosen = victims::choose(p, excess, |t| t.deployment == deployment);
@@ -72,15 +72,27 @@ fn scale_in(p: &mut Pass, deployment: &str, target: u32, why: &StopWhy) -> u32 {
     if blocked > 0 {
         wake_for_protection(p, |t| t.deployment == deployment);
     }
-    blocked
+    Blocked {
+        tasks: blocked,
+        deployment: deployment.to_string(),
+    }
+}
+
+/// Protected tasks a scale-in had to leave, and whose they are.
+#[derive(Default)]
+struct Blocked {
+    tasks: u32,
+    deployment: String,
 }
 
 /// Says (once per change) that protected tasks hold a scale-in back.
-fn note_blocked(p: &mut Pass, blocked: u32) {
-    if blocked > 0 && p.state.scale_in_blocked != blocked {
-        p.event(Event::ScaleInBlocked { protected: blocked });
+fn note_blocked(p: &mut Pass, blocked: Blocked) {
+    if blocked.tasks > 0 && p.state.scale_in_blocked != blocked.tasks {
+        p.event(Event::ScaleInBlocked {
+            deployment: blocked.deployment,
+        });
     }
-    p.state.scale_in_blocked = blocked;
+    p.state.scale_in_blocked = blocked.tasks;
 }
 
 /// Asks for a pass when the protection of a task matching `f` expires.
@@ -237,13 +249,17 @@ pub(super) fn staged(p: &mut Pass, desired: u32) {
 /// EXTERNAL controller: every task set runs its target count; deleted
 /// ones run none and go once empty.
 pub(super) fn task_sets(p: &mut Pass) {
-    let mut blocked = 0;
+    let mut blocked = Blocked::default();
     for d in p.state.deployments.clone() {
         let target = if d.deleted { 0 } else { d.target.unwrap_or(0) };
         let why = StopWhy::Scaling {
             deployment: d.id.clone(),
         };
-        blocked += scale_in(p, &d.id, target, &why);
+        let b = scale_in(p, &d.id, target, &why);
+        if b.tasks > 0 {
+            blocked.tasks += b.tasks;
+            blocked.deployment = b.deployment;
+        }
         let active = p.count(|t| p.active(t) && t.deployment == d.id);
         launch(p, &d.id, target.saturating_sub(active), None);
     }

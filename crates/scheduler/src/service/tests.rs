@@ -112,6 +112,11 @@ fn a_full_healthy_service_completes_and_is_steady_once() {
     );
     let again = reconcile(&spec(3, 100, 200), &d.state, &observed(running(3, "d1")));
     assert!(again.events.is_empty(), "{:?}", again.events);
+    // Six hours on, ECS says it again.
+    let mut later = observed(running(3, "d1"));
+    later.now = NOW + 6 * 3600 * 1000;
+    let d = reconcile(&spec(3, 100, 200), &again.state, &later);
+    assert_eq!(d.events, [Event::SteadyState]);
 }
 
 #[test]
@@ -252,7 +257,12 @@ fn scale_in_never_stops_a_protected_task() {
     tasks[1].protected_until = Some(NOW + 30_000);
     let d = reconcile(&spec(0, 100, 200), &s, &observed(tasks.clone()));
     assert_eq!(stopped(&d), ["d1-2"]);
-    assert_eq!(d.events, [Event::ScaleInBlocked { protected: 2 }]);
+    assert_eq!(
+        d.events,
+        [Event::ScaleInBlocked {
+            deployment: "d1".into()
+        }]
+    );
     assert_eq!(d.wake_at, Some(NOW + 30_000));
     // Said once, not on every pass.
     let again = reconcile(&spec(0, 100, 200), &d.state, &observed(tasks[..2].to_vec()));
@@ -328,6 +338,12 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period() {
         }]
     );
     assert_eq!(started(&d), 1);
+    assert_eq!(
+        d.events,
+        [Event::TaskUnhealthy {
+            task: "d1-0".into()
+        }]
+    );
 }
 
 #[test]
