@@ -142,6 +142,28 @@ impl Batch {
     }
 }
 
+impl<T> Attempt<T> {
+    /// The same attempt, finishing with `f` of its value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
+        match self {
+            Attempt::Done(v) => Attempt::Done(f(v)),
+            Attempt::Commit {
+                scope,
+                writes,
+                value,
+            } => Attempt::Commit {
+                scope,
+                writes,
+                value: f(value),
+            },
+            Attempt::CommitInOrder { batches, value } => Attempt::CommitInOrder {
+                batches,
+                value: f(value),
+            },
+        }
+    }
+}
+
 /// Runs `attempt` (read, decide) and commits what it decided, until the
 /// commit lands without conflict; between attempts it pauses a random
 /// moment, so competing writers spread out. Gives up after `MAX_ATTEMPTS`
@@ -221,6 +243,8 @@ pub mod kind {
     pub const CONTAINER_INSTANCE: &str = "container-instance";
     pub const TASK: &str = "task";
     pub const SERVICE: &str = "service";
+    pub const SERVICE_DEPLOYMENT: &str = "service-deployment";
+    pub const SERVICE_REVISION: &str = "service-revision";
     pub const ASSIGNMENT: &str = "assignment";
     pub const RUN_TOKEN: &str = "run-task-token";
 }

@@ -28,6 +28,22 @@ pub enum EcsError {
     UnsupportedFeature(String),
     #[error("{0}")]
     AccessDenied(String),
+    #[error("Service not found.")]
+    ServiceNotFound,
+    #[error("Service was not ACTIVE.")]
+    ServiceNotActive,
+    #[error("{0}")]
+    PlatformUnknown(String),
+    #[error("{0}")]
+    PlatformTaskDefinitionIncompatibility(String),
+    #[error("{0}")]
+    TaskSetNotFound(String),
+    #[error("{0}")]
+    ServiceDeploymentNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NamespaceNotFound(String),
     #[error("{0}")]
     Server(String),
 }
@@ -49,6 +65,16 @@ impl EcsError {
             EcsError::AttributeLimitExceeded(_) => "AttributeLimitExceededException",
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::AccessDenied(_) => "AccessDeniedException",
+            EcsError::ServiceNotFound => "ServiceNotFoundException",
+            EcsError::ServiceNotActive => "ServiceNotActiveException",
+            EcsError::PlatformUnknown(_) => "PlatformUnknownException",
+            EcsError::PlatformTaskDefinitionIncompatibility(_) => {
+                "PlatformTaskDefinitionIncompatibilityException"
+            }
+            EcsError::TaskSetNotFound(_) => "TaskSetNotFoundException",
+            EcsError::ServiceDeploymentNotFound(_) => "ServiceDeploymentNotFoundException",
+            EcsError::Conflict(_) => "ConflictException",
+            EcsError::NamespaceNotFound(_) => "NamespaceNotFoundException",
             EcsError::Server(_) => "ServerException",
         }
     }

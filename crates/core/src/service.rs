@@ -23,11 +23,12 @@ pub mod deployment_status {
     pub const INACTIVE: &str = "INACTIVE";
 }
 
-/// A deployment id as ECS makes them: `ecs-svc/` and 19 digits, from a
-/// random number the caller draws.
+/// A deployment id as ECS makes them: `ecs-svc/` and a positive 63-bit
+/// number of 19 digits, from a random number the caller draws.
 pub fn deployment_id(random: u64) -> String {
     const LOW: u64 = 1_000_000_000_000_000_000;
-    format!("ecs-svc/{}", LOW + random % (u64::MAX - LOW))
+    let span = i64::MAX as u64 - LOW + 1;
+    format!("ecs-svc/{}", LOW + random % span)
 }
 
 /// Which kind of service a configuration is for.
@@ -276,11 +277,11 @@ mod tests {
 
     #[test]
     fn deployment_ids_look_like_ecs_ones() {
-        for r in [0, 1, u64::MAX, 123_456_789] {
+        for r in [0, 1, u64::MAX, u64::MAX - 1, 123_456_789, i64::MAX as u64] {
             let id = deployment_id(r);
             let digits = id.strip_prefix("ecs-svc/").unwrap();
             assert_eq!(digits.len(), 19, "{id}");
-            assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+            assert!(digits.parse::<i64>().is_ok(), "{id} fits ECS's 63 bits");
         }
     }
 

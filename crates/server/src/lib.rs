@@ -61,6 +61,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
     spawn_sweeper(ecs.clone());
+    // The service scheduler: keeps every service's tasks as it asks.
+    tokio::spawn(ecs.clone().run_services());
     let state = http::AppState::new(
         services::Services {
             ecs,

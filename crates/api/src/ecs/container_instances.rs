@@ -274,6 +274,9 @@ pub async fn register(
         .iter()
         .filter(|t| t.instance_id.as_deref() == Some(&doc.value.id))
         .collect();
+    // A DAEMON service follows its cluster's instances; any service may
+    // now place what it could not.
+    ecs.wake_services_of_cluster(ctx, &cluster_name).await?;
     Ok(RegisterContainerInstanceResponse {
         container_instance: Some(live_view(ecs, &doc.value, &on_it, true)),
     })
@@ -483,6 +486,9 @@ pub async fn update_state(
             }),
         }
     }
+    // A DAEMON service follows its cluster's instances; any service may
+    // now place what it could not.
+    ecs.wake_services_of_cluster(ctx, &cluster).await?;
     Ok(UpdateContainerInstancesStateResponse {
         container_instances: Some(out),
         failures: Some(failures),
@@ -525,6 +531,9 @@ pub async fn deregister(
     .await?
     .ok_or_else(|| EcsError::invalid("Unknown container instance."))?;
     ecs.liveness.forget(updated.arn());
+    // A DAEMON service follows its cluster's instances; any service may
+    // now place what it could not.
+    ecs.wake_services_of_cluster(ctx, &cluster).await?;
     Ok(DeregisterContainerInstanceResponse {
         container_instance: Some(live_view(ecs, &updated, &on_it, false)),
     })
@@ -580,6 +589,9 @@ pub async fn put_attributes(
             )));
         }
     }
+    // A DAEMON service follows its cluster's instances; any service may
+    // now place what it could not.
+    ecs.wake_services_of_cluster(ctx, &cluster).await?;
     Ok(PutAttributesResponse {
         attributes: Some(input.attributes),
     })
@@ -610,6 +622,9 @@ pub async fn delete_attributes(
             )));
         }
     }
+    // A DAEMON service follows its cluster's instances; any service may
+    // now place what it could not.
+    ecs.wake_services_of_cluster(ctx, &cluster).await?;
     Ok(DeleteAttributesResponse {
         attributes: Some(input.attributes),
     })

@@ -6,6 +6,7 @@ mod clusters;
 mod container_instances;
 mod liveness;
 mod paging;
+mod services;
 mod sweeper;
 mod tags;
 mod task_definitions;
@@ -35,6 +36,8 @@ pub struct Ecs {
     pub(crate) endpoint: String,
     /// When the sweep last looked for expired tasks (monotonic time).
     pub(crate) last_expiry: Arc<parking_lot::Mutex<Option<std::time::Duration>>>,
+    /// Services waiting for a reconcile pass.
+    pub(crate) services: Arc<services::ServiceScheduler>,
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
@@ -61,6 +64,7 @@ impl Ecs {
             work: Arc::default(),
             endpoint: String::new(),
             last_expiry: Arc::default(),
+            services: Arc::default(),
         }
     }
 
@@ -348,5 +352,124 @@ impl EcsApi for Ecs {
         _input: DiscoverPollEndpointRequest,
     ) -> Result<DiscoverPollEndpointResponse, ApiError> {
         Ok(container_instances::discover_poll_endpoint(&self.endpoint))
+    }
+    async fn create_service(
+        &self,
+        ctx: &RequestContext,
+        input: CreateServiceRequest,
+    ) -> Result<CreateServiceResponse, ApiError> {
+        Ok(services::create(self, ctx, input).await?)
+    }
+    async fn update_service(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateServiceRequest,
+    ) -> Result<UpdateServiceResponse, ApiError> {
+        Ok(services::update(self, ctx, input).await?)
+    }
+    async fn delete_service(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteServiceRequest,
+    ) -> Result<DeleteServiceResponse, ApiError> {
+        Ok(services::delete(self, ctx, input).await?)
+    }
+    async fn describe_services(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeServicesRequest,
+    ) -> Result<DescribeServicesResponse, ApiError> {
+        Ok(services::describe(self, ctx, input).await?)
+    }
+    async fn list_services(
+        &self,
+        ctx: &RequestContext,
+        input: ListServicesRequest,
+    ) -> Result<ListServicesResponse, ApiError> {
+        Ok(services::list(self, ctx, input).await?)
+    }
+    async fn list_services_by_namespace(
+        &self,
+        ctx: &RequestContext,
+        input: ListServicesByNamespaceRequest,
+    ) -> Result<ListServicesByNamespaceResponse, ApiError> {
+        Ok(services::list_by_namespace(self, ctx, input).await?)
+    }
+    async fn list_service_deployments(
+        &self,
+        ctx: &RequestContext,
+        input: ListServiceDeploymentsRequest,
+    ) -> Result<ListServiceDeploymentsResponse, ApiError> {
+        Ok(services::list_deployments(self, ctx, input).await?)
+    }
+    async fn describe_service_deployments(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeServiceDeploymentsRequest,
+    ) -> Result<DescribeServiceDeploymentsResponse, ApiError> {
+        Ok(services::describe_deployments(self, ctx, input).await?)
+    }
+    async fn describe_service_revisions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeServiceRevisionsRequest,
+    ) -> Result<DescribeServiceRevisionsResponse, ApiError> {
+        Ok(services::describe_revisions(self, ctx, input).await?)
+    }
+    async fn stop_service_deployment(
+        &self,
+        ctx: &RequestContext,
+        input: StopServiceDeploymentRequest,
+    ) -> Result<StopServiceDeploymentResponse, ApiError> {
+        Ok(services::stop_deployment(self, ctx, input).await?)
+    }
+    async fn create_task_set(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTaskSetRequest,
+    ) -> Result<CreateTaskSetResponse, ApiError> {
+        Ok(services::create_task_set(self, ctx, input).await?)
+    }
+    async fn update_task_set(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateTaskSetRequest,
+    ) -> Result<UpdateTaskSetResponse, ApiError> {
+        Ok(services::update_task_set(self, ctx, input).await?)
+    }
+    async fn delete_task_set(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTaskSetRequest,
+    ) -> Result<DeleteTaskSetResponse, ApiError> {
+        Ok(services::delete_task_set(self, ctx, input).await?)
+    }
+    async fn describe_task_sets(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTaskSetsRequest,
+    ) -> Result<DescribeTaskSetsResponse, ApiError> {
+        Ok(services::describe_task_sets(self, ctx, input).await?)
+    }
+    async fn update_service_primary_task_set(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateServicePrimaryTaskSetRequest,
+    ) -> Result<UpdateServicePrimaryTaskSetResponse, ApiError> {
+        Ok(services::update_primary_task_set(self, ctx, input).await?)
+    }
+    async fn update_task_protection(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateTaskProtectionRequest,
+    ) -> Result<UpdateTaskProtectionResponse, ApiError> {
+        Ok(tasks::protection::update(self, ctx, input).await?)
+    }
+    async fn get_task_protection(
+        &self,
+        ctx: &RequestContext,
+        input: GetTaskProtectionRequest,
+    ) -> Result<GetTaskProtectionResponse, ApiError> {
+        Ok(tasks::protection::get(self, ctx, input).await?)
     }
 }

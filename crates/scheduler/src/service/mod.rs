@@ -137,6 +137,62 @@ impl State {
     pub fn primary(&self) -> Option<&Deployment> {
         self.deployments.first()
     }
+
+    /// Fails the PRIMARY deployment, if it is in progress.
+    pub fn fail_primary(&mut self, now: i64, reason: &str) -> Option<String> {
+        let p = self
+            .deployments
+            .first_mut()
+            .filter(|d| d.rollout == Rollout::InProgress)?;
+        p.rollout = Rollout::Failed;
+        p.reason = reason.to_string();
+        p.updated_at = now;
+        Some(p.id.clone())
+    }
+
+    /// Makes the last completed deployment PRIMARY again, in progress, as
+    /// ECS rolls back (same deployment id, no new revision). Returns its id,
+    /// or `None` when there is none to go back to.
+    pub fn restore_last_completed(&mut self, now: i64) -> Option<String> {
+        let to = self
+            .last_completed
+            .clone()
+            .filter(|id| self.primary().is_some_and(|p| p.id != *id))?;
+        let mut back = match self.deployments.iter().position(|d| d.id == to) {
+            Some(i) => self.deployments.remove(i),
+            None => Deployment::new(&to, now),
+        };
+        back.rollout = Rollout::InProgress;
+        back.reason = events::reason::rolling_back(&to);
+        back.failed_tasks = 0;
+        back.step = 0;
+        back.step_reached_at = None;
+        back.updated_at = now;
+        self.deployments.insert(0, back);
+        // Not eligible for another rollback until it completes again.
+        self.last_completed = None;
+        self.throttle.reset();
+        self.steady = false;
+        Some(to)
+    }
+
+    /// StopServiceDeployment (ROLLBACK): fails the in-progress PRIMARY and
+    /// goes back to the last completed deployment. `None` (and no change)
+    /// when there is nothing to roll back, or nothing to roll back to.
+    pub fn roll_back(&mut self, now: i64, reason: &str) -> Option<String> {
+        let in_progress = self
+            .primary()
+            .is_some_and(|p| p.rollout == Rollout::InProgress);
+        let target = self
+            .last_completed
+            .as_ref()
+            .is_some_and(|id| self.primary().is_some_and(|p| p.id != *id));
+        if !(in_progress && target) {
+            return None;
+        }
+        self.fail_primary(now, reason);
+        self.restore_last_completed(now)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

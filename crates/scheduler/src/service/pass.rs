@@ -204,36 +204,16 @@ impl<'a> Pass<'a> {
         {
             return;
         }
-        primary.rollout = Rollout::Failed;
-        primary.reason = reason::FAILED.to_string();
-        primary.updated_at = now;
         let failed_id = primary.id.clone();
+        self.state.fail_primary(now, reason::FAILED);
         self.event(Event::DeploymentFailed {
-            deployment: failed_id.clone(),
+            deployment: failed_id,
         });
-        let Some(to) = self
-            .state
-            .last_completed
-            .clone()
-            .filter(|id| rollback && *id != failed_id)
-        else {
-            return;
-        };
-        let mut back = match self.state.deployments.iter().position(|d| d.id == to) {
-            Some(i) => self.state.deployments.remove(i),
-            None => Deployment::new(&to, now),
-        };
-        back.rollout = Rollout::InProgress;
-        back.reason = reason::rolling_back(&to);
-        back.failed_tasks = 0;
-        back.step = 0;
-        back.step_reached_at = None;
-        back.updated_at = now;
-        self.state.deployments.insert(0, back);
-        // Not eligible for another rollback until it completes again.
-        self.state.last_completed = None;
-        self.state.throttle.reset();
-        self.event(Event::RollingBack { to });
+        if rollback {
+            if let Some(to) = self.state.restore_last_completed(now) {
+                self.event(Event::RollingBack { to });
+            }
+        }
     }
 
     /// Replaces tasks that fail their health checks once past the grace

@@ -9,10 +9,10 @@
 
 pub(crate) mod launch;
 mod lifecycle;
+pub(crate) mod protection;
 mod queries;
 
 pub use launch::{run, start};
-#[allow(unused_imports, reason = "the service reconciler's way to stop tasks")]
 pub(crate) use lifecycle::request_stop;
 pub use lifecycle::{
     force_stop, stop, submit_container_state_change, submit_health, submit_task_network,
@@ -58,6 +58,9 @@ pub struct TaskDoc {
     /// The service that started it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<TaskOwner>,
+    /// Task scale-in protection (UpdateTaskProtection), until this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_until: Option<Timestamp>,
 }
 
 /// The service (and deployment) a task was started for.
@@ -75,6 +78,44 @@ impl TaskDoc {
     pub fn arn(&self) -> &str {
         self.task.task_arn.as_deref().unwrap_or_default()
     }
+
+    /// Whether its instance is one of the cluster's own (not berth's
+    /// managed capacity, whose instance no customer sees).
+    pub fn instance_scope_is_own(&self) -> bool {
+        self.instance_scope
+            .as_ref()
+            .is_some_and(|(account, _)| *account != managed_scope().account)
+    }
+}
+
+/// CPU units and MiB reserved on each of the cluster's instances by the
+/// tasks assigned to them.
+pub async fn reservations_by_instance(
+    ecs: &Ecs,
+    scope: &Scope,
+    cluster: &str,
+) -> Result<std::collections::HashMap<String, (i64, i64)>, EcsError> {
+    let q = Query {
+        parent: Some(cluster.to_string()),
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let mut out = std::collections::HashMap::new();
+    for inst in records::list::<InstanceDoc>(ecs.store(), scope, &q).await? {
+        let aq = Query {
+            parent: Some(inst.value.id.clone()),
+            limit: 1_000_000,
+            ..Default::default()
+        };
+        let used = records::list::<AssignmentDoc>(ecs.store(), scope, &aq)
+            .await?
+            .iter()
+            .fold((0, 0), |(c, m), a| {
+                (c + a.value.reserved.cpu, m + a.value.reserved.memory)
+            });
+        out.insert(inst.value.id, used);
+    }
+    Ok(out)
 }
 
 impl Record for TaskDoc {
@@ -219,8 +260,15 @@ async fn modify(
         })
     })
     .await?;
-    if let Some(i) = changed.as_ref().and_then(|t| t.instance_id.as_ref()) {
-        ecs.work.bump(i);
+    if let Some(t) = &changed {
+        if let Some(i) = &t.instance_id {
+            ecs.work.bump(i);
+        }
+        // Its service watches it.
+        if let Some(o) = &t.service {
+            ecs.services
+                .wake(ctx, &super::services::key(&t.cluster, &o.service_name));
+        }
     }
     Ok(changed)
 }

@@ -31,9 +31,10 @@ mod plan;
 mod prepare;
 mod run;
 
-pub(crate) use place::{place, snapshot, PlacementRequest};
+pub(crate) use place::{place, scheduler_strategies, snapshot, PlacementRequest};
 pub(crate) use plan::{plan, Launched};
 pub(crate) use prepare::{prepare, Launch, LaunchSpec};
+pub(crate) use run::launch_type_of;
 pub use run::{run, start};
 #[allow(unused_imports, reason = "named by the service reconciler")]
 pub(crate) use {place::Snapshot, plan::Plan};

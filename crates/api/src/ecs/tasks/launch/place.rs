@@ -39,7 +39,7 @@ impl PlacementRequest {
     }
 }
 
-fn scheduler_strategies(
+pub(crate) fn scheduler_strategies(
     input: Option<&[PlacementStrategy]>,
 ) -> Result<Vec<scheduler::Strategy>, EcsError> {
     let Some(list) = input.filter(|l| !l.is_empty()) else {

@@ -223,7 +223,19 @@ fn new_task(
         }),
         cpu: Some(l.demand.cpu.to_string()),
         memory: Some(l.demand.memory.to_string()),
-        availability_zone: Some(format!("{}a", ctx.region)),
+        // The instance's zone (its `ecs.availability-zone` attribute), else
+        // the region's first: managed capacity has no zone of its own.
+        availability_zone: Some(
+            instance
+                .instance
+                .attributes
+                .iter()
+                .flatten()
+                .find(|a| a.name == "ecs.availability-zone")
+                .and_then(|a| a.value.clone())
+                .filter(|_| !fargate)
+                .unwrap_or_else(|| format!("{}a", ctx.region)),
+        ),
         attributes: Some(vec![Attribute {
             name: "ecs.cpu-architecture".into(),
             value: Some(cpu_architecture().into()),
@@ -257,6 +269,7 @@ fn new_task(
         reserved: l.demand.reservation_on(awsvpc_shares_host(instance)),
         tags: l.tags.clone(),
         service: l.owner.clone(),
+        protected_until: None,
     }
 }
 

@@ -26,6 +26,9 @@ pub(crate) struct LaunchSpec {
     pub enable_execute_command: bool,
     /// The service (deployment) the tasks belong to; `None` for RunTask.
     pub owner: Option<TaskOwner>,
+    /// Launch an INACTIVE (deregistered) revision: a service keeps running
+    /// the revision it was given, as on ECS; RunTask may not.
+    pub allow_inactive: bool,
 }
 
 /// A [`LaunchSpec`] resolved: the cluster and revision it names, checked,
@@ -74,7 +77,7 @@ pub(crate) async fn prepare(
         .ok_or_else(|| EcsError::client("TaskDefinition not found."))?
         .value;
     let td = doc.task_definition;
-    if td.status != Some(TaskDefinitionStatus::Active) {
+    if td.status != Some(TaskDefinitionStatus::Active) && !spec.allow_inactive {
         return Err(EcsError::client("TaskDefinition is inactive"));
     }
     let LaunchSpec {

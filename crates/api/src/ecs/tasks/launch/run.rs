@@ -3,14 +3,17 @@
 use super::super::*;
 use super::{launch, prepare, LaunchSpec, Launched, PlacementRequest};
 
-fn launch_type_of(
+/// The launch type a request's `launchType` or capacity provider strategy
+/// (its own, else the cluster's default) means: FARGATE and FARGATE_SPOT
+/// are berth's managed capacity, no strategy at all is EC2.
+pub(crate) fn launch_type_of(
     input_launch: Option<&LaunchType>,
     strategy: Option<&Vec<CapacityProviderStrategyItem>>,
     cluster_default: &[CapacityProviderStrategyItem],
 ) -> Result<LaunchType, EcsError> {
     if input_launch.is_some() && strategy.is_some_and(|s| !s.is_empty()) {
         return Err(EcsError::invalid(
-            "Specifying both a launchType and capacityProviderStrategy is not supported.",
+            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
         ));
     }
     if let Some(lt) = input_launch {
@@ -94,6 +97,7 @@ pub async fn run(
             .unwrap_or(&[]),
     )?;
     let spec = LaunchSpec {
+        allow_inactive: false,
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: lt,
@@ -148,6 +152,7 @@ pub async fn start(
         ));
     }
     let spec = LaunchSpec {
+        allow_inactive: false,
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: LaunchType::Ec2,
