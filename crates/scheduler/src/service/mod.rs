@@ -25,6 +25,8 @@ mod sim;
 mod tests;
 
 pub use events::Event;
+/// The `rolloutStateReason` of a deployment the circuit breaker failed.
+pub const FAILED_REASON: &str = events::reason::FAILED;
 pub use throttle::Throttle;
 
 use berth_core::task::TaskStatus;

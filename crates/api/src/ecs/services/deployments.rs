@@ -13,7 +13,7 @@ use super::*;
 use crate::records::{self, retry, Attempt};
 use berth_core::pagination::page_size;
 use berth_core::service as rules;
-use berth_scheduler::service::{failure_threshold, Deployment as Dep, Rollout};
+use berth_scheduler::service::{failure_threshold, Event, Rollout, FAILED_REASON};
 use berth_store::{Query, Write};
 use rand::distributions::{Alphanumeric, DistString};
 
@@ -309,118 +309,127 @@ async fn finish_record(
     Ok(Some(rec.write()))
 }
 
-/// Brings the deployment records in line with what a reconcile pass did:
-/// COMPLETED → SUCCESSFUL (or, for a rollback's target, the failed
-/// deployment's record → ROLLBACK_SUCCESSFUL); FAILED → ROLLBACK_IN_PROGRESS
-/// when it rolled back, else STOPPED.
+/// Brings the deployment records in line with what a reconcile pass did,
+/// as its events say: a completed deployment's record → SUCCESSFUL (or,
+/// when it was a rollback's target, the failed deployment's record →
+/// ROLLBACK_SUCCESSFUL); a failed one's → ROLLBACK_IN_PROGRESS when it
+/// rolled back, else STOPPED. Each record is written once per pass.
 pub async fn follow(
     ecs: &Ecs,
     ctx: &RequestContext,
     doc: &mut ServiceDoc,
-    before: &[Dep],
+    events: &[Event],
 ) -> Result<Vec<Write>, EcsError> {
-    let mut writes = Vec::new();
-    let after: Vec<Dep> = doc.state.deployments.clone();
-    let was = |id: &str| before.iter().find(|d| d.id == id).map(|d| d.rollout);
-    for d in &after {
-        if was(&d.id) == Some(d.rollout) {
-            continue;
-        }
-        match d.rollout {
-            Rollout::Completed => {
-                if let Some(failed) = doc.rolling_back_from.take() {
-                    let reason = format!("Rolled back to deployment {}.", d.id);
-                    if let Some(w) = finish_record(
-                        ecs,
-                        ctx,
-                        doc,
-                        &failed,
+    let mut touched: BTreeMap<String, Versioned<DeploymentDoc>> = BTreeMap::new();
+    let now = ecs.now();
+    let rolled_back_to = events.iter().find_map(|e| match e {
+        Event::RollingBack { to } => Some(to.clone()),
+        _ => None,
+    });
+    for e in events {
+        match e {
+            Event::DeploymentFailed { deployment } => {
+                let reason = doc
+                    .state
+                    .deployments
+                    .iter()
+                    .find(|d| d.id == *deployment)
+                    .map_or(FAILED_REASON.to_string(), |d| d.reason.clone());
+                let target = rolled_back_to
+                    .as_ref()
+                    .and_then(|to| doc.revisions.get(to))
+                    .and_then(|r| r.revision.service_revision_arn.clone());
+                if rolled_back_to.is_some() {
+                    doc.rolling_back_from = Some(deployment.clone());
+                }
+                let Some(rec) = record_of(ecs, ctx, doc, deployment, &mut touched).await? else {
+                    continue;
+                };
+                let r = &mut rec.value.record;
+                r.updated_at = Some(now);
+                r.status_reason = Some(reason.clone());
+                if let Some(b) = r.deployment_circuit_breaker.as_mut() {
+                    b.status = Some(ServiceDeploymentRollbackMonitorsStatus::Triggered);
+                }
+                if rolled_back_to.is_some() {
+                    r.status = Some(ServiceDeploymentStatus::RollbackInProgress);
+                    r.rollback = Some(Rollback {
+                        reason: Some(reason),
+                        started_at: Some(now),
+                        service_revision_arn: target,
+                    });
+                } else {
+                    r.status = Some(ServiceDeploymentStatus::Stopped);
+                    r.stopped_at = Some(now);
+                }
+            }
+            Event::DeploymentCompleted { deployment } => {
+                let (which, status, reason) = match doc.rolling_back_from.take() {
+                    Some(failed) => (
+                        failed,
                         ServiceDeploymentStatus::RollbackSuccessful,
-                        Some(reason),
-                    )
-                    .await?
-                    {
-                        writes.push(w);
+                        Some(format!("Rolled back to deployment {deployment}.")),
+                    ),
+                    None => (
+                        deployment.clone(),
+                        ServiceDeploymentStatus::Successful,
+                        None,
+                    ),
+                };
+                let Some(rec) = record_of(ecs, ctx, doc, &which, &mut touched).await? else {
+                    continue;
+                };
+                let r = &mut rec.value.record;
+                r.status = Some(status);
+                if reason.is_some() {
+                    r.status_reason = reason;
+                }
+                r.updated_at = Some(now);
+                r.finished_at = Some(now);
+                if let Some(b) = r.deployment_circuit_breaker.as_mut() {
+                    if b.status == Some(ServiceDeploymentRollbackMonitorsStatus::Monitoring) {
+                        b.status =
+                            Some(ServiceDeploymentRollbackMonitorsStatus::MonitoringComplete);
                     }
-                } else if let Some(w) = finish_record(
-                    ecs,
-                    ctx,
-                    doc,
-                    &d.id,
-                    ServiceDeploymentStatus::Successful,
-                    None,
-                )
-                .await?
-                {
-                    writes.push(w);
                 }
             }
-            Rollout::Failed => {
-                let rolled_back = after.first().is_some_and(|p| p.id != d.id);
-                if rolled_back {
-                    let target = after[0].id.clone();
-                    if let Some(w) =
-                        rollback_record(ecs, ctx, doc, &d.id, &target, &d.reason).await?
-                    {
-                        writes.push(w);
-                    }
-                    doc.rolling_back_from = Some(d.id.clone());
-                } else if let Some(w) = finish_record(
-                    ecs,
-                    ctx,
-                    doc,
-                    &d.id,
-                    ServiceDeploymentStatus::Stopped,
-                    Some(d.reason.clone()),
-                )
-                .await?
-                {
-                    writes.push(w);
-                }
-            }
-            Rollout::InProgress => {}
+            _ => {}
         }
     }
     // Keep the revisions still needed: live deployments and the target of
     // a future rollback.
-    let keep: Vec<String> = after
+    let keep: Vec<String> = doc
+        .state
+        .deployments
         .iter()
         .map(|d| d.id.clone())
         .chain(doc.state.last_completed.clone())
         .chain(doc.rolling_back_from.clone())
         .collect();
     doc.revisions.retain(|id, _| keep.contains(id));
-    Ok(writes)
+    Ok(touched.into_values().map(|r| r.write()).collect())
 }
 
-async fn rollback_record(
+/// The record of deployment `id`, read once per pass.
+async fn record_of<'a>(
     ecs: &Ecs,
     ctx: &RequestContext,
     doc: &ServiceDoc,
-    failed: &str,
-    target: &str,
-    reason: &str,
-) -> Result<Option<Write>, EcsError> {
-    let (Some(rev), Some(to)) = (doc.revisions.get(failed), doc.revisions.get(target)) else {
+    id: &str,
+    touched: &'a mut BTreeMap<String, Versioned<DeploymentDoc>>,
+) -> Result<Option<&'a mut Versioned<DeploymentDoc>>, EcsError> {
+    let Some(arn) = doc.revisions.get(id).map(|r| r.deployment_arn.clone()) else {
         return Ok(None);
     };
-    let Some(mut rec) = load_record(ecs, ctx, &rev.deployment_arn).await? else {
-        return Ok(None);
-    };
-    let now = ecs.now();
-    let r = &mut rec.value.record;
-    r.status = Some(ServiceDeploymentStatus::RollbackInProgress);
-    r.status_reason = Some(reason.to_string());
-    r.updated_at = Some(now);
-    r.rollback = Some(Rollback {
-        reason: Some(reason.to_string()),
-        started_at: Some(now),
-        service_revision_arn: to.revision.service_revision_arn.clone(),
-    });
-    if let Some(b) = r.deployment_circuit_breaker.as_mut() {
-        b.status = Some(ServiceDeploymentRollbackMonitorsStatus::Triggered);
+    if !touched.contains_key(&arn) {
+        match load_record(ecs, ctx, &arn).await? {
+            Some(r) => {
+                touched.insert(arn.clone(), r);
+            }
+            None => return Ok(None),
+        }
     }
-    Ok(Some(rec.write()))
+    Ok(touched.get_mut(&arn))
 }
 
 /// A record as answered: counts and the circuit breaker's failures are

@@ -255,6 +255,18 @@ impl Ecs {
         if next.daemon() {
             next.service.desired_count = Some(d.desired as i32);
         }
+        // A rollback puts the service back on what it ran before.
+        let primary = |s: &berth_scheduler::service::State| s.primary().map(|p| p.id.clone());
+        if !next.external() && primary(&next.state) != primary(&doc.value.state) {
+            if let Some(r) = primary(&next.state).and_then(|id| next.revisions.get(&id)) {
+                let r = r.revision.clone();
+                next.service.task_definition = r.task_definition;
+                next.service.network_configuration = r.network_configuration;
+                if r.launch_type.is_some() {
+                    next.service.launch_type = r.launch_type;
+                }
+            }
+        }
         for e in &d.events {
             next.say(e.text(&next.name), now);
         }
@@ -272,8 +284,7 @@ impl Ecs {
             );
             next.say(message, now);
         }
-        let records =
-            deployments::follow(self, ctx, &mut next, &doc.value.state.deployments).await?;
+        let records = deployments::follow(self, ctx, &mut next, &d.events).await?;
         let unchanged = records.is_empty()
             && serde_json::to_value(&next).ok() == serde_json::to_value(&doc.value).ok();
         if unchanged {
