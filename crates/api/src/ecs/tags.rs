@@ -1,9 +1,11 @@
 //! TagResource, UntagResource, ListTagsForResource for every taggable
-//! resource berth keeps.
+//! resource berth keeps: clusters, task definitions and services.
 
+use super::services::{self, ServiceDoc};
 use super::task_definitions;
 use super::{clusters, Ecs};
-use crate::records::{kind, retry, scope, Attempt};
+use crate::records::{kind, retry, scope, Attempt, Versioned};
+use berth_core::service::status;
 use berth_core::{arn::Arn, tags, EcsError};
 use berth_wire::ecs::*;
 use berth_wire::RequestContext;
@@ -12,6 +14,8 @@ use berth_wire::RequestContext;
 enum Target {
     Cluster(String),
     TaskDefinition(String, i32),
+    /// Cluster and service name.
+    Service(String, String),
 }
 
 fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
@@ -41,6 +45,16 @@ fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> 
                     ))
                 })
         }
+        // `service/CLUSTER/NAME`, or the old `service/NAME` (default cluster).
+        ("service", rest) => {
+            let (cluster, name) = rest.split_once('/').unwrap_or(("default", rest));
+            if cluster.is_empty() || name.is_empty() || name.contains('/') {
+                return Err(EcsError::invalid(format!(
+                    "The ARN '{resource_arn}' does not name a service."
+                )));
+            }
+            Ok(Target::Service(cluster.to_string(), name.to_string()))
+        }
         (t, _) => Err(EcsError::invalid(format!(
             "Tagging is not supported for resources of type '{t}'."
         ))),
@@ -60,6 +74,10 @@ async fn modify_tags(
         Target::TaskDefinition(family, _) => {
             ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await
         }
+        Target::Service(cluster, name) => {
+            ecs.lock(ctx, kind::SERVICE, &services::key(cluster, name))
+                .await
+        }
     };
     retry(ecs.store(), async || {
         let write = match &t {
@@ -75,6 +93,13 @@ async fn modify_tags(
                 change(&mut d.value.tags)?;
                 d.write()
             }
+            Target::Service(cluster, name) => {
+                let mut d = live_service(ecs, ctx, cluster, name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                change(&mut d.value.tags)?;
+                d.write()
+            }
         };
         Ok(Attempt::Commit {
             scope: scope(ctx),
@@ -83,6 +108,19 @@ async fn modify_tags(
         })
     })
     .await
+}
+
+/// A service that has not gone INACTIVE (an INACTIVE one is only a
+/// record of what was).
+async fn live_service(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<Versioned<ServiceDoc>>, EcsError> {
+    Ok(services::find(ecs, ctx, cluster, name)
+        .await?
+        .filter(|d| !d.value.is(status::INACTIVE)))
 }
 
 /// TagResource and UntagResource model `ResourceNotFoundException`;
@@ -136,6 +174,13 @@ pub async fn list(
             .unwrap_or_default(),
         Target::TaskDefinition(f, r) => {
             task_definitions::load_revision(ecs, ctx, &f, r)
+                .await?
+                .ok_or_else(not_found_for_list)?
+                .value
+                .tags
+        }
+        Target::Service(cluster, name) => {
+            live_service(ecs, ctx, &cluster, &name)
                 .await?
                 .ok_or_else(not_found_for_list)?
                 .value
