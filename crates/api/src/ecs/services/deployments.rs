@@ -686,6 +686,16 @@ pub async fn stop_deployment(
                 "The service has no completed deployment to roll back to, so {arn_str} cannot be rolled back."
             )));
         };
+        // The service runs what it ran before again, as after a circuit
+        // breaker's rollback (the driver does the same for those).
+        if let Some(r) = doc.value.revisions.get(&to).map(|r| r.revision.clone()) {
+            let s = &mut doc.value.service;
+            s.task_definition = r.task_definition;
+            s.network_configuration = r.network_configuration;
+            if r.launch_type.is_some() {
+                s.launch_type = r.launch_type;
+            }
+        }
         let message = format!("(service {}) rolling back to deployment {to}.", doc.value.name);
         doc.value.say(message, now);
         let mut writes = vec![doc.write()];
