@@ -329,12 +329,13 @@ pub async fn follow(
     for e in events {
         match e {
             Event::DeploymentFailed { deployment } => {
-                let reason = doc
-                    .state
-                    .deployments
-                    .iter()
-                    .find(|d| d.id == *deployment)
-                    .map_or(FAILED_REASON.to_string(), |d| d.reason.clone());
+                let failed = doc.state.deployments.iter().find(|d| d.id == *deployment);
+                let reason = failed.map_or(FAILED_REASON.to_string(), |d| d.reason.clone());
+                // The breaker trips when the failures reach its threshold;
+                // a deployment left with no task has already left the
+                // reconciler's state, and that is then what it counted.
+                let desired = doc.service.desired_count.unwrap_or(0).max(0) as u32;
+                let failures = failed.map_or(failure_threshold(desired), |d| d.failed_tasks) as i32;
                 let target = rolled_back_to
                     .as_ref()
                     .and_then(|to| doc.revisions.get(to))
@@ -350,6 +351,9 @@ pub async fn follow(
                 r.status_reason = Some(reason.clone());
                 if let Some(b) = r.deployment_circuit_breaker.as_mut() {
                     b.status = Some(ServiceDeploymentRollbackMonitorsStatus::Triggered);
+                    // What tripped it, kept once the deployment is no
+                    // longer live (and its count no longer read from it).
+                    b.failure_count = Some(failures.max(b.failure_count.unwrap_or(0)));
                 }
                 if rolled_back_to.is_some() {
                     r.status = Some(ServiceDeploymentStatus::RollbackInProgress);
