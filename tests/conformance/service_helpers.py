@@ -60,9 +60,18 @@ def stubborn(ecs, family: str, readydir: Path, stop_timeout: int) -> str:
     return fargate_family(ecs, family, [sh("main", script, stopTimeout=stop_timeout)])
 
 
-def failing(ecs, family: str) -> str:
-    """A revision whose only (essential) container exits 1 at once."""
-    return fargate_family(ecs, family, [sh("main", "exit 1")])
+def failing(ecs, family: str, script: str = "exit 1") -> str:
+    """A revision whose only (essential) container exits 1 (at once, by
+    default: it does reach RUNNING, for a moment)."""
+    return fargate_family(ecs, family, [sh("main", script)])
+
+
+def cannot_start(ecs, family: str) -> str:
+    """A revision whose container cannot be started at all (its program
+    does not exist): every task stops with TaskFailedToStart, never
+    having been RUNNING."""
+    return fargate_family(ecs, family, [
+        {"name": "main", "image": "host", "command": ["/nonexistent/program"]}])
 
 
 def create(ecs, cluster: str, name: str, task_definition: Optional[str], desired: int = 1,
