@@ -186,6 +186,12 @@ async fn apply(
         }
         s.availability_zone_rebalancing = Some(r.clone());
     }
+    if external {
+        // Each task set's size is a share of the desired count (and an
+        // EXTERNAL service never redeploys: refused above).
+        super::task_sets::refresh_targets(doc);
+        return Ok(Vec::new());
+    }
     if !redeploys {
         return Ok(Vec::new());
     }
