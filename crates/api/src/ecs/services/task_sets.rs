@@ -158,8 +158,15 @@ pub async fn create_task_set(
     validate::traffic(Some(&td), &load_balancers, &registries)?;
     let scale = scale_of(input.scale.as_ref())?;
     let set_tags = tags::initial(input.tags.as_ref())?;
+    // ECS fills in assignPublicIp (DISABLED) when it is not given.
+    let network = input.network_configuration.clone().map(|mut n| {
+        if let Some(v) = n.awsvpc_configuration.as_mut() {
+            v.assign_public_ip.get_or_insert(AssignPublicIp::Disabled);
+        }
+        n
+    });
     let now = ecs.now();
-    let task_set = modify(ecs, ctx, &input.cluster, &input.service, None, |doc, _| {
+    let mut task_set = modify(ecs, ctx, &input.cluster, &input.service, None, |doc, _| {
         let live = doc.state.deployments.iter().filter(|d| !d.deleted).count();
         if live >= MAX_TASK_SETS {
             return Err(EcsError::invalid(format!(
@@ -184,7 +191,7 @@ pub async fn create_task_set(
             capacity_provider_strategy: input.capacity_provider_strategy.clone(),
             platform_version: platform.clone(),
             platform_family: platform.as_ref().map(|_| "Linux".to_string()),
-            network_configuration: input.network_configuration.clone(),
+            network_configuration: network.clone(),
             load_balancers: Some(load_balancers.clone()),
             service_registries: Some(registries.clone()),
             scale: Some(scale.clone()),
@@ -198,7 +205,7 @@ pub async fn create_task_set(
             launch_type: ts.launch_type.clone(),
             capacity_provider_strategy: ts.capacity_provider_strategy.clone(),
             platform_version: platform.clone(),
-            network_configuration: input.network_configuration.clone(),
+            network_configuration: network.clone(),
             created_at: Some(now),
             ..Default::default()
         };
@@ -224,6 +231,10 @@ pub async fn create_task_set(
         Ok(id)
     })
     .await?;
+    // Nothing has been scheduled for it yet: ECS answers STABILIZING, as of
+    // its creation, even for a set scaled to nothing.
+    task_set.stability_status = Some(StabilityStatus::Stabilizing);
+    task_set.stability_status_at = Some(now);
     Ok(CreateTaskSetResponse {
         task_set: Some(task_set),
     })
