@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError
 import harness
 from errors import assert_error, error_code
 from service_helpers import (DEPLOYMENT_ID, cannot_start, cluster, create, describe,  # noqa: F401
-                             failing,
-                             messages, pids, running_tasks, sleeper, stubborn, task_id, tasks,
+                             failing, messages, pids, running_tasks, sleeper, stubborn, tasks,
                              wait_for, wait_stable)
 
 pytestmark = pytest.mark.skipif(harness.target_name() != "berth", reason="needs berth")
@@ -61,7 +60,8 @@ def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_
     wait_for("both tasks' traps", lambda: len(pids(ready)) == 2)
     old_tasks = running_tasks(ecs, cluster, svc)
 
-    s = ecs.update_service(cluster=cluster, service=svc, taskDefinition=td2)["service"]
+    # The family alone names its latest ACTIVE revision.
+    s = ecs.update_service(cluster=cluster, service=svc, taskDefinition=fam)["service"]
     assert s["taskDefinition"] == td2
     new, old = s["deployments"]
     assert DEPLOYMENT_ID.match(new["id"]) and new["id"] != first
@@ -71,7 +71,7 @@ def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_
     assert (old["id"], old["status"], old["taskDefinition"], old["rolloutState"]) == \
         (first, "ACTIVE", td1, "COMPLETED")
     assert old["rolloutStateReason"] == f"ECS deployment {first} completed."
-    assert old["runningCount"] == 2
+    assert (old["desiredCount"], old["runningCount"]) == (2, 2)
     # Both revisions are current, the new one first.
     revs = s["currentServiceRevisions"]
     assert [r["arn"].rsplit("/", 1)[1] for r in revs] == [number(new["id"]), number(first)]
@@ -128,6 +128,8 @@ def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_
     latest, creation = out["serviceDeployments"]
     assert latest["status"] == creation["status"] == "SUCCESSFUL"
     assert creation["sourceServiceRevisions"] == []
+    # Alarms that were never set show only their status.
+    assert creation["alarms"] == {"status": "DISABLED"}
     assert creation["targetServiceRevision"]["arn"].endswith("/" + number(first))
     assert [r["arn"] for r in latest["sourceServiceRevisions"]] == \
         [creation["targetServiceRevision"]["arn"]]

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 import harness
 from errors import assert_error, error_code, error_message
 from service_helpers import (DEPLOYMENT_ID, FAST, NETWORK, TASK_ID, check_events, cluster,  # noqa: F401
-                             create, describe, fargate_family, messages, pid_sleeper, pids,
+                             create, describe, messages, pid_sleeper, pids,
                              running_tasks, sh, sleeper, started_event, started_ids, stubborn,
                              task_id, tasks, wait_for, wait_stable)
 
@@ -181,6 +181,38 @@ def test_task_definition_tags_propagate_and_no_tags_without_propagation(ecs, clu
     assert tb.get("tags", []) == []
 
 
+def test_a_service_of_no_tasks_is_stable_at_once(ecs, cluster, name):
+    td = sleeper(ecs, name("empty"))
+    svc = name("empty")
+    deployment = create(ecs, cluster, svc, td, desired=0)["deployments"][0]["id"]
+    s = wait_stable(ecs, cluster, svc)
+    [d] = s["deployments"]
+    assert (d["id"], d["rolloutState"], d["runningCount"]) == (deployment, "COMPLETED", 0)
+    assert messages(s) == [f"(service {svc}) has reached a steady state.",
+                           f"(service {svc}) (deployment {deployment}) deployment completed."]
+
+
+def test_a_cluster_with_services_cannot_be_deleted(ecs, name):
+    c = name("busy")
+    ecs.create_cluster(clusterName=c)
+    td = sleeper(ecs, name("busy"))
+    svc = name("busy")
+    create(ecs, c, svc, td, desired=1)
+    wait_stable(ecs, c, svc)
+    cl = ecs.describe_clusters(clusters=[c])["clusters"][0]
+    assert (cl["activeServicesCount"], cl["runningTasksCount"]) == (1, 1)
+    with pytest.raises(ClientError) as e:
+        ecs.delete_cluster(cluster=c)
+    _expect(e, "ClusterContainsServicesException",
+            "The Cluster cannot be deleted while Services are active.")
+    ecs.delete_service(cluster=c, service=svc, force=True)
+    ecs.get_waiter("services_inactive").wait(cluster=c, services=[svc], WaiterConfig=FAST)
+    # INACTIVE services and stopped tasks do not count.
+    cl = ecs.describe_clusters(clusters=[c])["clusters"][0]
+    assert (cl["activeServicesCount"], cl["runningTasksCount"]) == (0, 0)
+    assert ecs.delete_cluster(cluster=c)["cluster"]["status"] == "INACTIVE"
+
+
 # -- keeping the desired count: replacements, scaling ---------------------------
 
 def test_a_killed_task_is_replaced(ecs, cluster, name, tmp_path):
@@ -311,6 +343,12 @@ def test_delete_service_drains_then_goes_inactive(ecs, cluster, name, tmp_path):
     assert error_code(e) == "InvalidParameterException"
     assert error_message(e) == "Unable to Start a service that is still Draining."
     assert describe(ecs, cluster, svc)["status"] == "DRAINING"
+    # services-stable gives up at once on a DRAINING service.
+    begun = time.monotonic()
+    with pytest.raises(Exception) as w:
+        ecs.get_waiter("services_stable").wait(cluster=cluster, services=[svc],
+                                               WaiterConfig=FAST)
+    assert "DRAINING" in str(w.value) and time.monotonic() - begun < 1
 
     ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[svc],
                                              WaiterConfig=FAST)
@@ -630,6 +668,9 @@ def test_list_services_pages_and_filters(ecs, cluster, name):
     assert set(ecs.list_services(cluster=cluster, schedulingStrategy="REPLICA")["serviceArns"]) \
         == everything
     assert ecs.list_services(cluster=cluster, schedulingStrategy="DAEMON")["serviceArns"] == []
+    assert set(ecs.list_services(cluster=cluster, resourceManagementType="CUSTOMER")[
+        "serviceArns"]) == everything
+    assert ecs.list_services(cluster=cluster, resourceManagementType="ECS")["serviceArns"] == []
     # A token is bound to its filters.
     with pytest.raises(ClientError) as e:
         ecs.list_services(cluster=cluster, maxResults=4, nextToken=first["nextToken"],
