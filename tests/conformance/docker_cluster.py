@@ -306,12 +306,12 @@ class DockerCluster:
         self.creds = harness.Creds("AKIABERTHMULTIHOST01", "mh/" + uuid.uuid4().hex + "x" * 8,
                                    "000000000000")
         self.server = DockerServer(self, self.creds)
-        self.agents = [
-            Agent(self, i, f"{self.run_id}-agent{i + 1}",
-                  self.workdir / f"agent{i + 1}", f"{harness.REGION}{'abcdefgh'[i % 8]}")
-            for i in range(agents)
-        ]
+        self.agents = [self._new_agent(i) for i in range(agents)]
         self.started = False
+
+    def _new_agent(self, i: int) -> Agent:
+        return Agent(self, i, f"{self.run_id}-agent{i + 1}",
+                     self.workdir / f"agent{i + 1}", f"{harness.REGION}{'abcdefgh'[i % 8]}")
 
     # -- lifecycle -------------------------------------------------------
     def _labels(self) -> list[str]:
@@ -400,9 +400,22 @@ class DockerCluster:
                  "--availability-zone", a.availability_zone]
         docker(*args)
 
-    def wait_registered(self, timeout: float = 60) -> None:
+    def add_agent(self, timeout: float = 60) -> Agent:
+        """Starts one more agent (a host that joins the running cluster,
+        with the next index, address and zone) and waits until it
+        registered; it is torn down with the others."""
+        assert self.started, "add_agent() needs a started cluster"
+        a = self._new_agent(len(self.agents))
+        self.agents.append(a)
+        self._start_agent(a)
+        self.wait_registered(timeout, agents=[a])
+        return a
+
+    def wait_registered(self, timeout: float = 60,
+                        agents: Optional[list[Agent]] = None) -> None:
+        """Waits until each of ``agents`` (default: all) registered."""
         deadline = time.monotonic() + timeout
-        for a in self.agents:
+        for a in self.agents if agents is None else agents:
             while (arn := a.registered_arn()) is None:
                 if not a.running():
                     raise DockerError(f"agent {a.name} exited before registering:\n"
