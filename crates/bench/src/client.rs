@@ -146,7 +146,13 @@ fn signed_request(
     operation: &str,
     body: Bytes,
 ) -> anyhow::Result<Request<Full<Bytes>>> {
-    let amz_target = format!("{TARGET_PREFIX}{operation}");
+    // An operation of another service on the endpoint names its prefix
+    // (`BerthAgentV1.PollWork`); ECS's is implied.
+    let amz_target = if operation.contains('.') {
+        operation.to_owned()
+    } else {
+        format!("{TARGET_PREFIX}{operation}")
+    };
     let headers = [
         ("host", target.host.as_str()),
         ("content-type", CONTENT_TYPE),

@@ -16,6 +16,7 @@ mod memory;
 mod reconcile;
 mod report;
 mod servers;
+mod services;
 mod tasks;
 mod throughput;
 
@@ -117,6 +118,15 @@ struct Args {
     /// Service reconciler: full passes timed.
     #[arg(long, default_value_t = 50)]
     passes: usize,
+    /// Service convergence: services created one after the other.
+    #[arg(long, default_value_t = 10)]
+    service_rounds: usize,
+    /// Service convergence: each service's desired count.
+    #[arg(long, default_value_t = 10)]
+    service_desired: usize,
+    /// Service scale: services created.
+    #[arg(long, default_value_t = 1000)]
+    scale_services: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,6 +142,12 @@ enum WorkloadArg {
     DockerLatency,
     /// The service reconciler alone: full passes over many services.
     ServiceReconcile,
+    /// CreateService -> steady, and a killed task's replacement (real processes).
+    ServiceConvergence,
+    /// Many services on simulated instances: memory and full rounds.
+    ServiceScale,
+    /// service-reconcile, service-convergence and service-scale.
+    Services,
     All,
 }
 
@@ -223,6 +239,14 @@ fn validate(a: &Args) -> anyhow::Result<()> {
         (1..=100_000).contains(&a.instances) && (1..=10_000).contains(&a.passes),
         "--instances must be in 1..=100000 and --passes in 1..=10000"
     );
+    ensure!(
+        (1..=1000).contains(&a.service_rounds) && (1..=100).contains(&a.service_desired),
+        "--service-rounds must be in 1..=1000 and --service-desired in 1..=100"
+    );
+    ensure!(
+        (1..=100_000).contains(&a.scale_services),
+        "--scale-services must be in 1..=100000"
+    );
     Ok(())
 }
 
@@ -312,10 +336,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
-    if matches!(
-        args.workload,
-        WorkloadArg::ServiceReconcile | WorkloadArg::All
-    ) {
+    use WorkloadArg::*;
+    let convergence = matches!(args.workload, ServiceConvergence | Services | All);
+    let scale = matches!(args.workload, ServiceScale | Services | All);
+    if convergence || scale {
+        services::run(&services::Options {
+            convergence,
+            scale,
+            berth_bin: args.berth_bin.clone().unwrap_or_else(default_berth_bin),
+            command: command_prefix(args),
+            rounds: args.service_rounds,
+            desired: args.service_desired,
+            scale_services: args.scale_services,
+            scale_tasks: args.service_tasks,
+            instances: args.instances,
+        })
+        .await?;
+    }
+    if matches!(args.workload, ServiceReconcile | Services | All) {
         reconcile::run(
             &reconcile::Options {
                 services: args.services,

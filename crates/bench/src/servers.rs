@@ -144,8 +144,18 @@ struct CredentialEntry {
 /// `berth server --listen 127.0.0.1:0 --data-dir TMP [EXTRA...]`; waits
 /// for `TMP/endpoint` and reads the generated `TMP/credentials.toml`.
 pub async fn spawn_berth(bin: &Path, extra: &[&str]) -> anyhow::Result<Spawned> {
+    spawn_berth_with_env(bin, extra, &[]).await
+}
+
+/// [`spawn_berth`] with extra environment variables (e.g. `BERTH_LOG`).
+pub async fn spawn_berth_with_env(
+    bin: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Spawned> {
     let dir = make_temp_dir("berth-bench")?;
     let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().copied());
     cmd.arg("server")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)

@@ -44,6 +44,15 @@ pub struct Key {
     pub service: String,
 }
 
+/// What one round of passes did.
+#[derive(Default)]
+struct Round {
+    passes: usize,
+    tasks: usize,
+    /// Time spent in the pure reconciler, summed over passes.
+    deciding: Duration,
+}
+
 #[derive(Default)]
 struct Queue {
     dirty: BTreeSet<Key>,
@@ -116,8 +125,16 @@ impl Ecs {
                     tracing::warn!(error = %e, "listing services for a resync failed");
                 }
             }
-            let passes = self.reconcile_services().await;
-            if passes > 0 {
+            let begun = std::time::Instant::now();
+            let round = self.reconcile_round().await;
+            if round.passes > 0 {
+                tracing::debug!(
+                    passes = round.passes,
+                    tasks = round.tasks,
+                    ms = begun.elapsed().as_secs_f64() * 1000.0,
+                    deciding_ms = round.deciding.as_secs_f64() * 1000.0,
+                    "service round"
+                );
                 continue;
             }
             let now = self.now().as_millis();
@@ -136,19 +153,36 @@ impl Ecs {
     /// One round: a pass of every service that was woken or whose timer is
     /// due. Returns how many ran. (Tests drive the scheduler with it.)
     pub async fn reconcile_services(&self) -> usize {
+        self.reconcile_round().await.passes
+    }
+
+    async fn reconcile_round(&self) -> Round {
         let due = self.services.take_due(self.now().as_millis());
-        let n = due.len();
+        let round = Mutex::new(Round {
+            passes: due.len(),
+            ..Default::default()
+        });
         futures::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |key| async move {
-                if let Err(e) = self.reconcile_service(&key).await {
-                    tracing::warn!(service = %key.service, error = %e, "service pass failed");
-                    // Try again soon, not in a hot loop.
-                    let at = self.now().as_millis() + 1000;
-                    self.services.wake_at(key, at);
+            .for_each_concurrent(CONCURRENCY, |key| {
+                let round = &round;
+                async move {
+                    match self.reconcile_service(&key).await {
+                        Ok((tasks, deciding)) => {
+                            let mut r = round.lock();
+                            r.tasks += tasks;
+                            r.deciding += deciding;
+                        }
+                        Err(e) => {
+                            tracing::warn!(service = %key.service, error = %e, "service pass failed");
+                            // Try again soon, not in a hot loop.
+                            let at = self.now().as_millis() + 1000;
+                            self.services.wake_at(key, at);
+                        }
+                    }
                 }
             })
             .await;
-        n
+        round.into_inner()
     }
 
     /// Asks for a pass of every ACTIVE or DRAINING service.
@@ -196,21 +230,26 @@ impl Ecs {
         Ok(())
     }
 
-    async fn reconcile_service(&self, key: &Key) -> Result<(), EcsError> {
+    /// One pass of one service; returns how many tasks it looked at and
+    /// how long the pure decision took.
+    async fn reconcile_service(&self, key: &Key) -> Result<(usize, Duration), EcsError> {
         let ctx = RequestContext::for_account(&key.account, &key.region);
         let Some(doc) = load::<ServiceDoc>(self.store(), &scope(&ctx), &key.service).await? else {
-            return Ok(());
+            return Ok((0, Duration::ZERO));
         };
         if doc.value.is(status::INACTIVE) {
-            return Ok(());
+            return Ok((0, Duration::ZERO));
         }
         let spec = observe::spec(&doc.value, rand::random());
         let (observed, _) = observe::observe(self, &ctx, &doc.value, &spec).await?;
+        let deciding = std::time::Instant::now();
         let decision = reconciler::reconcile(&spec, &doc.value.state, &observed);
+        let deciding = deciding.elapsed();
+        let looked_at = (observed.tasks.len(), deciding);
         let Some(next) = self.record_decision(&ctx, &doc, &decision).await? else {
             // Someone else changed the service first: look again.
             self.services.wake_key(key.clone());
-            return Ok(());
+            return Ok(looked_at);
         };
         for s in &decision.stop {
             let deployment = next
@@ -231,7 +270,7 @@ impl Ecs {
         if let Some(at) = decision.wake_at {
             self.services.wake_at(key.clone(), at);
         }
-        Ok(())
+        Ok(looked_at)
     }
 
     /// Commits what a pass decided about the service itself: its state,

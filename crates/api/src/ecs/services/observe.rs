@@ -175,7 +175,19 @@ pub async fn instances(
             .iter()
             .flatten()
             .any(|c| c.capacity_provider.starts_with("FARGATE"));
-    if fargate {
+    // A replica service needs its instances only to weigh a scale-in by
+    // what its tasks do not carry themselves (their zone and instance id
+    // they do): binpack room, or another attribute to spread on.
+    let needed = doc.daemon()
+        || spec.placement.iter().any(|s| match s {
+            berth_scheduler::Strategy::Binpack(_) => true,
+            berth_scheduler::Strategy::Spread(f) => !matches!(
+                f.as_str(),
+                "instanceId" | "host" | "attribute:ecs.availability-zone"
+            ),
+            berth_scheduler::Strategy::Random => false,
+        });
+    if fargate || !needed {
         return Ok(vec![]);
     }
     let q = Query {
