@@ -50,14 +50,16 @@ def pid_sleeper(ecs, family: str, piddir: Path) -> str:
         sh("main", f"echo $$ > {piddir}/$$; exec sleep 300")])
 
 
-def stubborn(ecs, family: str, readydir: Path, stop_timeout: int) -> str:
-    """A revision whose container ignores SIGTERM, so stopping its task
-    takes ``stop_timeout`` seconds (then SIGKILL). It writes
-    ``readydir/<pid>`` once its trap is installed."""
+def stubborn(ecs, family: str, readydir: Path, release: Path) -> str:
+    """A revision whose container ignores SIGTERM and keeps running until
+    the test creates ``release``, so its task stays stopping (desired
+    STOPPED, not yet STOPPED) for exactly as long as the test needs. It
+    writes ``readydir/<pid>`` once its trap is installed. (stopTimeout 60:
+    should a test fail before releasing it, SIGKILL ends it then.)"""
     readydir.mkdir(parents=True, exist_ok=True)
     script = (f'trap "" TERM; echo $$ > {readydir}/$$; '
-              "while true; do sleep 0.1; done")
-    return fargate_family(ecs, family, [sh("main", script, stopTimeout=stop_timeout)])
+              f"while [ ! -e {release} ]; do sleep 0.1; done")
+    return fargate_family(ecs, family, [sh("main", script, stopTimeout=60)])
 
 
 def failing(ecs, family: str, script: str = "exit 1") -> str:
@@ -97,6 +99,25 @@ def wait_stable(ecs, cluster: str, *names: str) -> dict:
     ecs.get_waiter("services_stable").wait(cluster=cluster, services=list(names),
                                            WaiterConfig=FAST)
     return describe(ecs, cluster, names[0])
+
+
+def steady_event(service: str) -> str:
+    return f"(service {service}) has reached a steady state."
+
+
+def wait_steady(ecs, cluster: str, name: str) -> dict:
+    """Stable by the waiter's rule, and saying so: the newest event is the
+    steady-state one (the waiter may see the counts a moment before the
+    scheduler's pass that writes the event)."""
+    wait_stable(ecs, cluster, name)
+
+    def probe():
+        s = describe(ecs, cluster, name)
+        said = s["events"] and s["events"][0]["message"] == steady_event(name)
+        stable = len(s["deployments"]) == 1 and s["runningCount"] == s["desiredCount"]
+        return s if said and stable else None
+
+    return wait_for(f"service {name} to say it is steady", probe)
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 30.0,

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 import harness
 from errors import assert_error, error_code
 from service_helpers import (DEPLOYMENT_ID, cannot_start, cluster, create, describe,  # noqa: F401
-                             failing, messages, pids, running_tasks, sleeper, stubborn, tasks,
-                             wait_for, wait_stable)
+                             failing, messages, pids, running_tasks, sleeper, steady_event,
+                             stubborn, tasks, wait_for, wait_stable, wait_steady)
 
 pytestmark = pytest.mark.skipif(harness.target_name() != "berth", reason="needs berth")
 
@@ -49,10 +49,10 @@ def deployment(ecs, arn):
 
 def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_id, region):
     fam = name("roll")
-    ready = tmp_path / "ready"
-    # Revision 1 ignores SIGTERM for 2 s, so the rollout stays in progress
-    # (the old tasks are still stopping) long enough to be seen.
-    td1 = stubborn(ecs, fam, ready, stop_timeout=2)
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    # Revision 1 ignores SIGTERM until released, so the rollout stays in
+    # progress (the old tasks are still stopping) until the test says.
+    td1 = stubborn(ecs, fam, ready, release)
     td2 = sleeper(ecs, fam)
     svc = name("roll")
     first = create(ecs, cluster, svc, td1, desired=2)["deployments"][0]["id"]
@@ -80,8 +80,18 @@ def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_
     # The new deployment's record is in progress while the old tasks stop.
     rec = record_for(ecs, cluster, svc, new["id"])
     assert rec is not None and rec["status"] == "IN_PROGRESS", rec
+    # Once the new tasks run, the old ones are asked to stop; both
+    # deployments stay listed until they have.
+    wait_for("the old tasks to be stopping", lambda: all(
+        t["desiredStatus"] == "STOPPED" for t in tasks(ecs, cluster, old_tasks)))
+    s = describe(ecs, cluster, svc)
+    assert [d["id"] for d in s["deployments"]] == [new["id"], first]
+    assert s["deployments"][0]["runningCount"] == 2
+    assert s["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+    assert record_for(ecs, cluster, svc, new["id"])["status"] == "IN_PROGRESS"
 
-    s = wait_stable(ecs, cluster, svc)
+    release.touch()
+    s = wait_steady(ecs, cluster, svc)
     [d] = s["deployments"]
     assert (d["id"], d["status"], d["taskDefinition"], d["rolloutState"]) == \
         (new["id"], "PRIMARY", td2, "COMPLETED")
@@ -97,7 +107,7 @@ def test_rolling_update_to_a_new_revision(ecs, cluster, name, tmp_path, account_
         assert t["stopCode"] == "ServiceSchedulerInitiated"
         assert t["stoppedReason"] == f"Scaling activity initiated by (deployment {first})"
     msgs = messages(s)
-    assert msgs[0] == f"(service {svc}) has reached a steady state."
+    assert msgs[0] == steady_event(svc)
     assert msgs[1] == f"(service {svc}) (deployment {new['id']}) deployment completed."
 
     # The records: both SUCCESSFUL, newest first.
