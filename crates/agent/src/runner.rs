@@ -255,7 +255,10 @@ impl Run {
                         .map(|d| (d.container_name.clone(), d.condition.clone()))
                         .collect(),
                     spec,
-                    health: existing.map_or(Health::Unknown, |s| s.health),
+                    // (Not a stopped container's: see `refresh`.)
+                    health: existing
+                        .filter(|s| s.is_running())
+                        .map_or(Health::Unknown, |s| s.health),
                     reported: if existing.is_some() {
                         task::ContainerStatus::Running
                     } else {
@@ -484,17 +487,21 @@ impl Run {
             }
             match self.runtime.status(&s.spec.key).await {
                 Ok(Some(st)) => {
-                    s.health = st.health;
                     s.ports = st.ports.clone();
                     if let ContainerState::Exited {
                         exit_code, reason, ..
                     } = st.state
                     {
+                        // Its health stays what its checks last said:
+                        // Docker marks every stopped container unhealthy,
+                        // and the exit, reported as such, is what ends it.
                         s.state = SlotState::Exited {
                             exit_code,
                             reason,
                             runtime_id: Some(st.id),
                         };
+                    } else {
+                        s.health = st.health;
                     }
                 }
                 Ok(None) => {

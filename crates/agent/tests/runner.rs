@@ -422,6 +422,92 @@ async fn a_restarted_agent_adopts_running_containers_instead_of_starting_them() 
     assert_eq!(control.container("main").exit_code, Some(0));
 }
 
+fn health_checked(mut c: ContainerDefinition) -> ContainerDefinition {
+    c.health_check = Some(HealthCheck {
+        command: vec!["CMD-SHELL".into(), "true".into()],
+        ..Default::default()
+    });
+    c
+}
+
+/// Every health the agent reported for `container`, in order.
+fn reported_health(control: &FakeControl, container: &str) -> Vec<String> {
+    control
+        .health
+        .lock()
+        .iter()
+        .flat_map(|r| r.containers.iter())
+        .filter(|c| c.container_name == container)
+        .map(|c| c.health_status.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_container_that_dies_is_reported_exited_not_unhealthy() {
+    // Docker marks every stopped container that has a health check
+    // unhealthy, whatever its checks said: that is its exit, not a failed
+    // check, and the task must not look RUNNING and UNHEALTHY meanwhile
+    // (a service would replace it for failing its health checks).
+    let rt = FakeRuntime::new();
+    rt.script(
+        "main",
+        Script::exits(137, Duration::from_millis(300))
+            .health_after(Duration::from_millis(50), Health::Healthy)
+            .unhealthy_when_stopped(),
+    );
+    let (a, control, _d) = agent(&rt).await;
+    a.converge(vec![assigned(
+        vec![health_checked(container("main", true, &[]))],
+        "RUNNING",
+    )])
+    .await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(control.container("main").exit_code, Some(137));
+    assert!(
+        !reported_health(&control, "main").contains(&"UNHEALTHY".to_string()),
+        "{:?}",
+        reported_health(&control, "main")
+    );
+}
+
+#[tokio::test]
+async fn an_adopted_container_that_had_died_is_reported_exited_not_unhealthy() {
+    let rt = FakeRuntime::new();
+    let mut spec = ContainerSpec::new(key("main"), "img");
+    spec.labels.insert(LABEL_TASK_ARN.into(), TASK_ARN.into());
+    rt.preload(
+        &spec,
+        ContainerState::Exited {
+            exit_code: Some(1),
+            signal: None,
+            started_at: Some(SystemTime::now()),
+            finished_at: SystemTime::now(),
+            reason: None,
+        },
+        Health::Unhealthy,
+    );
+    let (a, control, _d) = agent(&rt).await;
+    let mut t = assigned(
+        vec![health_checked(container("main", true, &[]))],
+        "RUNNING",
+    );
+    t.task.last_status = Some("RUNNING".into());
+    a.converge(vec![t]).await;
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    assert_eq!(control.container("main").exit_code, Some(1));
+    assert!(
+        !reported_health(&control, "main").contains(&"UNHEALTHY".to_string()),
+        "{:?}",
+        reported_health(&control, "main")
+    );
+}
+
 fn with_awslogs(mut c: ContainerDefinition, create_group: bool) -> ContainerDefinition {
     let mut options = std::collections::BTreeMap::new();
     options.insert("awslogs-group".to_string(), "g".to_string());

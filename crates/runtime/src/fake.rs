@@ -36,6 +36,9 @@ pub struct Script {
     pub ignore_sigterm: bool,
     /// Health changes, each this long after start.
     pub health: Vec<(Duration, Health)>,
+    /// Once it stops, its health says UNHEALTHY, as Docker marks every
+    /// stopped container that has a health check, whatever its checks said.
+    pub unhealthy_when_stopped: bool,
     /// Output written at start.
     pub output: Vec<(LogStream, String)>,
 }
@@ -83,6 +86,11 @@ impl Script {
         self
     }
 
+    pub fn unhealthy_when_stopped(mut self) -> Self {
+        self.unhealthy_when_stopped = true;
+        self
+    }
+
     pub fn output(mut self, stream: LogStream, line: impl Into<String>) -> Self {
         self.output.push((stream, line.into()));
         self
@@ -122,6 +130,7 @@ struct Fake {
     status: ContainerStatus,
     logs: Vec<LogLine>,
     ignore_sigterm: bool,
+    unhealthy_when_stopped: bool,
     timers: Vec<JoinHandle<()>>,
 }
 
@@ -196,6 +205,7 @@ impl FakeRuntime {
             status: status.clone(),
             logs: Vec::new(),
             ignore_sigterm: false,
+            unhealthy_when_stopped: false,
             timers: Vec::new(),
         };
         st.containers.insert(spec.key.clone(), fake);
@@ -276,6 +286,9 @@ impl Inner {
             finished_at: SystemTime::now(),
             reason: None,
         };
+        if c.unhealthy_when_stopped {
+            c.status.health = Health::Unhealthy;
+        }
         for timer in c.timers.drain(..) {
             timer.abort();
         }
@@ -340,6 +353,7 @@ impl Runtime for FakeRuntime {
             started_at: SystemTime::now(),
         };
         c.ignore_sigterm = script.ignore_sigterm;
+        c.unhealthy_when_stopped = script.unhealthy_when_stopped;
         c.timers = timers;
         for (stream, line) in script.output {
             c.logs.push(log_line(stream, line));
