@@ -225,7 +225,8 @@ async fn describe_one(
     let has = |f: ClusterField| include.contains(&f);
     c.statistics = Some(if has(ClusterField::Statistics) {
         let live = super::tasks::active_in_cluster(ecs, ctx, &name).await?;
-        statistics(&live, services)
+        let by_type = super::services::counts_by_launch_type(ecs, ctx, &name).await?;
+        statistics(&live, &by_type)
     } else {
         vec![]
     });
@@ -250,10 +251,14 @@ async fn describe_one(
     Ok(c)
 }
 
-/// Tasks by launch type, counted from the cluster's live tasks. There are
-/// no ECS services yet, so every service count but the active total is 0
-/// (and that total counts them all as EC2).
-fn statistics(live: &[super::tasks::TaskDoc], services: i32) -> Vec<KeyValuePair> {
+/// Tasks by launch type, counted from the cluster's live tasks, and
+/// services by status and launch type.
+fn statistics(
+    live: &[super::tasks::TaskDoc],
+    services: &std::collections::BTreeMap<(&'static str, LaunchType), i32>,
+) -> Vec<KeyValuePair> {
+    let svc =
+        |status: &'static str, lt: LaunchType| services.get(&(status, lt)).copied().unwrap_or(0);
     let count = |lt: LaunchType, running: bool| {
         live.iter()
             .filter(|t| t.task.launch_type.as_ref() == Some(&lt))
@@ -281,12 +286,24 @@ fn statistics(live: &[super::tasks::TaskDoc], services: i32) -> Vec<KeyValuePair
             "pendingExternalTasksCount",
             count(LaunchType::External, false),
         ),
-        kv("activeEC2ServiceCount", services),
-        kv("activeFargateServiceCount", 0),
-        kv("drainingEC2ServiceCount", 0),
-        kv("drainingFargateServiceCount", 0),
-        kv("activeExternalServiceCount", 0),
-        kv("drainingExternalServiceCount", 0),
+        kv("activeEC2ServiceCount", svc("ACTIVE", LaunchType::Ec2)),
+        kv(
+            "activeFargateServiceCount",
+            svc("ACTIVE", LaunchType::Fargate),
+        ),
+        kv("drainingEC2ServiceCount", svc("DRAINING", LaunchType::Ec2)),
+        kv(
+            "drainingFargateServiceCount",
+            svc("DRAINING", LaunchType::Fargate),
+        ),
+        kv(
+            "activeExternalServiceCount",
+            svc("ACTIVE", LaunchType::External),
+        ),
+        kv(
+            "drainingExternalServiceCount",
+            svc("DRAINING", LaunchType::External),
+        ),
     ]
 }
 

@@ -140,6 +140,41 @@ impl ServiceDoc {
     }
 }
 
+/// A cluster's ACTIVE and DRAINING services by launch type, for its
+/// statistics: `(status, launch type) → count`.
+pub async fn counts_by_launch_type(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &str,
+) -> Result<BTreeMap<(&'static str, LaunchType), i32>, EcsError> {
+    let mut out = BTreeMap::new();
+    for s in [status::ACTIVE, status::DRAINING] {
+        let q = berth_store::Query {
+            parent: Some(cluster.to_string()),
+            status: Some(s.into()),
+            limit: 1_000_000,
+            ..Default::default()
+        };
+        for d in crate::records::list::<ServiceDoc>(ecs.store(), &scope(ctx), &q).await? {
+            let svc = &d.value.service;
+            let lt = match &svc.launch_type {
+                Some(lt) => lt.clone(),
+                None if svc
+                    .capacity_provider_strategy
+                    .iter()
+                    .flatten()
+                    .any(|c| c.capacity_provider.starts_with("FARGATE")) =>
+                {
+                    LaunchType::Fargate
+                }
+                None => LaunchType::Ec2,
+            };
+            *out.entry((s, lt)).or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// The document id of a service: its cluster and name.
 pub fn key(cluster: &str, name: &str) -> String {
     format!("{cluster}/{name}")
