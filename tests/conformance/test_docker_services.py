@@ -230,6 +230,16 @@ def wait_steady(ecs, dc, service: str, task_definition: str, desired: int,
                     within)
 
 
+def wait_healthy(ecs, dc, service: str, n: int, within: float = STEADY_WITHIN) -> list[dict]:
+    """Waits until the service's ``n`` live tasks are all HEALTHY; returns them."""
+    def probe():
+        tasks = live(service_tasks(ecs, dc.cluster_name, service))
+        ok = len(tasks) == n and all(t.get("healthStatus") == "HEALTHY" for t in tasks)
+        return ok, (tasks if ok else brief(tasks))
+    with dc.explain():
+        return poll(f"{n} HEALTHY tasks of {service}", probe, within)
+
+
 def create_service(ecs, services: list[str], cluster: str, name: str, task_definition: str,
                    **kw) -> dict:
     services.append(name)
@@ -558,10 +568,12 @@ def test_circuit_breaker_rolls_back_a_revision_that_cannot_start(dc, ecs, cli, s
 def test_a_task_whose_container_is_killed_is_replaced(dc, ecs, cli, services):
     with dc.explain():
         family, svc = harness.unique("kill"), harness.unique("kill")
-        td = register(ecs, family, sleeper())
+        # With a health check, as a service's tasks usually have: their
+        # container's death is no failed health check.
+        td = register(ecs, family, sleeper(healthCheck=HEALTH_CHECK))
         create_service(ecs, services, dc.cluster_name, svc, td, desiredCount=2)
-        _, tasks = wait_steady(ecs, dc, svc, td, 2)
-        victim, other = tasks
+        wait_steady(ecs, dc, svc, td, 2)
+        victim, other = wait_healthy(ecs, dc, svc, 2)
         before = time.time()
         docker("kill", victim["containers"][0]["runtimeId"])
 
@@ -577,7 +589,9 @@ def test_a_task_whose_container_is_killed_is_replaced(dc, ecs, cli, services):
         assert v["stopCode"] == "EssentialContainerExited", v
         assert v["stoppedReason"] == "Essential container in task exited", v
         assert v["containers"][0]["exitCode"] == 137, v  # SIGKILL
-        s, now = wait_steady(ecs, dc, svc, td, 2, within=REPLACED_WITHIN)
+        wait_steady(ecs, dc, svc, td, 2, within=REPLACED_WITHIN)
+        now = wait_healthy(ecs, dc, svc, 2)
+        s = describe_service(ecs, dc.cluster_name, svc)
         assert {t["taskArn"] for t in now} == {other["taskArn"], fresh["taskArn"]}, brief(now)
         # The survivor was not touched; the replacement runs on a host.
         [o] = [t for t in now if t["taskArn"] == other["taskArn"]]
@@ -588,6 +602,11 @@ def test_a_task_whose_container_is_killed_is_replaced(dc, ecs, cli, services):
         events = s["events"]
         assert f"(service {svc}) has started 1 tasks: (task {task_id(fresh['taskArn'])})." in \
             messages(s), messages(s)
+        # It stopped by itself: the scheduler neither stopped it nor saw a
+        # failed health check.
+        gone = task_id(victim["taskArn"])
+        assert not [m for m in messages(s) if f"(task {gone})" in m and "started" not in m], \
+            messages(s)
         assert events[0]["message"] == f"(service {svc}) has reached a steady state."
         assert events[0]["createdAt"].timestamp() >= before - 1, events[0]
         cli.run("ecs", "wait", "services-stable", "--cluster", dc.cluster_name,
