@@ -736,3 +736,50 @@ async fn deleting_a_service_drains_it_to_inactive() {
         .all(|t| t.last_status.as_deref() == Some("STOPPED")));
     let _ = h.clock.now();
 }
+
+#[tokio::test]
+async fn blue_green_keeps_blue_until_the_bake_time_has_passed() {
+    let h = harness(2).await;
+    let v2 = h.register(None).await;
+    let mut req = service(2, "app:1");
+    req.deployment_configuration = Some(DeploymentConfiguration {
+        strategy: Some(DeploymentStrategy::BlueGreen),
+        bake_time_in_minutes: Some(1),
+        ..Default::default()
+    });
+    h.create(req).await;
+    h.until(20, "stable", async |h| h.stable("web").await).await;
+    h.update(UpdateServiceRequest {
+        cluster: Some("c".into()),
+        service: "web".into(),
+        task_definition: Some(format!("app:{v2}")),
+        ..Default::default()
+    })
+    .await;
+    let running = |tasks: &[Task], rev: i32| {
+        tasks
+            .iter()
+            .filter(|t| H::revision_of(t) == rev && t.last_status.as_deref() == Some("RUNNING"))
+            .count()
+    };
+    // Green comes up in full beside blue, which keeps running while green bakes.
+    h.until(10, "green up", async |h| running(&h.tasks().await, v2) == 2)
+        .await;
+    for _ in 0..50 {
+        h.step().await;
+        assert_eq!(
+            running(&h.tasks().await, 1),
+            2,
+            "blue stopped before the bake ended"
+        );
+    }
+    h.until(20, "blue gone after the bake", async |h| {
+        running(&h.tasks().await, 1) == 0 && h.stable("web").await
+    })
+    .await;
+    let s = h.service("web").await;
+    assert_eq!(
+        s.deployments.unwrap()[0].rollout_state,
+        Some(DeploymentRolloutState::Completed)
+    );
+}
