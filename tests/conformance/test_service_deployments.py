@@ -279,15 +279,6 @@ def test_circuit_breaker_shows_the_failed_deployment(ecs, cluster, name):
     assert s["deployments"][0]["taskDefinition"] == fixed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A new task that is RUNNING for a moment counts at once as a healthy replacement: "
-    "the rolling update stops the old task and marks the deployment COMPLETED (and says "
-    "'has reached a steady state.') before the new task crashes, so the circuit breaker, "
-    "which only watches deployments in progress, never trips and the service is left "
-    "running nothing (berth's own throttle already counts a task that ran under "
-    "SETTLE_MS = 10 s as failed to start). The fix belongs to the reconciler "
-    "(crates/scheduler/src/service/replica.rs: complete_if_done and rolling's healthy "
-    "count)"))
 def test_circuit_breaker_catches_tasks_that_crash_just_after_starting(ecs, cluster, name,
                                                                        tmp_path):
     fam = name("crash")

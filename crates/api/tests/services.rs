@@ -330,9 +330,13 @@ impl H {
         );
     }
 
+    /// Steady as ECS's event means it: one deployment, COMPLETED (its
+    /// tasks proven), every task running.
     async fn stable(&self, name: &str) -> bool {
         let s = self.service(name).await;
-        s.deployments.as_ref().map_or(0, Vec::len) == 1
+        let deployments = s.deployments.clone().unwrap_or_default();
+        deployments.len() == 1
+            && deployments[0].rollout_state == Some(DeploymentRolloutState::Completed)
             && s.running_count == s.desired_count
             && s.pending_count == Some(0)
     }
@@ -537,7 +541,7 @@ async fn tasks_that_cannot_start_are_retried_ever_more_slowly() {
         ..Default::default()
     })
     .await;
-    h.until(5, "stable on the new revision", async |h| {
+    h.until(15, "stable on the new revision", async |h| {
         h.stable("web").await
     })
     .await;
@@ -765,7 +769,8 @@ async fn blue_green_keeps_blue_until_the_bake_time_has_passed() {
     // Green comes up in full beside blue, which keeps running while green bakes.
     h.until(10, "green up", async |h| running(&h.tasks().await, v2) == 2)
         .await;
-    for _ in 0..50 {
+    // Green proves itself (10 s up), then bakes for a minute.
+    for _ in 0..65 {
         h.step().await;
         assert_eq!(
             running(&h.tasks().await, 1),
@@ -773,7 +778,7 @@ async fn blue_green_keeps_blue_until_the_bake_time_has_passed() {
             "blue stopped before the bake ended"
         );
     }
-    h.until(20, "blue gone after the bake", async |h| {
+    h.until(30, "blue gone after the bake", async |h| {
         running(&h.tasks().await, 1) == 0 && h.stable("web").await
     })
     .await;

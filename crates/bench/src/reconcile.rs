@@ -6,6 +6,7 @@
 //! scheduler would run them. Pure CPU: no server, no store.
 
 use berth_core::task::TaskStatus;
+use berth_scheduler::service::DEFAULT_SETTLE_MS;
 use berth_scheduler::service::{
     self, Controller, DeploymentStrategy, Health, InstanceView, Observed, Rules, Scheduling, Spec,
     State, StopCause, TaskView,
@@ -95,6 +96,7 @@ fn cases(o: &Options) -> Vec<Case> {
                         circuit_breaker: Some(true),
                         strategy: DeploymentStrategy::Rolling,
                         health_grace_ms: 0,
+                        settle_ms: DEFAULT_SETTLE_MS,
                     },
                     draining: false,
                     placement: service::default_placement(),

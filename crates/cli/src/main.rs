@@ -68,6 +68,11 @@ struct ServerArgs {
     /// Seconds STOPPED tasks stay describable.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     stopped_task_retention: u64,
+    /// Seconds a service's task (without health checks) must run to count
+    /// as started: it completes a deployment, and dying sooner counts as
+    /// failing to start (circuit breaker, back-off).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    service_task_settle: f64,
     /// Seconds a stopped task's containers are kept before they are removed.
     #[arg(long, value_name = "SECS", default_value_t = 10800)]
     task_cleanup_wait: u64,
@@ -108,6 +113,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         agent_disconnect_grace: secs(args.agent_disconnect_grace),
         agent_lost_timeout: secs(args.agent_lost_timeout),
         stopped_task_retention: secs(args.stopped_task_retention),
+        service_task_settle: std::time::Duration::from_secs_f64(args.service_task_settle.max(0.0)),
         ..Timings::default()
     };
     Ok(ServerConfig {

@@ -23,6 +23,10 @@ pub struct Timings {
     pub stopped_task_retention: Duration,
     /// The longest a PollWork may be held open.
     pub max_poll_wait: Duration,
+    /// How long a service's task without health checks must run to count
+    /// as started successfully (deployments, the circuit breaker, the
+    /// throttle).
+    pub service_task_settle: Duration,
 }
 
 impl Default for Timings {
@@ -32,6 +36,9 @@ impl Default for Timings {
             agent_lost_timeout: Duration::from_secs(300),
             stopped_task_retention: Duration::from_secs(3600),
             max_poll_wait: Duration::from_secs(20),
+            service_task_settle: Duration::from_millis(
+                berth_scheduler::service::DEFAULT_SETTLE_MS as u64,
+            ),
         }
     }
 }

@@ -43,7 +43,7 @@ pub(super) fn reconcile(p: &mut Pass) {
             .iter()
             .max_by_key(|&&i| {
                 let t = &p.tasks[i];
-                (t.deployment == primary.id, p.healthy(t), t.started_at)
+                (t.deployment == primary.id, p.looks_healthy(t), t.started_at)
             })
             .expect("not empty");
         for &i in list.iter().filter(|&&i| i != best) {
@@ -64,9 +64,9 @@ pub(super) fn reconcile(p: &mut Pass) {
             p.active(t) && t.deployment != primary.id && !t.protected(now)
         })
         .collect();
-    old.sort_by_key(|&i| (p.healthy(&p.tasks[i]), p.tasks[i].id.clone()));
+    old.sort_by_key(|&i| (p.looks_healthy(&p.tasks[i]), p.tasks[i].id.clone()));
     for i in old {
-        if !p.healthy(&p.tasks[i]) {
+        if !p.looks_healthy(&p.tasks[i]) {
             p.stop(i, scaling.clone());
         } else if spare > 0 {
             spare -= 1;
@@ -98,13 +98,17 @@ pub(super) fn reconcile(p: &mut Pass) {
     }
     // COMPLETED once every qualifying instance runs a healthy primary task
     // and no older task is left.
-    let covered = p.instances.iter().filter(|x| daemon_target(x)).all(|x| {
-        p.tasks.iter().any(|t| {
-            t.deployment == primary.id
-                && p.healthy(t)
-                && t.instance.as_deref() == Some(x.id.as_str())
-        })
-    });
+    let served: HashSet<&str> = p
+        .tasks
+        .iter()
+        .filter(|t| t.deployment == primary.id && p.healthy_for(t, &primary))
+        .filter_map(|t| t.instance.as_deref())
+        .collect();
+    let covered = p
+        .instances
+        .iter()
+        .filter(|x| daemon_target(x))
+        .all(|x| served.contains(x.id.as_str()));
     let others = p.count(|t| t.live() && t.deployment != primary.id);
     if covered && others == 0 {
         p.complete_primary();

@@ -27,7 +27,7 @@ mod tests;
 pub use events::Event;
 /// The `rolloutStateReason` of a deployment the circuit breaker failed.
 pub const FAILED_REASON: &str = events::reason::FAILED;
-pub use throttle::Throttle;
+pub use throttle::{Throttle, DEFAULT_SETTLE_MS};
 
 use berth_core::task::TaskStatus;
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,10 @@ pub struct Rules {
     /// `healthCheckGracePeriodSeconds`: unhealthy is ignored this long
     /// after a task starts.
     pub health_grace_ms: i64,
+    /// How long a task without health checks must run to count as started
+    /// successfully: before that it neither proves a deployment healthy
+    /// nor ends the throttle, and dying counts as failing to start.
+    pub settle_ms: i64,
 }
 
 /// How a new revision replaces the old. Without load balancers the
@@ -131,7 +135,9 @@ impl State {
     /// A new service, or a new deployment of an existing one, becomes the
     /// PRIMARY deployment. Creating one ends any throttling, as on ECS.
     pub fn deploy(&mut self, id: impl Into<String>, now: i64) {
-        self.deployments.insert(0, Deployment::new(id, now));
+        let mut d = Deployment::new(id, now);
+        d.replacing = !self.deployments.is_empty() || self.last_completed.is_some();
+        self.deployments.insert(0, d);
         self.throttle = Throttle::default();
         self.steady = false;
     }
@@ -165,6 +171,9 @@ impl State {
             None => Deployment::new(&to, now),
         };
         back.rollout = Rollout::InProgress;
+        // Its tasks ran before; what it starts now restores a known-good
+        // revision, and nothing is left to roll back to anyway.
+        back.replacing = false;
         back.reason = events::reason::rolling_back(&to);
         back.failed_tasks = 0;
         back.step = 0;
@@ -228,6 +237,16 @@ pub struct Deployment {
     /// EXTERNAL task sets: deleted, so it runs nothing and goes once empty.
     #[serde(default)]
     pub deleted: bool,
+    /// The tasks it asks for as of the last pass (`desiredCount` of the
+    /// deployment); none before the first pass, as ECS shows 0 then.
+    #[serde(default)]
+    pub requested: Option<u32>,
+    /// It replaces an earlier deployment (it is not the service's first):
+    /// its tasks must prove themselves (see `Pass::healthy`) before it
+    /// completes, so that one crashing just after it starts trips the
+    /// circuit breaker instead of completing the rollout.
+    #[serde(default)]
+    pub replacing: bool,
 }
 
 impl Deployment {
@@ -244,6 +263,8 @@ impl Deployment {
             step_reached_at: None,
             target: None,
             deleted: false,
+            requested: None,
+            replacing: false,
         }
     }
 }

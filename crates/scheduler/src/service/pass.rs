@@ -3,7 +3,6 @@
 //! tasks, the circuit breaker, unhealthy tasks, draining, finishing up).
 
 use super::events::reason;
-use super::throttle::SETTLE_MS;
 use super::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -91,11 +90,39 @@ impl<'a> Pass<'a> {
         });
     }
 
-    /// RUNNING, not on its way out, and HEALTHY where it has health checks.
+    /// RUNNING, not on its way out, and proven: HEALTHY where it has
+    /// health checks, else up for the settle time. A task that crashes a
+    /// moment after it starts must not count as the healthy replacement of
+    /// an old one, nor complete a deployment that replaces another before
+    /// the circuit breaker has seen it fail.
     pub fn healthy(&self, t: &TaskView) -> bool {
+        let proven = if t.health_checked {
+            t.health == Health::Healthy
+        } else {
+            t.started_at
+                .is_some_and(|s| self.now - s >= self.spec.rules.settle_ms)
+        };
+        t.status == TaskStatus::Running && !t.stopping && proven
+    }
+
+    /// RUNNING, not on its way out, and HEALTHY where it has health checks,
+    /// proven or not: what a watcher counts as healthy. Stopping such a task
+    /// uses up the room above the minimum, which only proven tasks make.
+    pub fn looks_healthy(&self, t: &TaskView) -> bool {
         t.status == TaskStatus::Running
             && !t.stopping
             && (!t.health_checked || t.health == Health::Healthy)
+    }
+
+    /// Healthy enough to complete its deployment: proven when the
+    /// deployment replaces another, else as a watcher counts it (a new
+    /// service is steady as soon as its tasks run).
+    pub fn healthy_for(&self, t: &TaskView, d: &Deployment) -> bool {
+        if d.replacing {
+            self.healthy(t)
+        } else {
+            self.looks_healthy(t)
+        }
     }
 
     /// Live tasks not on their way out.
@@ -123,20 +150,28 @@ impl<'a> Pass<'a> {
     /// any throttling.
     pub fn account_stopped_tasks(&mut self) {
         let now = self.now;
+        let settle = self.spec.rules.settle_ms;
         let mut throttled = false;
         for i in 0..self.tasks.len() {
             let t = self.tasks[i].clone();
             if t.live() {
+                if let (TaskStatus::Running, false, false, Some(s)) =
+                    (t.status, t.stopping, t.health_checked, t.started_at)
+                {
+                    if now - s < settle {
+                        self.wake(s + settle);
+                    }
+                }
                 let throttle = &self.state.throttle;
                 let recovering = throttle.failures > 0
                     && t.status == TaskStatus::Running
                     && !t.stopping
                     && t.started_at.is_some_and(|s| s >= throttle.last_failure_at);
                 if let (true, Some(s)) = (recovering, t.started_at) {
-                    if now - s >= SETTLE_MS {
+                    if now - s >= settle {
                         self.state.throttle.reset();
                     } else {
-                        self.wake(s + SETTLE_MS);
+                        self.wake(s + settle);
                     }
                 }
                 continue;
@@ -161,7 +196,7 @@ impl<'a> Pass<'a> {
                 (Some(s), None) => now - s,
                 _ => 0,
             };
-            if (cause == StopCause::FailedToStart || ran < SETTLE_MS)
+            if (cause == StopCause::FailedToStart || ran < settle)
                 && self.state.throttle.failed(now)
             {
                 throttled = true;
@@ -282,6 +317,20 @@ impl<'a> Pass<'a> {
         }
         self.state.deployments = keep;
         let desired = self.desired_count();
+        // What each deployment asks for now: the primary the desired count
+        // (a task set its size), the older ones what they still run.
+        for (i, d) in self.state.deployments.iter_mut().enumerate() {
+            let active = self
+                .tasks
+                .iter()
+                .filter(|t| t.live() && !t.stopping && t.deployment == d.id)
+                .count() as u32;
+            d.requested = Some(match (external, i) {
+                (true, _) => d.target.unwrap_or(0),
+                (false, 0) => desired,
+                (false, _) => active,
+            });
+        }
         let running = self.count(|t| t.live() && t.status == TaskStatus::Running && !t.stopping);
         let others = self.count(|t| t.live() && (t.status != TaskStatus::Running || t.stopping));
         let sized = if external {
@@ -290,8 +339,18 @@ impl<'a> Pass<'a> {
         } else {
             self.state.deployments.len() == 1 && running == desired
         };
+        // Steady as ECS says it: every task running and the deployment
+        // done (a deployment completes once its tasks are proven, so the
+        // event follows "deployment completed", as on ECS).
+        let settled = external
+            || self
+                .state
+                .deployments
+                .first()
+                .is_none_or(|p| p.rollout != Rollout::InProgress);
         let steady = !self.spec.draining
             && sized
+            && settled
             && others == 0
             && self.out.start.is_empty()
             && self.out.stop.is_empty();

@@ -35,7 +35,7 @@ pub(super) fn rolling(p: &mut Pass, desired: u32) {
     if !failed {
         let mut spare = p.count(|t| p.healthy(t)).saturating_sub(min_healthy);
         for i in victims::choose(p, usize::MAX, |t| t.deployment != primary.id) {
-            if !p.healthy(&p.tasks[i]) {
+            if !p.looks_healthy(&p.tasks[i]) {
                 p.stop(i, scaling.clone());
             } else if spare > 0 {
                 spare -= 1;
@@ -122,7 +122,10 @@ pub(super) fn launch(p: &mut Pass, deployment: &str, n: u32, instance: Option<St
 
 /// COMPLETED once the primary alone runs the desired count, all healthy.
 fn complete_if_done(p: &mut Pass, primary: &str, desired: u32) {
-    let healthy = p.count(|t| t.deployment == primary && p.healthy(t));
+    let Some(d) = p.state.deployments.first().cloned() else {
+        return;
+    };
+    let healthy = p.count(|t| t.deployment == primary && p.healthy_for(t, &d));
     let active = p.count(|t| p.active(t) && t.deployment == primary);
     let others = p.count(|t| t.live() && t.deployment != primary);
     if healthy >= desired && active == desired && others == 0 {
@@ -220,7 +223,7 @@ pub(super) fn staged(p: &mut Pass, desired: u32) {
     // Both revisions in full, and no more: tasks still stopping count.
     let room = (2 * desired).saturating_sub(p.live_total());
     launch(p, &green.id, target.saturating_sub(active).min(room), None);
-    let healthy = p.count(|t| t.deployment == green.id && p.healthy(t));
+    let healthy = p.count(|t| t.deployment == green.id && p.healthy_for(t, &green));
     let now = p.now;
     let d = p.state.deployments.first_mut().expect("green exists");
     if healthy < target {

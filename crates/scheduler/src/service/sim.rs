@@ -316,6 +316,7 @@ fn arb_rules() -> impl Strategy<Value = Rules> {
             circuit_breaker: breaker,
             strategy,
             health_grace_ms: 0,
+            settle_ms: DEFAULT_SETTLE_MS,
         })
 }
 
@@ -424,6 +425,7 @@ proptest! {
                 circuit_breaker: None,
                 strategy: DeploymentStrategy::Rolling,
                 health_grace_ms: 0,
+            settle_ms: DEFAULT_SETTLE_MS,
             },
             draining: false,
             placement: vec![],

@@ -16,6 +16,7 @@ fn spec(desired: u32, min: u32, max: u32) -> Spec {
             circuit_breaker: None,
             strategy: DeploymentStrategy::Rolling,
             health_grace_ms: 0,
+            settle_ms: DEFAULT_SETTLE_MS,
         },
         draining: false,
         placement: default_placement(),

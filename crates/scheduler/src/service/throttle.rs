@@ -3,13 +3,14 @@
 //!
 //! A failure is a task that stopped before it ran, or (stricter than ECS,
 //! whose tasks take seconds to start where berth's process runtime takes
-//! milliseconds) one that ran for less than [`SETTLE_MS`]. A task that
+//! milliseconds) one that ran for less than the settle time
+//! ([`DEFAULT_SETTLE_MS`] unless the service's rules say otherwise). A task that
 //! stays up that long, or a new deployment, ends the throttling.
 
 use serde::{Deserialize, Serialize};
 
-/// How long a task must run to count as started successfully.
-pub const SETTLE_MS: i64 = 10_000;
+/// How long a task must run to count as started successfully, by default.
+pub const DEFAULT_SETTLE_MS: i64 = 10_000;
 /// Failures in a row before launches are delayed at all.
 const FREE_RETRIES: u32 = 2;
 const FIRST_DELAY_MS: i64 = 5_000;

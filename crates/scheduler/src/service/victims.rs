@@ -119,7 +119,7 @@ fn keys(
 fn rank(pass: &Pass, t: &TaskView) -> u8 {
     if t.status != TaskStatus::Running {
         0
-    } else if !pass.healthy(t) {
+    } else if !pass.looks_healthy(t) {
         1
     } else {
         2

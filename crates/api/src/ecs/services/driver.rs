@@ -240,7 +240,7 @@ impl Ecs {
         if doc.value.is(status::INACTIVE) {
             return Ok((0, Duration::ZERO));
         }
-        let spec = observe::spec(&doc.value, rand::random());
+        let spec = observe::spec(&doc.value, rand::random(), self.timings.service_task_settle);
         let (observed, _) = observe::observe(self, &ctx, &doc.value, &spec).await?;
         let deciding = std::time::Instant::now();
         let decision = reconciler::reconcile(&spec, &doc.value.state, &observed);

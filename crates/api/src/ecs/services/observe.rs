@@ -14,7 +14,7 @@ use berth_scheduler::service::{
 use berth_store::Query;
 
 /// The reconciler's view of what the service asks for.
-pub fn spec(doc: &ServiceDoc, seed: u64) -> Spec {
+pub fn spec(doc: &ServiceDoc, seed: u64, settle: std::time::Duration) -> Spec {
     let s = &doc.service;
     let config = s
         .deployment_configuration
@@ -65,6 +65,7 @@ pub fn spec(doc: &ServiceDoc, seed: u64) -> Spec {
             circuit_breaker: rules::circuit_breaker(&config),
             strategy,
             health_grace_ms: i64::from(s.health_check_grace_period_seconds.unwrap_or(0)) * 1000,
+            settle_ms: settle.as_millis() as i64,
         },
         draining: doc.is(status::DRAINING),
         placement,

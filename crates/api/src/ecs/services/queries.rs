@@ -120,7 +120,9 @@ pub fn render(doc: &ServiceDoc, counts: &Counts, include_tags: bool) -> Service 
         };
         let (r, p) = counts.of(&d.id);
         let primary = i == 0;
-        let requested = if primary { desired } else { r + p };
+        // As of the last pass; a deployment no pass has seen asks for 0.
+        let requested = d.requested.map_or(0, |n| n as i32);
+        let _ = (primary, desired);
         let rv = &rev.revision;
         deployments.push(Deployment {
             id: Some(d.id.clone()),
