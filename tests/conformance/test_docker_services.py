@@ -430,12 +430,6 @@ def test_rolling_update_keeps_minimum_healthy_and_maximum_percent(dc, ecs, cli, 
             assert_stopped_on_host(dc, t["taskArn"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "berth bug (crates/scheduler service::pass::finish): 'has reached a steady state' is "
-    "said as soon as the desired count of tasks is RUNNING, before their health checks "
-    "passed and so before the deployment COMPLETED; 'deployment completed' follows seconds "
-    "later. ECS says 'deployment completed' and then 'has reached a steady state', once "
-    "the tasks are healthy."))
 def test_steady_state_waits_for_the_deployment(dc, ecs, services):
     """Replacing every task at once (minimumHealthyPercent 0) with a
     revision whose health check first runs 5 s after start: the new tasks
@@ -469,15 +463,12 @@ def test_steady_state_waits_for_the_deployment(dc, ecs, services):
 # -- 2. circuit breaker ---------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, reason=(
-    "berth bug (crates/scheduler service::pass/replica): a task with no health check counts "
-    "as healthy the instant it is RUNNING. The crashing revision's first task is RUNNING for "
-    "~100 ms: the rolling update stops revision 1's last task for it, and the next such task "
-    "makes the deployment COMPLETED, after which its failures are no longer counted. The "
-    "breaker never trips, nothing rolls back, and the service is left with 0 running tasks, "
-    "relaunching the crashing revision under the throttle. Behind it: a deployment the "
-    "breaker fails while it has no live task leaves deployments[] in that same pass "
-    "(pass::finish), so DescribeServices never shows it FAILED (ECS lists it during the "
-    "rollback)."))
+    "berth bug (crates/scheduler service::pass::finish): the pass in which the circuit "
+    "breaker fails a deployment that has no live task left (every task it started has "
+    "exited) also retires it from deployments[] (finish() drops every non-primary "
+    "deployment without live tasks), so DescribeServices never shows it FAILED with "
+    "'ECS deployment circuit breaker: tasks failed to start.'. ECS keeps listing the "
+    "failed deployment, rolloutState FAILED, while the rollback runs."))
 def test_circuit_breaker_rolls_back_a_revision_that_cannot_start(dc, ecs, cli, services):
     with dc.explain():
         family, svc = harness.unique("breaker"), harness.unique("breaker")
@@ -744,8 +735,16 @@ def test_daemon_runs_one_task_per_instance_including_a_new_host(dc, ecs, service
         assert_runs_on_host(dc, t)
         [c] = host_containers(dc, t["taskArn"])
         assert c["labels"][LABEL_OWNER] == fourth.owner_id()
-        s = describe_service(ecs, dc.cluster_name, svc)
-        assert s["deployments"][0]["rolloutState"] == "COMPLETED", s["deployments"]
+        # The deployment completes (once every host runs its task) and
+        # stays the only one: a host joining starts no new deployment.
+        def completed():
+            d = describe_service(ecs, dc.cluster_name, svc)["deployments"]
+            return len(d) == 1 and d[0]["rolloutState"] == "COMPLETED", d
+        [d] = poll("the DAEMON's deployment COMPLETED", completed, STEADY_WITHIN)
+        assert d["id"] == created["deployments"][0]["id"], d
+        ok, now = daemon_tasks(ecs, dc, svc)
+        assert ok and {a: t["taskArn"] for a, t in now.items()} == \
+            {a: t["taskArn"] for a, t in second.items()}, now
 
         # Draining an instance takes its task away (and only that one).
         drained = dc.agents[1]
