@@ -462,13 +462,6 @@ def test_steady_state_waits_for_the_deployment(dc, ecs, services):
 
 # -- 2. circuit breaker ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "berth bug (crates/scheduler service::pass::finish): the pass in which the circuit "
-    "breaker fails a deployment that has no live task left (every task it started has "
-    "exited) also retires it from deployments[] (finish() drops every non-primary "
-    "deployment without live tasks), so DescribeServices never shows it FAILED with "
-    "'ECS deployment circuit breaker: tasks failed to start.'. ECS keeps listing the "
-    "failed deployment, rolloutState FAILED, while the rollback runs."))
 def test_circuit_breaker_rolls_back_a_revision_that_cannot_start(dc, ecs, cli, services):
     with dc.explain():
         family, svc = harness.unique("breaker"), harness.unique("breaker")

@@ -8,6 +8,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::HashMap;
 
+/// How long a failed deployment with no task left stays in `deployments`.
+const FAILED_LINGER_MS: i64 = 5_000;
+
 /// How often a steady service says so again.
 const STEADY_REPEAT_MS: i64 = 6 * 3600 * 1000;
 
@@ -309,7 +312,14 @@ impl<'a> Pass<'a> {
         {
             let has_tasks = self.tasks.iter().any(|t| t.live() && t.deployment == d.id);
             let done = if external { d.deleted } else { i > 0 };
-            if has_tasks || !done {
+            // A failed deployment stays listed (FAILED, with its reason) a
+            // moment after its last task, so that clients see it failed.
+            let lingering =
+                d.rollout == Rollout::Failed && self.now < d.updated_at + FAILED_LINGER_MS;
+            if has_tasks || !done || lingering {
+                if done && lingering && !has_tasks {
+                    self.wake(d.updated_at + FAILED_LINGER_MS);
+                }
                 keep.push(d);
             } else {
                 self.out.retired.push(d);

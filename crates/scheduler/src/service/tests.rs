@@ -195,11 +195,12 @@ fn the_circuit_breaker_fails_the_deployment_and_rolls_back() {
     let d = reconcile(&sp, &s, &observed(tasks.clone()));
     assert_eq!(d.forget.len(), 3);
     let ids: Vec<&str> = d.state.deployments.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["good"], "the failed deployment has no task left");
-    assert_eq!(d.retired[0].id, "bad");
-    assert_eq!(d.retired[0].rollout, Rollout::Failed);
+    // The failed one stays listed a moment, FAILED, for clients to see.
+    assert_eq!(ids, ["good", "bad"]);
+    let bad = &d.state.deployments[1];
+    assert_eq!(bad.rollout, Rollout::Failed);
     assert_eq!(
-        d.retired[0].reason,
+        bad.reason,
         "ECS deployment circuit breaker: tasks failed to start."
     );
     assert!(d.events.contains(&Event::DeploymentFailed {
@@ -208,6 +209,16 @@ fn the_circuit_breaker_fails_the_deployment_and_rolls_back() {
     assert!(d.events.contains(&Event::RollingBack { to: "good".into() }));
     // The rollback completes at once: its tasks are all there.
     assert_eq!(d.state.deployments[0].rollout, Rollout::Completed);
+    assert!(!d.state.steady, "not steady while the failed one is listed");
+    assert_eq!(d.wake_at, Some(NOW + 5_000));
+    // Then it goes, and the service is steady.
+    let mut later = observed(running(4, "good"));
+    later.now = NOW + 5_000;
+    let d = reconcile(&sp, &d.state, &later);
+    assert_eq!(d.retired.len(), 1);
+    assert_eq!(d.retired[0].id, "bad");
+    assert_eq!(d.state.deployments.len(), 1);
+    assert!(d.events.contains(&Event::SteadyState));
 
     // Without rollback the failed deployment stays primary and launches nothing.
     sp.rules.circuit_breaker = Some(false);
