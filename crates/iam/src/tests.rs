@@ -20,7 +20,11 @@ fn describe_only_allows_describes() {
         r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"ecs:Describe*","Resource":"*"}}"#,
     );
     assert_eq!(
-        evaluate(&[p.clone()], "ecs:DescribeClusters", &r(&[CLUSTER])),
+        evaluate(
+            std::slice::from_ref(&p),
+            "ecs:DescribeClusters",
+            &r(&[CLUSTER])
+        ),
         Decision::Allowed
     );
     let d = evaluate(&[p], "ecs:RunTask", &r(&[TD, CLUSTER]));
@@ -66,11 +70,11 @@ fn not_action_and_not_resource() {
         r#"{"Statement":[{"Effect":"Allow","NotAction":"ecs:Poll","NotResource":"arn:aws:ecs:*:*:cluster/secret"}]}"#,
     );
     assert_eq!(
-        evaluate(&[p.clone()], "ecs:ListTasks", &r(&[CLUSTER])),
+        evaluate(std::slice::from_ref(&p), "ecs:ListTasks", &r(&[CLUSTER])),
         Decision::Allowed
     );
     assert!(matches!(
-        evaluate(&[p.clone()], "ecs:Poll", &r(&[CLUSTER])),
+        evaluate(std::slice::from_ref(&p), "ecs:Poll", &r(&[CLUSTER])),
         Decision::NotAllowed { .. }
     ));
     let secret = "arn:aws:ecs:us-east-1:111111111111:cluster/secret";
