@@ -1,5 +1,12 @@
-//! Task-level CPU and memory as ECS accepts them, and the combinations
-//! Fargate supports.
+//! Task-level CPU and memory as ECS accepts them, the combinations
+//! Fargate supports, and (in [`sandbox`]) what Fargate refuses.
+
+pub mod sandbox;
+
+pub use sandbox::{
+    check_definition, check_launch, check_overrides, is_s3_object_arn, Definition,
+    ADDABLE_CAPABILITY, MAX_NOFILE,
+};
 
 /// Parses a task-level `cpu` value: CPU units (`"1024"`) or vCPUs
 /// (`"1 vCPU"`, `"0.25 vcpu"`). Returns CPU units.

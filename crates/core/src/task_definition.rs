@@ -168,6 +168,10 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), EcsError> {
             }
         }
     }
+    if fargate {
+        // What would reach into the host: see `fargate::sandbox`.
+        fargate::check_definition(req.into())?;
+    }
     if let Some(e) = &req.ephemeral_storage {
         if !(21..=200).contains(&e.size_in_gi_b) {
             return Err(client(
@@ -246,11 +250,6 @@ fn validate_container(
     if (fargate || *mode == NetworkMode::Awsvpc) && c.links.as_ref().is_some_and(|l| !l.is_empty())
     {
         return Err(client("Links are not supported when networkMode=awsvpc."));
-    }
-    if fargate && c.privileged == Some(true) {
-        return Err(client(
-            "Privileged containers are not supported on Fargate.",
-        ));
     }
     for pm in c.port_mappings.iter().flatten() {
         validate_port_mapping(name, pm, mode)?;
@@ -382,7 +381,14 @@ pub fn build(req: RegisterTaskDefinitionRequest, reg: &Registration) -> TaskDefi
     let fargate_ok = mode == NetworkMode::Awsvpc
         && matches!((cpu.as_deref(), memory.as_deref()), (Some(c), Some(m))
             if fargate::is_supported(c.parse().unwrap_or(0), m.parse().unwrap_or(0)))
-        && containers.iter().all(|c| c.privileged != Some(true));
+        && fargate::check_definition(fargate::Definition {
+            network_mode: Some(&mode),
+            pid_mode: req.pid_mode.as_ref(),
+            ipc_mode: req.ipc_mode.as_ref(),
+            containers: &containers,
+            volumes: req.volumes.as_deref().unwrap_or_default(),
+        })
+        .is_ok();
     let mut compatibilities = Vec::new();
     if mode != NetworkMode::Awsvpc {
         compatibilities.push(Compatibility::External);
