@@ -17,4 +17,7 @@ pub use credentials::{Credential, CredentialStore, StaticCredentials};
 pub use error::AuthError;
 pub use key::derive_signing_key;
 pub use sign::{presign_query, sign_headers, signature};
-pub use verify::{SignedRequest, Verified, Verifier, DEFAULT_MAX_SKEW, MAX_PRESIGN_EXPIRES_SECS};
+pub use verify::{
+    query_param, request_target, Pending, SignedRequest, Verified, Verifier, DEFAULT_MAX_SKEW,
+    MAX_PRESIGN_EXPIRES_SECS,
+};

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::canonical::{self, percent_decode, sha256_hex, ALGORITHM, TERMINATOR};
-use crate::credentials::CredentialStore;
+use crate::credentials::{Credential, CredentialStore};
 use crate::date;
 use crate::error::{AuthError, SIGNATURE_MISMATCH};
 use crate::key::{hmac_sha256, KeyCache};
@@ -51,6 +51,71 @@ pub struct Verifier {
     keys: KeyCache,
 }
 
+/// A request that passed every check [`Verifier::begin`] can make from its
+/// headers; [`Verifier::finish`] completes it once the body is read.
+#[derive(Debug)]
+pub struct Pending {
+    cred: Credential,
+    /// Lowercase, in the order the client listed them.
+    signed_headers: Vec<String>,
+    signature: String,
+    amz_date: String,
+    scope_date: String,
+    region: String,
+    service: String,
+    presigned: bool,
+}
+
+impl Pending {
+    /// The access key the request names (known to the credential store,
+    /// but not yet proven: the signature is checked by `finish`).
+    pub fn access_key_id(&self) -> &str {
+        &self.cred.access_key_id
+    }
+}
+
+/// The operation an AWS JSON request asks for: its `X-Amz-Target` header,
+/// else (a presigned URL may carry it there) its `X-Amz-Target` query
+/// parameter.
+pub fn request_target(headers: &[(&str, &str)], query: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(TARGET_HEADER))
+        .map(|(_, v)| v.trim().to_owned())
+        .or_else(|| query_param(query, TARGET_QUERY))
+}
+
+const TARGET_HEADER: &str = "x-amz-target";
+const TARGET_QUERY: &str = "X-Amz-Target";
+
+/// The operation must be covered by the signature, or a request signed for
+/// one operation could be replayed as another with the same body (a
+/// presigned DescribeClusters `{"cluster": "prod"}` as DeleteCluster): an
+/// `X-Amz-Target` header must be a signed header, unless the query string
+/// (signed in both forms) carries the same target.
+fn check_target_bound(
+    req: &SignedRequest,
+    signed_lower: &[String],
+    presigned: bool,
+) -> Result<(), AuthError> {
+    let in_header = header(req, TARGET_HEADER).map(str::trim);
+    let in_query = query_param(req.query, TARGET_QUERY);
+    match (in_header, in_query.as_deref()) {
+        (Some(h), Some(q)) if h != q => Err(AuthError::InvalidSignature(
+            "The X-Amz-Target header and the X-Amz-Target query parameter differ.".to_owned(),
+        )),
+        (Some(_), Some(_)) | (None, _) => Ok(()),
+        (Some(_), None) if signed_lower.iter().any(|h| h == TARGET_HEADER) => Ok(()),
+        (Some(_), None) if presigned => Err(incomplete(
+            "'X-Amz-Target' must be one of the X-Amz-SignedHeaders of a presigned request, \
+or be given as its X-Amz-Target query parameter.",
+        )),
+        (Some(_), None) => Err(incomplete(
+            "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.",
+        )),
+    }
+}
+
 /// Signature material pulled from either the header or the query string.
 struct Material<'a> {
     credential: String,
@@ -72,7 +137,8 @@ fn header<'a>(req: &SignedRequest<'a>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| *v)
 }
 
-fn query_param(query: &str, name: &str) -> Option<String> {
+/// The first value of query parameter `name`, percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .map(|p| p.split_once('=').unwrap_or((p, "")))
@@ -248,13 +314,10 @@ impl Verifier {
         self
     }
 
-    /// Verifies `req`.
+    /// Verifies `req`: [`Verifier::begin`] then [`Verifier::finish`].
     ///
     /// `expected_service`: the signing name the endpoint serves for this request
     /// ("ecs", "logs", ...); `region_ok`: whether a region in the scope is acceptable.
-    ///
-    /// Checks run cheapest-first, and the credential store is consulted only
-    /// once the request is well-formed and fresh.
     pub fn verify(
         &self,
         req: &SignedRequest,
@@ -262,6 +325,26 @@ impl Verifier {
         region_ok: &dyn Fn(&str) -> bool,
         now: SystemTime,
     ) -> Result<Verified, AuthError> {
+        let pending = self.begin(req, expected_service, region_ok, now)?;
+        self.finish(pending, req)
+    }
+
+    /// Everything that can be checked before the body is read: the
+    /// signature material is well-formed, scoped to this service and an
+    /// acceptable region, signs `host`, the date and the operation
+    /// (`X-Amz-Target`), is fresh, and names a known access key. `req.body`
+    /// is not looked at, so a server can refuse a request from its headers
+    /// alone, before it spends memory on the body.
+    ///
+    /// Checks run cheapest-first, and the credential store is consulted only
+    /// once the request is well-formed and fresh.
+    pub fn begin(
+        &self,
+        req: &SignedRequest,
+        expected_service: &str,
+        region_ok: &dyn Fn(&str) -> bool,
+        now: SystemTime,
+    ) -> Result<Pending, AuthError> {
         let m = if let Some(authz) = header(req, "authorization") {
             parse_header_form(req, authz)?
         } else if query_param(req.query, "X-Amz-Algorithm").is_some() {
@@ -301,8 +384,12 @@ impl Verifier {
             )));
         }
 
-        let signed: Vec<&str> = m.signed_headers.split(';').collect();
-        if !signed.iter().any(|h| h.eq_ignore_ascii_case("host")) {
+        let signed: Vec<String> = m
+            .signed_headers
+            .split(';')
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        if !signed.iter().any(|h| h == "host") {
             let quoted = m
                 .authorization
                 .map(|a| format!(" Authorization={a}"))
@@ -311,9 +398,31 @@ impl Verifier {
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.{quoted}"
             )));
         }
+        check_target_bound(req, &signed, m.expires.is_some())?;
 
         self.check_time(&m, now)?;
 
+        let cred = self
+            .store
+            .lookup(access_key_id)
+            .ok_or(AuthError::UnrecognizedClient)?;
+
+        Ok(Pending {
+            cred,
+            signed_headers: signed,
+            signature: m.signature,
+            amz_date: m.amz_date,
+            scope_date: scope_date.to_owned(),
+            region: region.to_owned(),
+            service: service.to_owned(),
+            presigned: m.expires.is_some(),
+        })
+    }
+
+    /// The rest of the verification, once the body is there: the declared
+    /// payload hash (if any) and the signature over the canonical request.
+    /// `req` must be the request `pending` came from, now with its body.
+    pub fn finish(&self, pending: Pending, req: &SignedRequest) -> Result<Verified, AuthError> {
         // This JSON API always signs the real body: a declared hash must match it.
         let payload_hash = sha256_hex(req.body);
         if let Some(declared) = header(req, "x-amz-content-sha256") {
@@ -324,34 +433,38 @@ impl Verifier {
                 ));
             }
         }
+        let Pending {
+            cred,
+            signed_headers,
+            signature,
+            amz_date,
+            scope_date,
+            region,
+            service,
+            presigned,
+        } = pending;
 
-        let cred = self
-            .store
-            .lookup(access_key_id)
-            .ok_or(AuthError::UnrecognizedClient)?;
-
-        let signed_lower: Vec<String> = signed.iter().map(|h| h.to_ascii_lowercase()).collect();
-        let signed_lower: Vec<&str> = signed_lower.iter().map(String::as_str).collect();
+        let signed: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
         let creq = canonical::canonical_request(
             req.method,
             req.path,
             req.query,
             req.headers,
-            &signed_lower,
+            &signed,
             &payload_hash,
-            m.expires.is_some(),
+            presigned,
         );
-        let scope = canonical::credential_scope(scope_date, region, service);
-        let sts = canonical::string_to_sign(&m.amz_date, &scope, &creq);
+        let scope = canonical::credential_scope(&scope_date, &region, &service);
+        let sts = canonical::string_to_sign(&amz_date, &scope, &creq);
         let key = self.keys.get_or_derive(
-            access_key_id,
+            &cred.access_key_id,
             &cred.secret_access_key,
-            scope_date,
-            region,
-            service,
+            &scope_date,
+            &region,
+            &service,
         );
         let expected = hex::encode(hmac_sha256(&key, sts.as_bytes()));
-        if !bool::from(expected.as_bytes().ct_eq(m.signature.as_bytes())) {
+        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
             return Err(AuthError::InvalidSignature(SIGNATURE_MISMATCH.to_owned()));
         }
 
@@ -359,9 +472,9 @@ impl Verifier {
             access_key_id: cred.access_key_id,
             account_id: cred.account_id,
             principal_arn: cred.principal_arn,
-            region: region.to_owned(),
-            service: service.to_owned(),
-            date: scope_date.to_owned(),
+            region,
+            service,
+            date: scope_date,
         })
     }
 
