@@ -62,8 +62,8 @@ impl Launch {
 }
 
 /// Resolves and checks `spec` as RunTask does: an ACTIVE cluster and
-/// revision, launch-type compatibility, network configuration, overrides,
-/// `startedBy`, tags.
+/// revision, launch-type compatibility (for FARGATE, what Fargate refuses),
+/// network configuration, overrides, `startedBy`, tags.
 pub(crate) async fn prepare(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -107,6 +107,13 @@ pub(crate) async fn prepare(
             "Task definition does not support launch_type {}.",
             launch_type.as_str()
         )));
+    }
+    if launch_type == LaunchType::Fargate {
+        // FARGATE tasks of every account share the server's host, so a
+        // FARGATE launch is checked as ECS checks a FARGATE definition:
+        // the stored revision (it may predate these rules), and what the
+        // overrides add. See `berth_core::fargate::sandbox`.
+        berth_core::fargate::check_launch(&td, overrides.as_ref())?;
     }
     let awsvpc = network
         .as_ref()

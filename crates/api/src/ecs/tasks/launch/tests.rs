@@ -228,3 +228,122 @@ async fn run_task_leaves_tasks_without_an_owner() {
     let body = serde_json::to_value(&stored.value).unwrap();
     assert!(body.get("service").is_none(), "stored as before");
 }
+
+fn fargate_spec(task_definition: &str, overrides: Option<TaskOverride>) -> LaunchSpec {
+    LaunchSpec {
+        cluster: Some("c".into()),
+        task_definition: task_definition.into(),
+        launch_type: LaunchType::Fargate,
+        network: Some(NetworkConfiguration {
+            awsvpc_configuration: Some(AwsVpcConfiguration {
+                subnets: vec!["subnet-1".into()],
+                ..Default::default()
+            }),
+        }),
+        overrides,
+        ..Default::default()
+    }
+}
+
+/// A revision stored before the Fargate rules existed: `fg:1` changed in
+/// the store to mount the server's data dir, FARGATE still among its
+/// compatibilities. A FARGATE launch (RunTask's, a service's) refuses it.
+#[tokio::test]
+async fn a_fargate_launch_refuses_a_stored_revision_that_reaches_into_the_host() {
+    let h = harness().await;
+    let (ecs, ctx) = (&h.ecs, &h.ctx);
+    let mut doc = load::<task_definitions::TaskDefinitionDoc>(ecs.store(), &scope(ctx), "fg:1")
+        .await
+        .unwrap()
+        .unwrap();
+    let td = &mut doc.value.task_definition;
+    assert!(td
+        .compatibilities
+        .iter()
+        .flatten()
+        .any(|c| *c == Compatibility::Fargate));
+    td.volumes = Some(vec![Volume {
+        name: Some("data".into()),
+        host: Some(HostVolumeProperties {
+            source_path: Some("/var/lib/berth".into()),
+        }),
+        ..Default::default()
+    }]);
+    td.container_definitions.as_mut().unwrap()[0].mount_points = Some(vec![MountPoint {
+        source_volume: Some("data".into()),
+        container_path: Some("/data".into()),
+        ..Default::default()
+    }]);
+    assert!(try_commit(ecs.store(), &scope(ctx), vec![doc.write()])
+        .await
+        .unwrap());
+
+    let e = prepare(ecs, ctx, fargate_spec("fg:1", None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.aws_code(), "ClientException");
+    assert_eq!(
+        e.to_string(),
+        "Fargate compatible task definitions do not support sourcePath"
+    );
+    let mut service = fargate_spec("fg:1", None);
+    service.owner = Some(owner());
+    assert_eq!(prepare(ecs, ctx, service).await.unwrap_err(), e);
+    let req = RunTaskRequest {
+        cluster: Some("c".into()),
+        task_definition: "fg:1".into(),
+        launch_type: Some(LaunchType::Fargate),
+        network_configuration: fargate_spec("fg", None).network,
+        ..Default::default()
+    };
+    assert_eq!(
+        ecs.run_task(ctx, req).await.unwrap_err().code,
+        "ClientException"
+    );
+}
+
+#[tokio::test]
+async fn fargate_overrides_cannot_add_host_environment_files() {
+    let h = harness().await;
+    let (ecs, ctx) = (&h.ecs, &h.ctx);
+    let with_file = |value: &str| TaskOverride {
+        container_overrides: Some(vec![ContainerOverride {
+            name: Some("main".into()),
+            environment_files: Some(vec![EnvironmentFile {
+                value: value.into(),
+                r#type: EnvironmentFileType::S3,
+            }]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let e = prepare(
+        ecs,
+        ctx,
+        fargate_spec("fg", Some(with_file("/etc/berth.toml"))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.aws_code(), "ClientException");
+    assert!(e.to_string().contains("is not an S3 object ARN"), "{e}");
+    let e = prepare(
+        ecs,
+        ctx,
+        fargate_spec("fg", Some(with_file("arn:aws:s3:::b/k.env"))),
+    )
+    .await
+    .unwrap_err();
+    assert!(e
+        .to_string()
+        .starts_with("berth cannot fetch environment files from Amazon S3"));
+    // On EC2 the same override names a file on the instance, its owner's.
+    let ec2 = LaunchSpec {
+        cluster: Some("c".into()),
+        task_definition: "web".into(),
+        launch_type: LaunchType::Ec2,
+        overrides: Some(with_file("/etc/app.env")),
+        ..Default::default()
+    };
+    prepare(ecs, ctx, ec2).await.unwrap();
+    prepare(ecs, ctx, fargate_spec("fg", None)).await.unwrap();
+}
