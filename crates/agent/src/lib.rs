@@ -53,6 +53,12 @@ pub struct AgentConfig {
     /// logs`, `docker inspect`) before they are removed, like ECS's
     /// `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`. Zero removes them at once.
     pub cleanup_wait: Duration,
+    /// The host is a sandbox for tasks of every account (berth's managed
+    /// capacity): no task gets a host path, device, privilege, added
+    /// capability (but `SYS_PTRACE`), Docker volume, host network or host
+    /// file, whatever its task definition says; such a task fails with a
+    /// ResourceInitializationError. FARGATE tasks are always treated so.
+    pub sandbox: bool,
 }
 
 /// ECS's default `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`.
@@ -73,6 +79,7 @@ impl AgentConfig {
             attributes: BTreeMap::new(),
             poll_wait: Duration::from_secs(10),
             cleanup_wait: DEFAULT_CLEANUP_WAIT,
+            sandbox: false,
         }
     }
 }
@@ -316,6 +323,7 @@ impl Agent {
                         cluster: self.config.cluster.clone(),
                         state_dir: self.config.state_dir.clone(),
                         cleanup_wait: self.config.cleanup_wait,
+                        sandbox: self.config.sandbox,
                     };
                     let runner = TaskRunner::spawn(env, t, adopted);
                     if desired_stop {

@@ -13,8 +13,8 @@ use berth_runtime::{
 };
 use berth_wire::agent::AssignedTask;
 use berth_wire::ecs::{
-    ContainerCondition, ContainerStateChange, HealthStatus, NetworkBinding, NetworkMode,
-    SubmitTaskStateChangeRequest, TransportProtocol,
+    ContainerCondition, ContainerStateChange, HealthStatus, LaunchType, NetworkBinding,
+    NetworkMode, SubmitTaskStateChangeRequest, TransportProtocol,
 };
 use berth_wire::Timestamp;
 use std::path::PathBuf;
@@ -39,6 +39,9 @@ pub struct RunnerEnv {
     /// Removing exited containers is left to the agent's cleanup after
     /// this delay (zero: the runner removes them when the task stops).
     pub cleanup_wait: Duration,
+    /// Run tasks as sandboxes (berth's managed capacity): see
+    /// [`spec::sandbox_refusal`].
+    pub sandbox: bool,
 }
 
 pub struct TaskRunner {
@@ -187,6 +190,8 @@ struct Run {
     exits: Arc<Notify>,
     /// Waiters on running containers, by container name.
     waiters: Vec<(String, JoinHandle<()>)>,
+    /// Why the task may not run here at all (a sandbox's refusal).
+    refused: Option<String>,
 }
 
 impl Run {
@@ -202,10 +207,11 @@ impl Run {
             cluster,
             state_dir,
             cleanup_wait,
+            sandbox,
         } = env;
         let task = &a.task;
         let td = &a.task_definition;
-        let slots = spec::containers(task, td)
+        let slots: Vec<Slot> = spec::containers(task, td)
             .into_iter()
             .map(|c| {
                 let name = c.name.clone().unwrap_or_default();
@@ -269,6 +275,21 @@ impl Run {
             })
             .collect();
         let task_spec = spec::task_spec(task, &cluster, td);
+        // FARGATE tasks are sandboxes wherever they land.
+        let refused = (sandbox || task.launch_type == Some(LaunchType::Fargate))
+            .then(|| {
+                spec::sandbox_refusal(
+                    task,
+                    &task_spec,
+                    slots
+                        .iter()
+                        .map(|s| (&s.spec, s.environment_files.as_slice())),
+                )
+            })
+            .flatten();
+        if let Some(reason) = &refused {
+            tracing::warn!(task = %task.task_arn.as_deref().unwrap_or_default(), %reason, "refusing a task");
+        }
         Run {
             control,
             runtime,
@@ -286,6 +307,7 @@ impl Run {
             shippers: Vec::new(),
             exits: Arc::new(Notify::new()),
             waiters: Vec::new(),
+            refused,
         }
     }
 
@@ -323,6 +345,12 @@ impl Run {
     async fn run_until_done(&mut self) -> Option<String> {
         if self.stop_requested() && self.slots.iter().all(|s| s.state == SlotState::Waiting) {
             return None;
+        }
+        // Before any pull or start; an adopted container of such a task
+        // (started before the check existed) is stopped by `finish`.
+        if let Some(reason) = self.refused.take() {
+            self.skip_waiting(&reason);
+            return Some(reason);
         }
         for i in 0..self.slots.len() {
             if self.slots[i].state != SlotState::Waiting {

@@ -261,3 +261,103 @@ pub fn container_spec(
         });
     spec
 }
+
+/// Why a task may not run on a sandbox (berth's managed capacity, where
+/// FARGATE tasks of every account share the server's host), read from what
+/// the agent would hand the runtime rather than from the document: even a
+/// task definition stored before the control plane checked FARGATE ones
+/// gets no host path, device, privilege, added capability (but
+/// `SYS_PTRACE`), Docker volume, host network or host file. `None` when it
+/// may run; otherwise the task's stop reason.
+pub fn sandbox_refusal<'a>(
+    task: &Task,
+    task_spec: &TaskSpec,
+    containers: impl IntoIterator<Item = (&'a ContainerSpec, &'a [String])>,
+) -> Option<String> {
+    let refuse = |what: String| {
+        Some(format!(
+            "ResourceInitializationError: berth's FARGATE capacity gives tasks no way into its \
+             host: {what}"
+        ))
+    };
+    if task_spec.network != NetworkMode::Awsvpc {
+        return refuse(format!(
+            "the task asks for the {:?} network mode (FARGATE is awsvpc only)",
+            task_spec.network
+        ));
+    }
+    if let Some(v) = task_spec.volumes.iter().find(|v| {
+        v.shared || v.driver.is_some() || !v.driver_opts.is_empty() || !v.labels.is_empty()
+    }) {
+        return refuse(format!("the task asks for the Docker volume {}", v.name));
+    }
+    for (spec, environment_files) in containers {
+        let name = &spec.key.container;
+        if let Some(path) = spec.mounts.iter().find_map(|m| match &m.source {
+            MountSource::HostPath(p) => Some(p),
+            MountSource::Volume(_) => None,
+        }) {
+            return refuse(format!(
+                "container '{name}' would mount the host path {path}"
+            ));
+        }
+        if spec.privileged {
+            return refuse(format!("container '{name}' asks to run privileged"));
+        }
+        if let Some(d) = spec.linux.devices.first() {
+            return refuse(format!(
+                "container '{name}' asks for the host device {}",
+                d.host_path
+            ));
+        }
+        if let Some(cap) = spec
+            .linux
+            .cap_add
+            .iter()
+            .find(|c| !berth_core::fargate::may_add_capability(c))
+        {
+            return refuse(format!("container '{name}' adds the capability {cap}"));
+        }
+        if let Some(reason) = environment_files
+            .iter()
+            .find_map(|f| environment_file_refusal(name, f))
+        {
+            return Some(reason);
+        }
+    }
+    // Overrides' environment files are not applied to containers (see
+    // `effective_container`), but none may name a host file either.
+    let overridden = task
+        .overrides
+        .iter()
+        .flat_map(|o| o.container_overrides.iter().flatten())
+        .flat_map(|o| {
+            o.environment_files
+                .iter()
+                .flatten()
+                .map(move |f| (o.name.as_deref().unwrap_or_default(), f.value.as_str()))
+        });
+    for (name, f) in overridden {
+        if let Some(reason) = environment_file_refusal(name, f) {
+            return Some(reason);
+        }
+    }
+    None
+}
+
+/// Every environment file is refused on the sandbox: a host path would be
+/// read with the agent's own privileges (the server's config, its keys),
+/// and S3, where FARGATE ones live, is not something berth has.
+fn environment_file_refusal(container: &str, value: &str) -> Option<String> {
+    Some(if berth_core::fargate::is_s3_object_arn(value) {
+        format!(
+            "ResourceInitializationError: failed to download env files: berth cannot fetch \
+             environment files from Amazon S3 ({value} of container '{container}')"
+        )
+    } else {
+        format!(
+            "ResourceInitializationError: berth's FARGATE capacity gives tasks no way into its \
+             host: container '{container}' names the host file {value} as an environment file"
+        )
+    })
+}

@@ -567,3 +567,267 @@ async fn a_missing_log_group_fails_the_start() {
         .starts_with("ResourceInitializationError"));
     assert!(!rt.calls().contains(&Call::Start(key("main"))));
 }
+
+// -- the sandbox (berth's managed capacity, where FARGATE tasks run) --------
+
+async fn sandbox_agent(
+    rt: &FakeRuntime,
+    sandbox: bool,
+) -> (Arc<Agent>, Arc<FakeControl>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let control = Arc::new(FakeControl::default());
+    let mut config = AgentConfig::for_host("c", dir.path());
+    config.cleanup_wait = Duration::ZERO;
+    config.sandbox = sandbox;
+    let a = Agent::register(control.clone(), Arc::new(rt.clone()), config)
+        .await
+        .unwrap();
+    (Arc::new(a), control, dir)
+}
+
+/// An awsvpc task of one container, `main`, changed by `f`.
+fn awsvpc_task(f: impl FnOnce(&mut AssignedTask)) -> AssignedTask {
+    let mut t = assigned(vec![container("main", true, &[])], "RUNNING");
+    t.task_definition.network_mode = Some(NetworkMode::Awsvpc);
+    f(&mut t);
+    t
+}
+
+fn main_of(t: &mut AssignedTask) -> &mut ContainerDefinition {
+    &mut t.task_definition.container_definitions.as_mut().unwrap()[0]
+}
+
+fn mounting(t: &mut AssignedTask, volume: Volume) {
+    let name = volume.name.clone();
+    t.task_definition.volumes = Some(vec![volume]);
+    main_of(t).mount_points = Some(vec![MountPoint {
+        source_volume: name,
+        container_path: Some("/data".into()),
+        ..Default::default()
+    }]);
+}
+
+fn linux_params(t: &mut AssignedTask, f: impl FnOnce(&mut LinuxParameters)) {
+    let mut l = LinuxParameters::default();
+    f(&mut l);
+    main_of(t).linux_parameters = Some(l);
+}
+
+async fn stop_reason(control: &FakeControl) -> String {
+    until("STOPPED", || {
+        control.statuses().last().map(String::as_str) == Some("STOPPED")
+    })
+    .await;
+    control.last().reason.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_sandbox_gives_no_task_a_way_into_the_host() {
+    type Spoil = fn(&mut AssignedTask);
+    let cases: Vec<(&str, Spoil)> = vec![
+        ("would mount the host path /var/lib/berth", |t| {
+            mounting(
+                t,
+                Volume {
+                    name: Some("data".into()),
+                    host: Some(HostVolumeProperties {
+                        source_path: Some("/var/lib/berth".into()),
+                    }),
+                    ..Default::default()
+                },
+            )
+        }),
+        ("asks for the Docker volume data", |t| {
+            mounting(
+                t,
+                Volume {
+                    name: Some("data".into()),
+                    docker_volume_configuration: Some(DockerVolumeConfiguration {
+                        scope: Some(Scope::Shared),
+                        driver: Some("local".into()),
+                        driver_opts: Some(
+                            [
+                                ("o", "bind"),
+                                ("type", "none"),
+                                ("device", "/var/lib/berth"),
+                            ]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        ),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+        }),
+        ("asks for the host device /dev/mem", |t| {
+            linux_params(t, |l| {
+                l.devices = Some(vec![Device {
+                    host_path: "/dev/mem".into(),
+                    ..Default::default()
+                }])
+            })
+        }),
+        ("asks to run privileged", |t| {
+            main_of(t).privileged = Some(true)
+        }),
+        ("adds the capability SYS_ADMIN", |t| {
+            linux_params(t, |l| {
+                l.capabilities = Some(KernelCapabilities {
+                    add: Some(vec!["SYS_PTRACE".into(), "SYS_ADMIN".into()]),
+                    drop: None,
+                })
+            })
+        }),
+        ("names the host file /etc/berth/berth.toml", |t| {
+            main_of(t).environment_files = Some(vec![EnvironmentFile {
+                value: "/etc/berth/berth.toml".into(),
+                r#type: EnvironmentFileType::S3,
+            }])
+        }),
+        ("cannot fetch environment files from Amazon S3", |t| {
+            main_of(t).environment_files = Some(vec![EnvironmentFile {
+                value: "arn:aws:s3:::bucket/app.env".into(),
+                r#type: EnvironmentFileType::S3,
+            }])
+        }),
+        ("names the host file /etc/shadow", |t| {
+            t.task.overrides = Some(TaskOverride {
+                container_overrides: Some(vec![ContainerOverride {
+                    name: Some("main".into()),
+                    environment_files: Some(vec![EnvironmentFile {
+                        value: "/etc/shadow".into(),
+                        r#type: EnvironmentFileType::S3,
+                    }]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+        }),
+        ("asks for the Host network mode", |t| {
+            t.task_definition.network_mode = Some(NetworkMode::Host)
+        }),
+    ];
+    for (what, spoil) in cases {
+        let rt = FakeRuntime::new();
+        let (a, control, _d) = sandbox_agent(&rt, true).await;
+        a.converge(vec![awsvpc_task(spoil)]).await;
+        let reason = stop_reason(&control).await;
+        assert!(
+            reason.starts_with("ResourceInitializationError: "),
+            "{what}: {reason}"
+        );
+        assert!(reason.contains(what), "{what}: {reason}");
+        assert!(
+            !rt.calls()
+                .iter()
+                .any(|c| matches!(c, Call::Pull(_) | Call::Start(_))),
+            "{what}: nothing is pulled or started: {:?}",
+            rt.calls()
+        );
+        assert_eq!(control.container("main").status.as_deref(), Some("STOPPED"));
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_runs_what_fargate_allows() {
+    let rt = FakeRuntime::new();
+    rt.script("main", Script::exits(0, Duration::from_millis(20)));
+    let (a, control, _d) = sandbox_agent(&rt, true).await;
+    a.converge(vec![awsvpc_task(|t| {
+        // A task-scoped volume, SYS_PTRACE, drops, tmpfs, nofile.
+        mounting(
+            t,
+            Volume {
+                name: Some("scratch".into()),
+                host: Some(HostVolumeProperties { source_path: None }),
+                ..Default::default()
+            },
+        );
+        linux_params(t, |l| {
+            l.capabilities = Some(KernelCapabilities {
+                add: Some(vec!["SYS_PTRACE".into()]),
+                drop: Some(vec!["ALL".into()]),
+            });
+            l.tmpfs = Some(vec![Tmpfs {
+                container_path: "/run".into(),
+                size: 16,
+                ..Default::default()
+            }]);
+        });
+    })])
+    .await;
+    let reason = stop_reason(&control).await;
+    assert!(!reason.contains("ResourceInitializationError"), "{reason}");
+    assert!(rt.calls().contains(&Call::Start(key("main"))));
+}
+
+#[tokio::test]
+async fn fargate_tasks_are_sandboxed_on_any_agent_and_ec2_ones_keep_the_host() {
+    let host_mount = |t: &mut AssignedTask| {
+        mounting(
+            t,
+            Volume {
+                name: Some("data".into()),
+                host: Some(HostVolumeProperties {
+                    source_path: Some("/srv/data".into()),
+                }),
+                ..Default::default()
+            },
+        )
+    };
+    let rt = FakeRuntime::new();
+    let (a, control, _d) = sandbox_agent(&rt, false).await;
+    a.converge(vec![awsvpc_task(|t| {
+        host_mount(t);
+        t.task.launch_type = Some(LaunchType::Fargate);
+    })])
+    .await;
+    assert!(stop_reason(&control)
+        .await
+        .contains("would mount the host path /srv/data"));
+
+    // The operator's own instance (EC2) mounts its own paths.
+    let rt = FakeRuntime::new();
+    rt.script("main", Script::exits(0, Duration::from_millis(20)));
+    let (a, control, _d) = sandbox_agent(&rt, false).await;
+    a.converge(vec![awsvpc_task(|t| {
+        host_mount(t);
+        t.task.launch_type = Some(LaunchType::Ec2);
+    })])
+    .await;
+    let reason = stop_reason(&control).await;
+    assert!(!reason.contains("ResourceInitializationError"), "{reason}");
+    assert!(rt.calls().contains(&Call::Start(key("main"))));
+}
+
+/// A task started before the check existed (its container adopted after a
+/// restart) is stopped, not left running with the host path.
+#[tokio::test]
+async fn an_adopted_task_that_breaks_the_sandbox_is_stopped() {
+    let rt = FakeRuntime::new();
+    let mut spec = ContainerSpec::new(key("main"), "img");
+    spec.labels.insert(LABEL_TASK_ARN.into(), TASK_ARN.into());
+    rt.preload(
+        &spec,
+        ContainerState::Running {
+            pid: Some(42),
+            started_at: SystemTime::now(),
+        },
+        Health::Unknown,
+    );
+    let (a, control, _d) = sandbox_agent(&rt, true).await;
+    let t = awsvpc_task(|t| {
+        t.task.last_status = Some("RUNNING".into());
+        main_of(t).privileged = Some(true);
+    });
+    a.converge(vec![t]).await;
+    let reason = stop_reason(&control).await;
+    assert!(reason.contains("asks to run privileged"), "{reason}");
+    assert!(rt
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Stop(k, _) if *k == key("main"))));
+    assert!(!rt.calls().iter().any(|c| matches!(c, Call::Start(_))));
+}

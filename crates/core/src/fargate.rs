@@ -4,8 +4,8 @@
 pub mod sandbox;
 
 pub use sandbox::{
-    check_definition, check_launch, check_overrides, is_s3_object_arn, Definition,
-    ADDABLE_CAPABILITY, MAX_NOFILE,
+    check_definition, check_launch, check_overrides, is_s3_object_arn, may_add_capability,
+    Definition, ADDABLE_CAPABILITY, MAX_NOFILE,
 };
 
 /// Parses a task-level `cpu` value: CPU units (`"1024"`) or vCPUs

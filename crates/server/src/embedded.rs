@@ -228,6 +228,10 @@ pub async fn start(
     });
     let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
     config.cleanup_wait = cleanup_wait;
+    // Tasks of every account share this host: whatever a stored task
+    // definition says, none gets a way into it (the control plane refuses
+    // such FARGATE definitions and launches too).
+    config.sandbox = true;
     config
         .attributes
         .insert("berth.managed".into(), Some("true".into()));

@@ -154,7 +154,7 @@ fn check_container(c: &ContainerDefinition) -> Result<(), EcsError> {
             return Err(unsupported("swappiness"));
         }
         let added = l.capabilities.as_ref().and_then(|k| k.add.as_ref());
-        if let Some(cap) = added.into_iter().flatten().find(|c| !addable(c)) {
+        if let Some(cap) = added.into_iter().flatten().find(|c| !may_add_capability(c)) {
             // berth's text: ECS's could not be found.
             return Err(client(format!(
                 "Fargate compatible task definitions only support adding the {ADDABLE_CAPABILITY} \
@@ -184,7 +184,7 @@ fn check_container(c: &ContainerDefinition) -> Result<(), EcsError> {
 
 /// Whether a `capabilities.add` entry is the one Fargate allows. Docker
 /// takes names with or without `CAP_`, in any case.
-fn addable(cap: &str) -> bool {
+pub fn may_add_capability(cap: &str) -> bool {
     let upper = cap.trim().to_ascii_uppercase();
     upper.strip_prefix("CAP_").unwrap_or(&upper) == ADDABLE_CAPABILITY
 }
