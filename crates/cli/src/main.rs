@@ -8,7 +8,10 @@ mod env;
 mod runtime;
 
 use berth_api::ecs::Timings;
-use berth_server::config::{default_data_dir, ConfigFile, CredentialEntry, EmbeddedAgent};
+use berth_server::config::{
+    default_data_dir, ConfigFile, CredentialEntry, EmbeddedAgent, HttpOptions, HttpSection,
+    TlsFiles,
+};
 use berth_server::{ServerConfig, DEFAULT_LISTEN};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -76,6 +79,71 @@ struct ServerArgs {
     /// Seconds a stopped task's containers are kept before they are removed.
     #[arg(long, value_name = "SECS", default_value_t = 10800)]
     task_cleanup_wait: u64,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// Connection timeouts, limits and throttling; each overrides the config
+/// file's `[http]` value.
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// Seconds from a connection's opening (or a request's first byte) to the
+    /// request's complete headers, TLS handshake included [default: 10].
+    #[arg(long, value_name = "SECS")]
+    header_read_timeout: Option<f64>,
+    /// Seconds to receive a request's body once its headers are in [default: 30].
+    #[arg(long, value_name = "SECS")]
+    body_read_timeout: Option<f64>,
+    /// Seconds a kept-alive connection may wait between requests [default: 60].
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Open connections at most; more wait in the listen backlog [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// MiB of request bodies held in memory at once, all connections
+    /// together; past it a request waits up to 2 s, then gets 503 [default: 64].
+    #[arg(long, value_name = "MIB")]
+    max_body_memory_mib: Option<usize>,
+    /// Requests per second per access key (token bucket; ThrottlingException
+    /// past it) [default: 0, no throttling].
+    #[arg(long, value_name = "PER_SEC")]
+    throttle_rate: Option<f64>,
+    /// Bucket size of the throttle [default: twice the rate].
+    #[arg(long, value_name = "N")]
+    throttle_burst: Option<u32>,
+    /// Serve https with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl HttpArgs {
+    /// The config file's `[http]` values, then these flags over them.
+    fn options(&self, file: &HttpSection) -> anyhow::Result<HttpOptions> {
+        let from_file = file.apply(HttpOptions::default())?;
+        let flags = HttpSection {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_body_memory_mib: self.max_body_memory_mib,
+            throttle_rate: self.throttle_rate,
+            throttle_burst: self.throttle_burst,
+        };
+        flags.apply(from_file)
+    }
+
+    fn tls(&self, file: Option<TlsFiles>) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => file,
+        }
+    }
 }
 
 async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
@@ -96,6 +164,8 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
             principal_arn: None,
         });
     }
+    let http = args.http.options(&file.http)?;
+    let tls = args.http.tls(file.tls.clone());
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let embedded_agent = if args.no_agent {
         None
@@ -123,6 +193,8 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         regions: file.regions,
         timings,
         embedded_agent,
+        http,
+        tls,
     })
 }
 

@@ -8,6 +8,19 @@
 //! secret_access_key = "..."
 //! account_id = "123456789012"
 //! principal_arn = "arn:aws:iam::123456789012:user/alice"  # optional, default: the account root
+//!
+//! [http]                    # optional; each also a `berth server` flag, which wins
+//! header_read_timeout = 10  # seconds from a connection's opening, or a request's first byte, to its headers
+//! body_read_timeout = 30    # seconds to receive a request's body
+//! idle_timeout = 60         # seconds a connection may wait between requests
+//! max_connections = 1024    # open connections; more wait in the listen backlog
+//! max_body_memory_mib = 64  # request bodies held in memory at once, all connections together
+//! throttle_rate = 20        # requests per second per access key (absent or 0: no throttling)
+//! throttle_burst = 40       # bucket size (default: twice the rate)
+//!
+//! [tls]                     # optional: serve https (also --tls-cert / --tls-key)
+//! cert = "/etc/berth/server.pem"   # PEM certificate chain, leaf first
+//! key = "/etc/berth/server.key"    # PEM private key (PKCS#8, PKCS#1 or SEC1)
 //! ```
 
 use serde::Deserialize;
@@ -27,6 +40,130 @@ pub struct ServerConfig {
     /// The agent that provides berth's managed (FARGATE) capacity on this
     /// host; `None` runs a control plane only.
     pub embedded_agent: Option<EmbeddedAgent>,
+    /// Timeouts and limits that keep hostile clients from wearing the server down.
+    pub http: HttpOptions,
+    /// Serve https with this certificate and key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// What one connection and one request may cost the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    /// From a connection's opening, or the first byte of its next request,
+    /// to that request's complete headers (and the TLS handshake).
+    pub header_read_timeout: std::time::Duration,
+    /// To receive a request's whole body, once its headers are in.
+    pub body_read_timeout: std::time::Duration,
+    /// A kept-alive connection with no request in progress is closed after
+    /// this long. A handler that takes longer (a long poll) is not affected.
+    pub idle_timeout: std::time::Duration,
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Bytes of request bodies held at once, across all connections.
+    pub max_body_memory: usize,
+    /// Per-access-key request throttling; `None`: none.
+    pub throttle: Option<Throttle>,
+}
+
+/// A token bucket per access key: `rate` requests per second, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+impl Throttle {
+    /// `None` for a rate of 0 (or less): throttling off. The burst defaults
+    /// to twice the rate, and is at least 1.
+    pub fn new(rate: f64, burst: Option<u32>) -> Option<Throttle> {
+        (rate > 0.0 && rate.is_finite()).then(|| Throttle {
+            rate,
+            burst: burst
+                .unwrap_or_else(|| (rate * 2.0).ceil().min(u32::MAX as f64) as u32)
+                .max(1),
+        })
+    }
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+            max_body_memory: 64 << 20,
+            throttle: None,
+        }
+    }
+}
+
+/// The `[http]` table of the config file: each value replaces the default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub header_read_timeout: Option<f64>,
+    pub body_read_timeout: Option<f64>,
+    pub idle_timeout: Option<f64>,
+    pub max_connections: Option<usize>,
+    pub max_body_memory_mib: Option<usize>,
+    pub throttle_rate: Option<f64>,
+    pub throttle_burst: Option<u32>,
+}
+
+impl HttpSection {
+    /// These values over `base`. Seconds must be positive and finite.
+    pub fn apply(&self, base: HttpOptions) -> anyhow::Result<HttpOptions> {
+        let secs = |name: &str, v: Option<f64>, d: std::time::Duration| match v {
+            None => Ok(d),
+            Some(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
+                Ok(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => Err(anyhow::anyhow!(
+                "{name} must be a positive number of seconds, not {s}"
+            )),
+        };
+        let max_connections = self.max_connections.unwrap_or(base.max_connections);
+        anyhow::ensure!(max_connections > 0, "max_connections must be at least 1");
+        let max_body_memory = match self.max_body_memory_mib {
+            Some(0) => anyhow::bail!("max_body_memory_mib must be at least 1"),
+            Some(m) => m.saturating_mul(1 << 20),
+            None => base.max_body_memory,
+        };
+        let throttle = match self.throttle_rate {
+            Some(rate) => {
+                Throttle::new(rate, self.throttle_burst.or(base.throttle.map(|t| t.burst)))
+            }
+            None => match (base.throttle, self.throttle_burst) {
+                (Some(t), Some(b)) => Throttle::new(t.rate, Some(b)),
+                (t, _) => t,
+            },
+        };
+        Ok(HttpOptions {
+            header_read_timeout: secs(
+                "header_read_timeout",
+                self.header_read_timeout,
+                base.header_read_timeout,
+            )?,
+            body_read_timeout: secs(
+                "body_read_timeout",
+                self.body_read_timeout,
+                base.body_read_timeout,
+            )?,
+            idle_timeout: secs("idle_timeout", self.idle_timeout, base.idle_timeout)?,
+            max_connections,
+            max_body_memory,
+            throttle,
+        })
+    }
+}
+
+/// PEM files of the server's certificate chain and private key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// How the embedded agent runs containers, and where it keeps its state.
@@ -63,6 +200,12 @@ pub struct ConfigFile {
     pub credentials: Vec<CredentialEntry>,
     #[serde(default)]
     pub regions: Option<Vec<String>>,
+    /// Timeouts, limits and throttling (`[http]`).
+    #[serde(default)]
+    pub http: HttpSection,
+    /// Serve https (`[tls]`).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
 }
 
 impl ConfigFile {

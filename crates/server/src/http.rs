@@ -1,32 +1,33 @@
-//! One handler for every request: read the body (bounded), find the
-//! service and operation, verify the signature, dispatch, and answer in the
-//! AWS JSON 1.1 envelope. Nothing a client sends reaches a panic: every
-//! failure becomes an `ApiError`.
+//! One handler for every request: refuse from the headers alone what can be
+//! refused (authentication, operation, signature scope and clock, content
+//! type, length, throttling), read the body within the memory budget and
+//! its deadline, verify the signature, dispatch, and answer in the AWS JSON
+//! 1.1 envelope. Nothing a client sends reaches a panic: every failure
+//! becomes an `ApiError`.
 
+use crate::config::HttpOptions;
+use crate::gate::{self, BodyBudget, Throttle};
 use crate::services::{self, Service};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
-use axum::Router;
-use berth_auth::{SignedRequest, Verifier};
+use berth_auth::{Pending, SignedRequest, Verifier};
 use berth_core::names;
 use berth_wire::codec::CONTENT_TYPE;
 use berth_wire::{ApiError, RequestContext};
 use futures::FutureExt;
 use http::{HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
-
-/// The largest request body accepted. ECS's own requests are far smaller;
-/// CloudWatch Logs batches are at most 1 MiB.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+use std::time::{Duration, Instant, SystemTime};
 
 pub struct AppState {
     services: crate::services::Services,
     verifier: Verifier,
     regions: Option<Vec<String>>,
+    budget: BodyBudget,
+    body_read_timeout: Duration,
+    throttle: Option<Throttle>,
 }
 
 impl AppState {
@@ -34,11 +35,15 @@ impl AppState {
         services: crate::services::Services,
         verifier: Verifier,
         regions: Option<Vec<String>>,
+        http: &HttpOptions,
     ) -> Arc<Self> {
         Arc::new(AppState {
             services,
             verifier,
             regions,
+            budget: BodyBudget::new(http.max_body_memory),
+            body_read_timeout: http.body_read_timeout,
+            throttle: http.throttle.map(|t| Throttle::new(t.rate, t.burst)),
         })
     }
 
@@ -50,47 +55,62 @@ impl AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
-}
-
-async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+/// Answers one request (`conn` calls this for every request it reads).
+pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let result = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(b) => {
-            let bytes = b.to_bytes();
-            let work = process(&state, &parts, &bytes, &request_id);
-            // A bug must cost one request a ServerException, never the connection.
-            AssertUnwindSafe(work)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ApiError::server(
-                        "ServerException",
-                        "An internal error occurred.",
-                    ))
-                })
-        }
-        Err(_) => Err(ApiError::new(
-            "RequestEntityTooLargeException",
-            413,
-            format!("The request body exceeds the limit of {MAX_BODY_BYTES} bytes."),
-        )),
-    };
+    let result = admit_and_process(&state, &parts, body, &request_id).await;
     match result {
         Ok(body) => respond(StatusCode::OK, body, &request_id, None),
         Err(e) => {
-            if e.status >= 500 {
+            if e.status >= 500 && e.status != 503 {
                 tracing::error!(code = %e.code, message = %e.message, request_id, "request failed");
             } else {
                 tracing::debug!(code = %e.code, message = %e.message, request_id, "request refused");
             }
             let status =
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            respond(status, e.body(), &request_id, Some(&e.code))
+            let mut r = respond(status, e.body(), &request_id, Some(&e.code));
+            if e.status == 408 {
+                // The body is half read: the connection cannot carry another request.
+                r.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
         }
     }
+}
+
+/// What was decided from the headers alone.
+struct Admitted {
+    service: Service,
+    op: String,
+    target: String,
+    pending: Pending,
+    length: Option<usize>,
+}
+
+async fn admit_and_process(
+    state: &AppState,
+    parts: &http::request::Parts,
+    body: Body,
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let admitted = admit(state, parts)?;
+    // Room for the body in the memory budget, held until the answer is ready.
+    let _room = state.budget.reserve(admitted.length).await?;
+    let bytes = gate::read_body(body, state.body_read_timeout).await?;
+    let work = process(state, parts, admitted, &bytes, request_id);
+    // A bug must cost one request a ServerException, never the connection.
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::server(
+                "ServerException",
+                "An internal error occurred.",
+            ))
+        })
 }
 
 fn respond(status: StatusCode, body: Vec<u8>, request_id: &str, error: Option<&str>) -> Response {
@@ -118,12 +138,19 @@ fn has_auth(parts: &http::request::Parts) -> bool {
             .is_some_and(|q| q.contains("X-Amz-Signature") || q.contains("X-Amz-Credential"))
 }
 
-async fn process(
-    state: &AppState,
-    parts: &http::request::Parts,
-    body: &[u8],
-    request_id: &str,
-) -> Result<Vec<u8>, ApiError> {
+fn header_list(parts: &http::request::Parts) -> Vec<(&str, &str)> {
+    parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect()
+}
+
+/// Everything the headers alone decide, before a byte of the body is read:
+/// some authentication, a known operation, a well-formed and fresh
+/// signature of a known key that binds the operation, the content type,
+/// the method, the declared length, and the caller's request rate.
+fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, ApiError> {
     if !has_auth(parts) {
         return Err(ApiError::new(
             "MissingAuthenticationTokenException",
@@ -131,20 +158,79 @@ async fn process(
             "Missing Authentication Token",
         ));
     }
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let headers = header_list(parts);
+    let query = parts.uri.query().unwrap_or("");
+    let target = berth_auth::request_target(&headers, query).unwrap_or_default();
+    if parts.headers.get_all("x-amz-target").iter().count() > 1 {
+        return Err(services::unknown_operation(&target));
+    }
     let (service, op) =
         Service::from_target(&target).ok_or_else(|| services::unknown_operation(&target))?;
+    if !services::is_operation(service, op) {
+        return Err(services::unknown_operation(&target));
+    }
+    let op = op.to_string();
 
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-        .collect();
+    let head = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query,
+        headers: &headers,
+        body: &[],
+    };
+    let region_ok = |r: &str| state.region_ok(r);
+    let pending = state
+        .verifier
+        .begin(&head, service.signing_name(), &region_ok, SystemTime::now())
+        .map_err(auth_error)?;
+
+    if parts.method != http::Method::POST {
+        return Err(services::unknown_operation(&target));
+    }
+    gate::check_content_type(&parts.headers)?;
+    let length = gate::declared_length(&parts.headers)?;
+    if let Some(t) = throttled(state, service) {
+        if !t.has_room(pending.access_key_id(), Instant::now()) {
+            return Err(gate::throttled());
+        }
+    }
+    Ok(Admitted {
+        service,
+        op,
+        target,
+        pending,
+        length,
+    })
+}
+
+/// The throttle that applies to `service`: none for berth's agent channel,
+/// whose long polls are the agents' heartbeats.
+fn throttled(state: &AppState, service: Service) -> Option<&Throttle> {
+    state
+        .throttle
+        .as_ref()
+        .filter(|_| service != Service::Agent)
+}
+
+fn auth_error(e: berth_auth::AuthError) -> ApiError {
+    ApiError::new(e.aws_code(), e.http_status_code(), e.message())
+}
+
+async fn process(
+    state: &AppState,
+    parts: &http::request::Parts,
+    admitted: Admitted,
+    body: &[u8],
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let Admitted {
+        service,
+        op,
+        target,
+        pending,
+        ..
+    } = admitted;
+    let headers = header_list(parts);
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -152,20 +238,16 @@ async fn process(
         headers: &headers,
         body,
     };
-    let region_ok = |r: &str| state.region_ok(r);
     let verified = state
         .verifier
-        .verify(
-            &signed,
-            service.signing_name(),
-            &region_ok,
-            SystemTime::now(),
-        )
-        .map_err(|e| ApiError::new(e.aws_code(), e.http_status_code(), e.message()))?;
-
-    if parts.method != http::Method::POST {
-        return Err(services::unknown_operation(&target));
+        .finish(pending, &signed)
+        .map_err(auth_error)?;
+    if let Some(t) = throttled(state, service) {
+        if !t.take(&verified.access_key_id, Instant::now()) {
+            return Err(gate::throttled());
+        }
     }
+
     let ctx = RequestContext {
         account_id: verified.account_id,
         region: verified.region,
@@ -174,5 +256,5 @@ async fn process(
         request_id: request_id.to_string(),
     };
     tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
-    services::call(&state.services, service, op, &target, &ctx, body).await
+    services::call(&state.services, service, &op, &target, &ctx, body).await
 }

@@ -4,10 +4,13 @@
 //! credentials and the key that signs pagination tokens.
 
 pub mod config;
+mod conn;
 pub mod credentials;
 mod embedded;
+mod gate;
 mod http;
 mod services;
+mod tls;
 
 pub use config::ServerConfig;
 
@@ -20,6 +23,10 @@ use std::sync::Arc;
 /// The default address `berth server` listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8450";
 
+/// In the data dir: a copy of the certificate chain a TLS server presents,
+/// for clients to trust (`berth env` prints `AWS_CA_BUNDLE`).
+pub const CA_BUNDLE_FILE: &str = "ca-bundle.pem";
+
 /// Starts the server and serves until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
@@ -31,11 +38,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let vault = Vault::new(&secrets_key).map_err(anyhow::Error::msg)?;
     let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
     let store = Arc::new(store);
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let endpoint = format!("http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{addr}");
 
     let ecs = Ecs::with_timings(store.clone(), token_key.clone(), config.timings.clone())
         .with_endpoint(&endpoint);
@@ -72,11 +81,35 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         },
         verifier,
         config.regions.clone(),
+        &config.http,
     );
+    // What clients trust the server's certificate by (`berth env` prints
+    // it as AWS_CA_BUNDLE); none when serving plain http.
+    let ca_file = config.data_dir.join(CA_BUNDLE_FILE);
+    match &config.tls {
+        Some(files) => {
+            let pem = std::fs::read(&files.cert)
+                .with_context(|| format!("reading {}", files.cert.display()))?;
+            credentials::write_atomically(&ca_file, &pem)?;
+        }
+        None => match std::fs::remove_file(&ca_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", ca_file.display()))
+            }
+            _ => {}
+        },
+    }
     credentials::write_atomically(&config.data_dir.join("endpoint"), endpoint.as_bytes())?;
 
     println!("berth server listening on {endpoint}");
     println!("  data dir: {}", config.data_dir.display());
+    if let Some(files) = &config.tls {
+        println!(
+            "  TLS: certificate {}; clients trust it with AWS_CA_BUNDLE={}",
+            files.cert.display(),
+            ca_file.display()
+        );
+    }
     match (&managed, &config.embedded_agent) {
         (Some(arn), Some(a)) => println!(
             "  managed capacity (FARGATE): {} runtime, instance {arn}",
@@ -93,10 +126,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         config.data_dir.display()
     );
 
-    let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    conn::serve(listener, tls, state, config.http.clone(), shutdown_signal()).await;
     Ok(())
 }
 

@@ -71,6 +71,18 @@ pub fn unknown_operation(target: &str) -> ApiError {
     )
 }
 
+/// Whether `op` is an operation of `service`: decided from the target
+/// alone, so that an unknown one is refused before its body is read.
+pub fn is_operation(service: Service, op: &str) -> bool {
+    match service {
+        Service::Ecs => ecs::Operation::from_name(op).is_some(),
+        Service::Agent => agent::Operation::from_name(op).is_some(),
+        Service::Logs => logs::Operation::from_name(op).is_some(),
+        Service::SecretsManager => secretsmanager::Operation::from_name(op).is_some(),
+        Service::Ssm => ssm::Operation::from_name(op).is_some(),
+    }
+}
+
 pub async fn call(
     svcs: &Services,
     service: Service,
