@@ -1,5 +1,7 @@
 //! The control plane over HTTP, for `berth agent` on another host: the same
 //! endpoint and SigV4 auth as any ECS client, with the agent's own keys.
+//! An https endpoint is verified against `--ca` (the server's certificate,
+//! or the CA that issued it), else the system's trusted roots.
 
 use crate::secret_ref::{
     self, FetchedParameter, FetchedParameters, SecretStores, SecretsManagerRef,
@@ -14,10 +16,17 @@ use berth_wire::ecs::{
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const LOGS_PREFIX: &str = "Logs_20140328";
@@ -31,16 +40,66 @@ pub struct HttpControlPlane {
     /// Replaced after a timeout or a transport error: pooled connections
     /// may lead nowhere once the network changed (a host renumbered, a NAT
     /// forgot the flow), and hyper would keep trying them.
-    client: parking_lot::Mutex<Client<HttpConnector, Full<Bytes>>>,
+    client: parking_lot::Mutex<HttpsClient>,
+    /// Whom an https endpoint's certificate must chain to.
+    tls: Arc<rustls::ClientConfig>,
 }
 
-fn new_client() -> Client<HttpConnector, Full<Bytes>> {
+fn new_client(tls: &rustls::ClientConfig) -> HttpsClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     // Notice a peer that vanished without closing the connection.
     connector.set_keepalive(Some(Duration::from_secs(15)));
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new())
+        // Well inside the server's idle timeout (60 s by default), so that a
+        // pooled connection is not reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// The TLS client configuration: trust the certificates of the PEM file
+/// `ca` (a self-signed server certificate, or a private CA), else the
+/// system's roots.
+fn tls_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading the CA bundle {}", path.display()))?
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("parsing the CA bundle {}", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "{} holds no PEM certificate",
+                path.display()
+            );
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("a certificate of {}", path.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::debug!(errors = ?found.errors, "no system CA certificates found");
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl HttpControlPlane {
@@ -50,24 +109,38 @@ impl HttpControlPlane {
         secret_access_key: &str,
         region: &str,
     ) -> anyhow::Result<Self> {
+        Self::with_ca(endpoint, access_key_id, secret_access_key, region, None)
+    }
+
+    /// An https `endpoint` must present a certificate that chains to one in
+    /// the PEM file `ca` (default: the system's trusted roots).
+    pub fn with_ca(
+        endpoint: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        region: &str,
+        ca: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let endpoint: http::Uri = endpoint
             .parse()
             .with_context(|| format!("invalid endpoint URL '{endpoint}'"))?;
         anyhow::ensure!(
-            endpoint.scheme_str() == Some("http"),
-            "the endpoint must be an http:// URL"
+            matches!(endpoint.scheme_str(), Some("http" | "https")),
+            "the endpoint must be an http:// or https:// URL"
         );
         let host = endpoint
             .authority()
             .context("the endpoint URL has no host")?
             .to_string();
+        let tls = Arc::new(tls_config(ca)?);
         Ok(HttpControlPlane {
             endpoint,
             host,
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             region: region.into(),
-            client: parking_lot::Mutex::new(new_client()),
+            client: parking_lot::Mutex::new(new_client(&tls)),
+            tls,
         })
     }
 
@@ -134,11 +207,11 @@ impl HttpControlPlane {
         let resp = match tokio::time::timeout(timeout, client.request(req)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
-                *self.client.lock() = new_client();
+                *self.client.lock() = new_client(&self.tls);
                 return Err(anyhow!("{target}: {e}"));
             }
             Err(_) => {
-                *self.client.lock() = new_client();
+                *self.client.lock() = new_client(&self.tls);
                 return Err(anyhow!("{target}: no answer within {timeout:?}"));
             }
         };

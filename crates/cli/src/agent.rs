@@ -25,6 +25,11 @@ pub struct AgentArgs {
     secret_access_key: String,
     #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
     region: String,
+    /// PEM certificates to trust for an https endpoint: the server's
+    /// self-signed certificate or its CA (what `berth env` prints as
+    /// AWS_CA_BUNDLE); default: the system's trusted roots.
+    #[arg(long, value_name = "PEM", env = "AWS_CA_BUNDLE")]
+    ca: Option<PathBuf>,
     /// `ecs.availability-zone` to advertise (default: the region + "a").
     #[arg(long)]
     availability_zone: Option<String>,
@@ -38,11 +43,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let runtime = crate::runtime::build(&args.runtime, &args.data_dir).await?;
-    let control = HttpControlPlane::new(
+    let control = HttpControlPlane::with_ca(
         &args.endpoint,
         &args.access_key_id,
         &args.secret_access_key,
         &args.region,
+        args.ca.as_deref(),
     )?;
     let control = Arc::new(control);
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);

@@ -44,6 +44,13 @@ pub fn print(args: EnvArgs) -> anyhow::Result<()> {
         quote(&c.secret_access_key)
     );
     println!("export AWS_DEFAULT_REGION={}", quote(&args.region));
+    // An https server's certificate (self-signed, or of a private CA): the
+    // aws-cli, boto3 and `berth agent` trust what AWS_CA_BUNDLE names.
+    let bundle = dir.join(berth_server::CA_BUNDLE_FILE);
+    if endpoint.starts_with("https://") && bundle.is_file() {
+        let bundle = std::fs::canonicalize(&bundle).unwrap_or(bundle);
+        println!("export AWS_CA_BUNDLE={}", quote(&bundle.to_string_lossy()));
+    }
     println!("unset AWS_SESSION_TOKEN AWS_PROFILE");
     Ok(())
 }
