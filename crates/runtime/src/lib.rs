@@ -12,14 +12,19 @@
 //! - [`process::ProcessRuntime`] runs a container's `entryPoint` + `command`
 //!   as a plain host process, like Nomad's `raw_exec`. **It does not use
 //!   images**: `image` is recorded but nothing is pulled or unpacked, and
-//!   the program must exist on the host. There is no isolation: no
-//!   namespaces, no cgroups, so `cpu`, `memory` and `memoryReservation` are
-//!   recorded and not enforced. The process gets `PATH`, `HOME`,
-//!   `HOSTNAME` and the container's environment — not the agent's
-//!   environment, which may hold credentials. `user` switches uid/gid
-//!   (only when the agent runs as root). Each container is supervised by a
-//!   detached `berth shim` process that records everything in a directory,
-//!   so containers keep running and are adopted when the agent restarts.
+//!   the program must exist on the host. It is not a sandbox: no
+//!   namespaces, so the process sees the host's files, processes and
+//!   network as its user may; `cpu`, `memory` and `memoryReservation` are
+//!   recorded and not enforced. What it does confine: each container runs
+//!   in a cgroup (v2) of its own where the host has a writable hierarchy,
+//!   and its shim is a child subreaper, so stopping a container kills
+//!   every process it started, even those that left its session; `user`
+//!   switches uid/gid (only when the agent runs as root). The process gets `PATH`, `HOME`, `HOSTNAME` and the
+//!   container's environment — not the agent's environment, which may hold
+//!   credentials — and that environment is never written to disk (it may
+//!   hold secrets). Each container is supervised by a detached `berth shim`
+//!   process that records everything in a directory, so containers keep
+//!   running and are adopted when the agent restarts.
 //! - `fake::FakeRuntime`, an in-memory, scriptable double for the agent's
 //!   tests.
 //! - A Docker runtime comes later.

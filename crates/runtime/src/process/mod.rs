@@ -11,6 +11,7 @@
 //! not enforced), supplementary groups for `user`, and user names beyond
 //! `/etc/passwd` and `/etc/group`. Linux only (it relies on `/proc`).
 
+pub mod cgroup;
 mod spawn;
 pub mod state;
 
@@ -22,7 +23,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use state::{ProcRecord, StoredSpec, EXIT, PID, SPEC};
+use state::{Confinement, ProcRecord, StoredSpec, EXIT, PID, SPEC};
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -41,6 +42,8 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 pub struct ProcessRuntime {
     state_dir: PathBuf,
     shim_command: Vec<String>,
+    /// Whether containers get a cgroup each (where the host has one).
+    cgroups: bool,
     /// Keys inside `start` in this runtime: their shim may not have
     /// recorded itself yet, which is not a lost shim.
     starting: Arc<Mutex<HashSet<ContainerKey>>>,
@@ -56,7 +59,46 @@ impl ProcessRuntime {
         ProcessRuntime {
             state_dir: state_dir.into(),
             shim_command,
+            cgroups: true,
             starting: Arc::default(),
+        }
+    }
+
+    /// Containers get no cgroup of their own even where the host has
+    /// them: stopping one kills the shim's process tree instead (what
+    /// happens anyway on a host without a writable cgroup v2 hierarchy).
+    pub fn without_cgroups(mut self) -> Self {
+        self.cgroups = false;
+        self
+    }
+
+    /// What isolation this runtime's containers get on this host, in a
+    /// sentence, for the agent's log.
+    pub fn isolation(&self) -> String {
+        let tree = "a stopped container's processes are all killed, including those that \
+                    left its process group or session";
+        let cgroups = if !self.cgroups {
+            Err("turned off".to_string())
+        } else {
+            cgroup::parent_dir().and_then(|dir| probe_cgroups(&dir).map(|()| dir))
+        };
+        match cgroups {
+            Ok(dir) => format!(
+                "each container runs in a cgroup of its own under {} and {tree}; no \
+                 namespaces, CPU and memory are not limited",
+                dir.display()
+            ),
+            Err(why) => format!(
+                "no cgroup per container ({why}): the shim is a child subreaper and {tree} \
+                 by walking its process tree; no namespaces, CPU and memory are not limited"
+            ),
+        }
+    }
+
+    fn confinement(&self) -> Confinement {
+        Confinement {
+            cgroup: self.cgroups,
+            no_new_privs: false,
         }
     }
 
@@ -82,6 +124,48 @@ impl ProcessRuntime {
         Ok(state::read_status(&dir, || {
             self.starting.lock().contains(key)
         })?)
+    }
+
+    /// SIGTERM to the container's process group, SIGKILL after `timeout`;
+    /// returns once the container has exited.
+    async fn stop_process(
+        &self,
+        key: &ContainerKey,
+        dir: &Path,
+        timeout: Duration,
+    ) -> Result<(), RuntimeError> {
+        // A container still being set up gets its pid first.
+        let started = Instant::now();
+        loop {
+            let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
+            match status.state {
+                ContainerState::Exited { .. } => return Ok(()),
+                ContainerState::Running { .. } => break,
+                ContainerState::Created if started.elapsed() > KILL_GRACE => {
+                    return Err(RuntimeError::Io(format!("{key} did not start")));
+                }
+                ContainerState::Created => tokio::time::sleep(POLL).await,
+            }
+        }
+        signal(dir, libc::SIGTERM);
+        if self
+            .wait_until(key, Some(Instant::now() + timeout))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        signal(dir, libc::SIGKILL);
+        match self
+            .wait_until(key, Some(Instant::now() + KILL_GRACE))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(RuntimeError::Io(format!(
+                "{key} still runs {}s after SIGKILL",
+                KILL_GRACE.as_secs()
+            ))),
+        }
     }
 
     /// Wait until the container has exited or `deadline` passes; the final
@@ -124,6 +208,34 @@ fn signal(dir: &Path, signal: i32) {
                 }
             }
         }
+    }
+}
+
+/// Kills what is left in the container's cgroup, if it had one (which
+/// may take a moment: not on the async threads).
+async fn kill_leftovers(dir: &Path) {
+    let dir = dir.to_owned();
+    let _ = tokio::task::spawn_blocking(move || cgroup::kill_recorded(&dir)).await;
+}
+
+/// Whether cgroups can be made under `dir`: one is made and removed.
+fn probe_cgroups(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!("probe-{}", uuid::Uuid::new_v4().simple()));
+    let made = fs::create_dir(dir)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
+        .and_then(|()| fs::create_dir(&probe));
+    match made {
+        Ok(()) => {
+            let _ = fs::remove_dir(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot create cgroups under {}: {e}",
+            dir.display()
+        )),
     }
 }
 
@@ -197,13 +309,11 @@ impl Runtime for ProcessRuntime {
             fs::remove_dir_all(&dir)?;
         }
         create_dir(&dir)?;
-        let stored = StoredSpec {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            spec: spec.clone(),
-        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (stored, input) = StoredSpec::new(id, spec, self.confinement());
         state::write_json(&dir.join(SPEC), &stored)?;
 
-        match spawn::run_shim(&self.shim_command, &dir).await {
+        match spawn::run_shim(&self.shim_command, &dir, &input).await {
             Ok((pid, started_at_ms)) => Ok(ContainerStatus {
                 key: key.clone(),
                 id: stored.id,
@@ -273,38 +383,11 @@ impl Runtime for ProcessRuntime {
 
     async fn stop(&self, key: &ContainerKey, timeout: Duration) -> Result<(), RuntimeError> {
         let dir = self.dir(key)?;
-        // A container still being set up gets its pid first.
-        let started = Instant::now();
-        loop {
-            let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
-            match status.state {
-                ContainerState::Exited { .. } => return Ok(()),
-                ContainerState::Running { .. } => break,
-                ContainerState::Created if started.elapsed() > KILL_GRACE => {
-                    return Err(RuntimeError::Io(format!("{key} did not start")));
-                }
-                ContainerState::Created => tokio::time::sleep(POLL).await,
-            }
-        }
-        signal(&dir, libc::SIGTERM);
-        if self
-            .wait_until(key, Some(Instant::now() + timeout))
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        signal(&dir, libc::SIGKILL);
-        match self
-            .wait_until(key, Some(Instant::now() + KILL_GRACE))
-            .await?
-        {
-            Some(_) => Ok(()),
-            None => Err(RuntimeError::Io(format!(
-                "{key} still runs {}s after SIGKILL",
-                KILL_GRACE.as_secs()
-            ))),
-        }
+        let stopped = self.stop_process(key, &dir, timeout).await;
+        // A shim that died cannot end the rest of the container: its
+        // cgroup, if it had one, can.
+        kill_leftovers(&dir).await;
+        stopped
     }
 
     async fn logs(
@@ -330,6 +413,7 @@ impl Runtime for ProcessRuntime {
         if !status.is_exited() {
             return Err(RuntimeError::StillRunning);
         }
+        kill_leftovers(&dir).await;
         Ok(remove_container_dir(&dir)?)
     }
 

@@ -1,12 +1,12 @@
 //! Checking a spec and starting its shim.
 
-use super::state::{Handshake, SHIM_LOG};
+use super::state::{create_private, Handshake, ShimInput, SHIM_LOG};
 use crate::shim::health::check_argv;
 use crate::ContainerSpec;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A shim answers in milliseconds; this bounds a hung one.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,29 +36,49 @@ pub fn validate(spec: &ContainerSpec, euid: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Start the shim for the container in `dir` and wait for its report:
-/// the process's pid and start time (ms), or why it could not start.
-pub async fn run_shim(shim_command: &[String], dir: &Path) -> Result<(u32, i64), String> {
+/// Start the shim for the container in `dir`, hand it `input` on its
+/// stdin (never on disk: it holds the environment, secrets included) and
+/// wait for its report: the process's pid and start time (ms), or why it
+/// could not start.
+pub async fn run_shim(
+    shim_command: &[String],
+    dir: &Path,
+    input: &ShimInput,
+) -> Result<(u32, i64), String> {
     let (program, args) = shim_command
         .split_first()
         .ok_or("the process runtime has no shim command")?;
-    let log = std::fs::File::create(dir.join(SHIM_LOG))
+    let log = create_private(&dir.join(SHIM_LOG), false)
         .map_err(|e| format!("cannot create {SHIM_LOG}: {e}"))?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .arg(dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot run the shim {program:?}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
+    let mut payload = serde_json::to_vec(input).expect("the shim's input serializes");
+    payload.push(b'\n');
     let mut line = String::new();
-    let read = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        BufReader::new(stdout).read_line(&mut line),
-    )
-    .await;
+    let handshake = async {
+        // The shim reads all of its input before it answers; closing
+        // stdin tells it that it has it all.
+        stdin
+            .write_all(&payload)
+            .await
+            .map_err(|e| format!("cannot hand the shim its input: {e}"))?;
+        drop(stdin);
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("cannot read the shim's report: {e}"))
+    };
+    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+    // The payload held the environment: do not keep it around.
+    payload.fill(0);
     if read.is_err() {
         let _ = child.start_kill();
     }
@@ -72,7 +92,7 @@ pub async fn run_shim(shim_command: &[String], dir: &Path) -> Result<(u32, i64),
             "the shim did not report within {}s",
             HANDSHAKE_TIMEOUT.as_secs()
         )),
-        Ok(Err(e)) => Err(format!("cannot read the shim's report: {e}")),
+        Ok(Err(e)) => Err(format!("{e}: {}", shim_log_tail(dir))),
         Ok(Ok(_)) => match serde_json::from_str(&line) {
             Ok(Handshake::Started { pid, started_at_ms }) => Ok((pid, started_at_ms)),
             Ok(Handshake::Failed { reason }) => Err(reason),

@@ -1,17 +1,25 @@
 //! A container's directory: the files the shim writes and the runtime reads.
 //!
 //! `<state_dir>/<task_id>/<container>/` holds
-//! - `spec.json`: [`StoredSpec`], written by the runtime before the shim starts;
+//! - `spec.json`: [`StoredSpec`], written by the runtime before the shim
+//!   starts, **without** the container's environment and registry
+//!   credentials: those may hold secret values, so they reach the shim over
+//!   its stdin ([`ShimInput`]) and live only in its memory (and the
+//!   process's), never on disk;
 //! - `shim.pid`: the shim's [`ProcRecord`], its first act;
 //! - `started`: when the process was spawned (ms since the epoch), then
 //!   `pid`: its [`ProcRecord`] (so `pid` implies `started`);
 //! - `output.jsonl`: one [`OutputRecord`] per line of output, append-only;
 //! - `health`: `Unknown`, `Healthy` or `Unhealthy`, when there is a check;
 //! - `exit`: [`ExitRecord`], the shim's last act;
-//! - `shim.log`: the shim's own stderr, for diagnosing the shim.
+//! - `cgroup`: the path of the container's cgroup, when it has one;
+//! - `shim.log`: the shim's own stderr, for diagnosing the shim (it says
+//!   what isolation is in force).
 //!
-//! Every file but the append-only output is replaced atomically (written to
-//! a temp file, then renamed), so a reader never sees half of one. Nothing
+//! Every file is created readable by its owner only (0600, the directories
+//! 0700). Every file but the append-only output is replaced atomically
+//! (written to a temp file, then renamed), so a reader never sees half of
+//! one. Nothing
 //! is fsynced: after a host crash the processes are gone anyway, and
 //! readers treat a missing or unreadable file as absent.
 
@@ -34,6 +42,7 @@ pub const OUTPUT: &str = "output.jsonl";
 pub const HEALTH: &str = "health";
 pub const EXIT: &str = "exit";
 pub const SHIM_LOG: &str = "shim.log";
+pub const CGROUP: &str = "cgroup";
 
 pub const LOST_TRACK: &str = "the process runtime lost track of the process";
 
@@ -41,7 +50,47 @@ pub const LOST_TRACK: &str = "the process runtime lost track of the process";
 pub struct StoredSpec {
     /// The runtime id reported in `ContainerStatus::id`.
     pub id: String,
+    /// The spec without `environment` and `registry_auth` (see
+    /// [`StoredSpec::new`]).
     pub spec: ContainerSpec,
+    /// How the shim confines the process.
+    #[serde(default)]
+    pub confine: Confinement,
+}
+
+impl StoredSpec {
+    /// What goes to disk of `spec`: everything but its environment and
+    /// registry credentials, which go to the shim over its stdin.
+    pub fn new(id: String, spec: &ContainerSpec, confine: Confinement) -> (StoredSpec, ShimInput) {
+        let mut on_disk = spec.clone();
+        let environment = std::mem::take(&mut on_disk.environment);
+        on_disk.registry_auth = None;
+        let stored = StoredSpec {
+            id,
+            spec: on_disk,
+            confine,
+        };
+        (stored, ShimInput { environment })
+    }
+}
+
+/// How the shim confines a container's processes, beyond the `user` of its
+/// spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Confinement {
+    /// Put the process in a cgroup of its own (when a writable cgroup v2
+    /// hierarchy exists), named after the container's id.
+    pub cgroup: bool,
+    /// Set `no_new_privs`: setuid programs do not raise privileges.
+    pub no_new_privs: bool,
+}
+
+/// What the runtime hands the shim on its stdin, once, at start: what must
+/// not be written to disk.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShimInput {
+    pub environment: Vec<(String, String)>,
 }
 
 /// A process, identified beyond its pid: pids are reused, start times
@@ -122,11 +171,31 @@ pub fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
-/// Replace `path` with `data` atomically.
+/// Create (or truncate) `path`, readable and writable by its owner only.
+pub fn create_private(path: &Path, append: bool) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = fs::OpenOptions::new();
+    opts.create(true).mode(0o600);
+    if append {
+        opts.append(true);
+    } else {
+        opts.write(true).truncate(true);
+    }
+    let file = opts.open(path)?;
+    // An existing file keeps its mode through `open`: make sure.
+    use std::os::unix::fs::PermissionsExt;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+/// Replace `path` with `data` atomically (the file is 0600).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    fs::write(&tmp, data)?;
+    create_private(&tmp, false)?.write_all(data)?;
     fs::rename(&tmp, path)
 }
 

@@ -5,6 +5,7 @@
 //! Unhealthy; failures during `start_period` do not count, unless a check
 //! has already passed.
 
+use super::reaper::Reaper;
 use crate::process::state::{health_name, write_atomic, HEALTH};
 use crate::{Health, HealthCheckSpec};
 use std::os::unix::process::CommandExt;
@@ -75,6 +76,7 @@ pub fn run(
     spec: &HealthCheckSpec,
     argv: &[String],
     command: impl Fn(&[String]) -> Command,
+    reaper: &Reaper,
     started: Instant,
     stop: Receiver<()>,
 ) {
@@ -85,7 +87,7 @@ pub fn run(
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let Some(passed) = run_check(command(argv), spec.timeout, &stop) else {
+        let Some(passed) = run_check(command(argv), reaper, spec.timeout, &stop) else {
             return;
         };
         let health = machine.record(passed, started.elapsed());
@@ -99,26 +101,34 @@ pub fn run(
 }
 
 /// Whether one check passed; `None` if stopped meanwhile.
-fn run_check(mut cmd: Command, timeout: Duration, stop: &Receiver<()>) -> Option<bool> {
+fn run_check(
+    mut cmd: Command,
+    reaper: &Reaper,
+    timeout: Duration,
+    stop: &Receiver<()>,
+) -> Option<bool> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         // Its own group, so a timed-out check is killed with its children.
         .process_group(0);
-    let Ok(mut child) = cmd.spawn() else {
+    let Ok(child) = reaper.spawn(&mut cmd) else {
         return Some(false);
     };
+    let pid = child.id();
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = reaper.try_wait(pid) {
             return Some(status.success());
         }
         let stopped = !matches!(stop.try_recv(), Err(TryRecvError::Empty));
         if stopped || Instant::now() >= deadline {
-            // SAFETY: kill(2) has no memory effects; the group is the
-            // unreaped check's, so its id cannot have been reused.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+            // SAFETY: kill(2) has no memory effects. The check has not been
+            // waited for, so its group id is still its own (unless it
+            // exited in the last instant and every member with it, and the
+            // id came round again: not worth a pidfd here).
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            let _ = reaper.wait(pid);
             return (!stopped).then_some(false);
         }
         std::thread::sleep(Duration::from_millis(5));

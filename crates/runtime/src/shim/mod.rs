@@ -2,26 +2,38 @@
 //!
 //! The process runtime starts one shim per container, in a session of its
 //! own, so the shim and the process outlive the agent (and an agent killed
-//! with SIGKILL takes neither with it). The shim reads `spec.json`, spawns
-//! the process in a process group of its own (the group is what `stop`
-//! signals), tells the runtime the pid on its stdout — one line, then
+//! with SIGKILL takes neither with it). The shim reads `spec.json` and, on
+//! its stdin, the container's environment (which may hold secrets, so it is
+//! never written to disk: it lives in the shim's memory and the process's),
+//! spawns the process in a process group of its own (the group is what
+//! `stop` signals), tells the runtime the pid on its stdout — one line, then
 //! nothing more, so a dead agent's pipe cannot hurt it — and then records
 //! output, health and finally the exit in the container directory (see
 //! [`crate::process::state`]) and exits.
 //!
-//! When the process exits, the rest of its process group is killed, as
-//! everything in a container goes when its main process ends.
+//! When the process exits, every other process it started is killed, as
+//! everything in a container goes when its main process ends: the process
+//! runs in a cgroup of its own where the host allows it
+//! ([`crate::process::cgroup`]), and the shim is a child subreaper
+//! ([`reaper`]), so even processes that left the process group and the
+//! session (`setsid`, double forks) are found and killed. `shim.log` says
+//! which of the two is in force.
 
 pub(crate) mod health;
 mod output;
+mod reaper;
+mod tree;
 mod user;
 
+use crate::process::cgroup::{self, Cgroup};
 use crate::process::state::{
-    now_ms, read_json, write_atomic, write_json, ExitRecord, Handshake, ProcRecord, StoredSpec,
-    EXIT, PID, SHIM_PID, SPEC, STARTED,
+    now_ms, read_json, write_atomic, write_json, ExitRecord, Handshake, ProcRecord, ShimInput,
+    StoredSpec, CGROUP, EXIT, PID, SHIM_PID, SPEC, STARTED,
 };
 use crate::{ContainerSpec, LogStream};
 use output::Output;
+use reaper::Reaper;
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -33,9 +45,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 use user::ExecUser;
 
-/// How long output still open after the process exited (held by a
-/// descendant that left the process group) is waited for.
+/// How long output still open after the process exited is waited for.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+/// How long the rest of a container's processes may take to die.
+const KILL_PATIENCE: Duration = Duration::from_secs(5);
+/// The most the runtime may hand over on stdin.
+const MAX_INPUT: u64 = 64 << 20;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -58,33 +73,99 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// The shim's stdin, to its end: what the runtime keeps off the disk.
+fn read_input() -> Result<ShimInput, String> {
+    let mut bytes = Vec::new();
+    io::stdin()
+        .lock()
+        .take(MAX_INPUT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the runtime's input: {e}"))?;
+    let input = serde_json::from_slice(&bytes);
+    bytes.fill(0);
+    input.map_err(|e| format!("the runtime's input is incomplete: {e}"))
+}
+
+/// The container could not start: recorded (for an agent that restarts
+/// before it reads the reply) and told.
+fn fail(dir: &Path, reason: String) {
+    let exit = ExitRecord {
+        exit_code: None,
+        signal: None,
+        started_at_ms: None,
+        finished_at_ms: now_ms(),
+        reason: Some(reason.clone()),
+    };
+    let _ = write_json(&dir.join(EXIT), &exit);
+    report(&Handshake::Failed { reason });
+}
+
+/// The container's cgroup, if it is asked for and the host has one to
+/// give; says in `shim.log` what isolation is in force.
+fn confine(dir: &Path, stored: &StoredSpec) -> Option<Cgroup> {
+    let cgroup = if stored.confine.cgroup {
+        Cgroup::create(&stored.id).and_then(|cg| {
+            write_atomic(&dir.join(CGROUP), cg.path().to_string_lossy().as_bytes())
+                .map_err(|e| format!("cannot record the cgroup: {e}"))?;
+            Ok(cg)
+        })
+    } else {
+        Err("not asked for".into())
+    };
+    match &cgroup {
+        Ok(cg) => eprintln!(
+            "berth shim: isolation: cgroup {} (the container's processes end together)",
+            cg.path().display()
+        ),
+        Err(why) => eprintln!(
+            "berth shim: isolation: no cgroup ({why}); the container's processes end with \
+             the shim's process tree (child subreaper)"
+        ),
+    }
+    match &stored.spec.user {
+        Some(user) => eprintln!("berth shim: runs as user {user}"),
+        // SAFETY: geteuid(2) cannot fail and has no memory effects.
+        None => eprintln!("berth shim: runs as uid {}", unsafe { libc::geteuid() }),
+    }
+    cgroup.ok()
+}
+
 fn run(dir: &Path) -> Result<(), String> {
     let me = ProcRecord::of(std::process::id()).ok_or("cannot read the shim's /proc entry")?;
     write_json(&dir.join(SHIM_PID), &me).map_err(|e| format!("cannot write {SHIM_PID}: {e}"))?;
     let stored: StoredSpec = read_json(&dir.join(SPEC)).ok_or("cannot read spec.json")?;
-    let spec = stored.spec;
+    let input = match read_input() {
+        Ok(input) => input,
+        Err(reason) => {
+            fail(dir, reason);
+            return Ok(());
+        }
+    };
     let output = Output::open(dir).map_err(|e| format!("cannot open the output file: {e}"))?;
+    let reaper = Reaper::start();
+    let cgroup = confine(dir, &stored);
+    let spec = stored.spec;
 
-    let (launch, mut child) = match spawn(&spec) {
+    let launch = Launch::new(
+        &spec,
+        input.environment,
+        cgroup.as_ref(),
+        stored.confine.no_new_privs,
+    );
+    let (launch, mut child) = match launch.and_then(|l| spawn(&spec, l, &reaper)) {
         Ok(started) => started,
         Err(reason) => {
-            let exit = ExitRecord {
-                exit_code: None,
-                signal: None,
-                started_at_ms: None,
-                finished_at_ms: now_ms(),
-                reason: Some(reason.clone()),
-            };
-            // Recorded too for an agent that restarts before it reads the reply.
-            let _ = write_json(&dir.join(EXIT), &exit);
-            report(&Handshake::Failed { reason });
+            if let Some(cg) = &cgroup {
+                let _ = cgroup::remove(cg.path());
+            }
+            fail(dir, reason);
             return Ok(());
         }
     };
     let started = Instant::now();
     let started_at_ms = now_ms();
     let pid = child.id();
-    // Not reaped yet, so /proc/<pid> exists even if it already exited.
+    // Not reaped until the reaper sees it exit, so /proc/<pid> exists.
     let proc = ProcRecord::of(pid).unwrap_or(ProcRecord {
         pid,
         start_ticks: 0,
@@ -94,7 +175,8 @@ fn run(dir: &Path) -> Result<(), String> {
     if let Err(e) = recorded {
         // Unrecorded, it could be neither found nor stopped: end it.
         let _ = child.kill();
-        let _ = reap(&mut child);
+        let _ = reaper.wait(pid);
+        end_the_rest(me.pid, cgroup.as_ref());
         return Err(format!("cannot record the pid: {e}"));
     }
     report(&Handshake::Started { pid, started_at_ms });
@@ -124,17 +206,29 @@ fn run(dir: &Path) -> Result<(), String> {
     let (stop_health, stop_rx) = mpsc::channel::<()>();
     let checks = spec.health_check.clone().and_then(|hc| {
         let argv = health::check_argv(&hc.command).ok().flatten()?;
-        let (dir, launch) = (dir.to_owned(), launch.clone());
+        let (dir, launch, reaper) = (dir.to_owned(), launch.clone(), reaper.clone());
         Some(thread::spawn(move || {
-            health::run(&dir, &hc, &argv, |a| launch.command(a), started, stop_rx)
+            health::run(
+                &dir,
+                &hc,
+                &argv,
+                |a| launch.command(a),
+                &reaper,
+                started,
+                stop_rx,
+            )
         }))
     });
 
-    let status = reap(&mut child).map_err(|e| format!("cannot wait for the process: {e}"))?;
+    let status = reaper
+        .wait(pid)
+        .map_err(|e| format!("cannot wait for the process: {e}"))?;
     drop(stop_health);
     if let Some(checks) = checks {
         let _ = checks.join();
     }
+    // Everything else the container started goes with its process.
+    end_the_rest(me.pid, cgroup.as_ref());
     let deadline = Instant::now() + OUTPUT_DRAIN;
     for _ in 0..2 {
         if drained
@@ -155,24 +249,64 @@ fn run(dir: &Path) -> Result<(), String> {
     write_json(&dir.join(EXIT), &exit).map_err(|e| format!("cannot write {EXIT}: {e}"))
 }
 
+/// Kills every process the container left: its cgroup at once, then any
+/// descendant of the shim (all of them, without a cgroup); the cgroup is
+/// removed once empty.
+fn end_the_rest(shim: u32, cgroup: Option<&Cgroup>) {
+    if let Some(cg) = cgroup {
+        match cgroup::kill_all(cg.path()) {
+            Ok(true) => {}
+            Ok(false) => eprintln!("berth shim: processes of the cgroup survive SIGKILL"),
+            Err(e) => eprintln!("berth shim: cannot kill the cgroup's processes: {e}"),
+        }
+    }
+    let left = tree::kill_descendants(shim, &[], KILL_PATIENCE);
+    if left > 0 {
+        eprintln!("berth shim: {left} processes survive SIGKILL");
+    }
+    if let Some(cg) = cgroup {
+        // Emptied cgroups can take a moment to become removable.
+        for _ in 0..100 {
+            if cgroup::remove(cg.path()).is_ok() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// The container's process setup, shared by the process and its checks.
 #[derive(Clone)]
 struct Launch {
     env: Vec<(String, String)>,
-    cwd: Option<String>,
+    cwd: Option<CString>,
     user: Option<ExecUser>,
+    join_cgroup: Option<Arc<dyn Fn() -> io::Result<()> + Send + Sync>>,
+    no_new_privs: bool,
 }
 
 impl Launch {
-    fn new(spec: &ContainerSpec) -> Result<Launch, String> {
+    fn new(
+        spec: &ContainerSpec,
+        environment: Vec<(String, String)>,
+        cgroup: Option<&Cgroup>,
+        no_new_privs: bool,
+    ) -> Result<Launch, String> {
         let user = spec.user.as_deref().map(user::resolve).transpose()?;
-        if let Some(wd) = &spec.working_directory {
-            match std::fs::metadata(wd) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(format!("working directory {wd:?} is not a directory")),
-                Err(e) => return Err(format!("working directory {wd:?}: {e}")),
+        let cwd = match &spec.working_directory {
+            None => None,
+            Some(wd) => {
+                match std::fs::metadata(wd) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => return Err(format!("working directory {wd:?} is not a directory")),
+                    Err(e) => return Err(format!("working directory {wd:?}: {e}")),
+                }
+                Some(
+                    CString::new(wd.as_str())
+                        .map_err(|_| format!("working directory {wd:?} holds a NUL"))?,
+                )
             }
-        }
+        };
         let home = match &user {
             Some(u) => u.home.clone(),
             // SAFETY: geteuid(2) cannot fail and has no memory effects.
@@ -188,42 +322,78 @@ impl Launch {
             ("HOSTNAME".into(), hostname.trim().into()),
             ("HOME".into(), home.unwrap_or_else(|| "/".into())),
         ];
-        env.extend(spec.environment.iter().cloned());
+        env.extend(environment);
         Ok(Launch {
             env,
-            cwd: spec.working_directory.clone(),
+            cwd,
             user,
+            join_cgroup: cgroup.map(|cg| Arc::new(cg.join_fn()) as _),
+            no_new_privs,
         })
     }
 
+    /// A command that runs `argv` as the container: its environment, and,
+    /// set up in the child before `exec`, in this order: the cgroup (as
+    /// root), the user (groups dropped), the working directory (as the
+    /// user, so that it reaches only what the user may), `no_new_privs`.
     fn command(&self, argv: &[String]) -> Command {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .env_clear()
             .envs(self.env.iter().cloned());
-        if let Some(cwd) = &self.cwd {
-            cmd.current_dir(cwd);
-        }
-        // std drops supplementary groups when it switches uid as root.
-        if let Some(u) = &self.user {
-            cmd.uid(u.uid).gid(u.gid);
-        }
+        let join = self.join_cgroup.clone();
+        let ids = self.user.as_ref().map(|u| (u.uid, u.gid));
+        let cwd = self.cwd.clone();
+        let no_new_privs = self.no_new_privs;
+        let setup = move || -> io::Result<()> {
+            let check = |rc: libc::c_int| {
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            };
+            if let Some(join) = &join {
+                join()?;
+            }
+            // SAFETY: plain system calls, async-signal-safe, on values
+            // prepared before the fork.
+            unsafe {
+                if let Some((uid, gid)) = ids {
+                    if libc::geteuid() == 0 {
+                        check(libc::setgroups(0, std::ptr::null()))?;
+                    }
+                    check(libc::setgid(gid))?;
+                    check(libc::setuid(uid))?;
+                }
+                if let Some(cwd) = &cwd {
+                    check(libc::chdir(cwd.as_ptr()))?;
+                }
+                if no_new_privs {
+                    check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                }
+            }
+            Ok(())
+        };
+        // SAFETY: `setup` only makes async-signal-safe system calls.
+        unsafe { cmd.pre_exec(setup) };
         cmd
     }
 }
 
-fn spawn(spec: &ContainerSpec) -> Result<(Launch, Child), String> {
+fn spawn(spec: &ContainerSpec, launch: Launch, reaper: &Reaper) -> Result<(Launch, Child), String> {
     let argv = spec.argv();
     if argv.is_empty() {
         return Err(crate::process::NO_COMMAND.into());
     }
-    let launch = Launch::new(spec)?;
     let mut cmd = launch.command(&argv);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let child = cmd.spawn().map_err(|e| format!("{}: {e}", argv[0]))?;
+    let child = reaper
+        .spawn(&mut cmd)
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
     Ok((launch, child))
 }
 
@@ -238,33 +408,4 @@ fn report(handshake: &Handshake) {
         // so nothing else writes to fd 1 meanwhile.
         unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
     }
-}
-
-/// Wait for the process to exit, kill what is left of its process group
-/// while the exited leader still holds the group id (so it cannot have
-/// been reused), then reap it.
-fn reap(child: &mut Child) -> io::Result<std::process::ExitStatus> {
-    let pid = child.id();
-    loop {
-        // SAFETY: siginfo_t is plain data, and waitid(2) writes only to it.
-        let rc = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            break;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    // SAFETY: kill(2) has no memory effects.
-    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    child.wait()
 }

@@ -5,10 +5,10 @@
 //! a lock that also takes the timestamp, so records never interleave and
 //! timestamps never go backwards in file order.
 
-use crate::process::state::{now_ms, OutputRecord, OUTPUT};
+use crate::process::state::{create_private, now_ms, OutputRecord, OUTPUT};
 use crate::LogStream;
 use parking_lot::Mutex;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -22,10 +22,7 @@ pub struct Output {
 
 impl Output {
     pub fn open(dir: &Path) -> io::Result<Output> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(OUTPUT))?;
+        let file = create_private(&dir.join(OUTPUT), true)?;
         Ok(Output {
             file: Mutex::new(file),
         })
