@@ -27,6 +27,15 @@
 //!
 //! `tmpfs` is allowed: Fargate has supported it since January 2026 (it is
 //! memory, not a host path).
+//!
+//! Sources: the list of unsupported parameters, `CAP_SYS_PTRACE` and
+//! `devices`/`sharedMemorySize`/`dockerVolumeConfiguration` are the
+//! developer guide's ("Amazon ECS task definition differences for
+//! Fargate"); the `nofile` maximum is Fargate's 1024 × 1024; the awsvpc
+//! text is quoted from RegisterTaskDefinition by users and policy checkers
+//! (some with curly quotes); the ipcMode text from a real error
+//! (cn-terraform/terraform-aws-ecs-fargate#2); the others as noted at
+//! `unsupported` below.
 
 use crate::EcsError;
 use berth_wire::ecs::{
