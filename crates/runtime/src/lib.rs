@@ -19,7 +19,9 @@
 //!   in a cgroup (v2) of its own where the host has a writable hierarchy,
 //!   and its shim is a child subreaper, so stopping a container kills
 //!   every process it started, even those that left its session; `user`
-//!   switches uid/gid (only when the agent runs as root). The process gets `PATH`, `HOME`, `HOSTNAME` and the
+//!   switches uid/gid (only when the agent runs as root), and
+//!   [`process::Tenancy`] runs each account's tasks as a uid of its own
+//!   on a host shared by several accounts. The process gets `PATH`, `HOME`, `HOSTNAME` and the
 //!   container's environment — not the agent's environment, which may hold
 //!   credentials — and that environment is never written to disk (it may
 //!   hold secrets). Each container is supervised by a detached `berth shim`

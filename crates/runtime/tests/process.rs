@@ -738,3 +738,116 @@ async fn the_environment_is_never_on_disk_and_state_files_are_private() {
         assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
     }
 }
+
+fn of_account(mut s: ContainerSpec, task: &str, account: &str) -> ContainerSpec {
+    s.key.task_id = task.into();
+    s.labels.insert(
+        "berth.task-arn".into(),
+        format!("arn:aws:ecs:us-east-1:{account}:task/default/{task}"),
+    );
+    s
+}
+
+/// A directory others may traverse (the scratch root must be reachable).
+fn traversable_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    d
+}
+
+#[tokio::test]
+async fn isolated_accounts_run_as_their_own_unprivileged_users() {
+    use berth_runtime::process::{AccountIsolation, Tenancy};
+    // SAFETY: geteuid(2) has no memory effects.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = traversable_tempdir();
+    // Readable by everyone, in a directory of root only, as a data dir is.
+    let private = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode;
+        std::fs::set_permissions(private.path(), mode(0o700)).unwrap();
+        std::fs::write(private.path().join("key"), "private").unwrap();
+        std::fs::set_permissions(private.path().join("key"), mode(0o644)).unwrap();
+    }
+    let isolation = || {
+        AccountIsolation::new(
+            3_000_000_000,
+            dir.path().join("account-uids.json"),
+            scratch.path().join("tasks"),
+        )
+        .unwrap()
+    };
+    let rt = runtime(dir.path()).with_tenancy(Tenancy::Isolated(isolation()));
+    let script = format!(
+        "id -u; id -g; id -G; pwd; echo \"$HOME\"; grep NoNewPrivs /proc/self/status; \
+         cat {key} 2>/dev/null || echo denied; ls {state} 2>/dev/null || echo denied; \
+         touch \"$HOME/written\" && echo wrote",
+        key = private.path().join("key").display(),
+        state = dir.path().display()
+    );
+    let run = |rt: ProcessRuntime, task: &'static str, account: &'static str| {
+        let s = of_account(sh("app", &script), task, account);
+        async move {
+            rt.start(&s).await.unwrap();
+            assert_eq!(wait(&rt, &s.key).await.exit_code(), Some(0));
+            let out = messages(&all_logs(&rt, &s.key).await, LogStream::Stdout);
+            (rt, s, out)
+        }
+    };
+    let (rt, a1, out) = run(rt, "ta1", "111111111111").await;
+    let home = scratch.path().join("tasks/ta1");
+    let home = home.to_string_lossy();
+    assert_eq!(
+        out,
+        [
+            "3000000000",
+            "3000000000",
+            "3000000000",
+            &home,
+            &home,
+            "NoNewPrivs:\t1",
+            "denied",
+            "denied",
+            "wrote"
+        ]
+    );
+    // Another account gets another uid, the same account the same one,
+    // also after a restart.
+    let (rt, _, out) = run(rt, "tb1", "222222222222").await;
+    assert_eq!(out[0], "3000000001");
+    drop(rt);
+    let rt = runtime(dir.path()).with_tenancy(Tenancy::Isolated(isolation()));
+    let (rt, _, out) = run(rt, "ta2", "111111111111").await;
+    assert_eq!(out[0], "3000000000");
+
+    // The task's directory goes with its last container.
+    rt.remove(&a1.key).await.unwrap();
+    assert!(!scratch.path().join("tasks/ta1").exists());
+
+    // No `user` of its own.
+    let mut s = of_account(sh("app", "id -u"), "ta3", "111111111111");
+    s.user = Some("0".into());
+    match rt.start(&s).await {
+        Err(RuntimeError::CannotStart(reason)) => assert!(reason.contains("`user`"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refusing_runtime_starts_nothing_and_says_why() {
+    use berth_runtime::process::Tenancy;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path()).with_tenancy(Tenancy::Refused("not here".into()));
+    let s = sh("app", "true");
+    assert_eq!(
+        rt.start(&s).await,
+        Err(RuntimeError::CannotStart("not here".into()))
+    );
+    assert!(rt.list().await.unwrap().is_empty());
+}

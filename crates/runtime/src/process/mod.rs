@@ -14,6 +14,9 @@
 pub mod cgroup;
 mod spawn;
 pub mod state;
+mod tenancy;
+
+pub use tenancy::{AccountIsolation, Tenancy};
 
 pub(crate) use spawn::NO_COMMAND;
 
@@ -26,7 +29,7 @@ use parking_lot::Mutex;
 use state::{Confinement, ProcRecord, StoredSpec, EXIT, PID, SPEC};
 use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +47,7 @@ pub struct ProcessRuntime {
     shim_command: Vec<String>,
     /// Whether containers get a cgroup each (where the host has one).
     cgroups: bool,
+    tenancy: Tenancy,
     /// Keys inside `start` in this runtime: their shim may not have
     /// recorded itself yet, which is not a lost shim.
     starting: Arc<Mutex<HashSet<ContainerKey>>>,
@@ -60,6 +64,7 @@ impl ProcessRuntime {
             state_dir: state_dir.into(),
             shim_command,
             cgroups: true,
+            tenancy: Tenancy::Shared,
             starting: Arc::default(),
         }
     }
@@ -70,6 +75,17 @@ impl ProcessRuntime {
     pub fn without_cgroups(mut self) -> Self {
         self.cgroups = false;
         self
+    }
+
+    /// How tasks of different accounts run (by default: all as the
+    /// agent's user).
+    pub fn with_tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
     }
 
     /// What isolation this runtime's containers get on this host, in a
@@ -98,7 +114,7 @@ impl ProcessRuntime {
     fn confinement(&self) -> Confinement {
         Confinement {
             cgroup: self.cgroups,
-            no_new_privs: false,
+            no_new_privs: matches!(self.tenancy, Tenancy::Isolated(_)),
         }
     }
 
@@ -124,6 +140,22 @@ impl ProcessRuntime {
         Ok(state::read_status(&dir, || {
             self.starting.lock().contains(key)
         })?)
+    }
+
+    fn remove_container_dir(&self, dir: &Path) -> std::io::Result<()> {
+        fs::remove_dir_all(dir)?;
+        // The task's directory goes with its last container (fails
+        // otherwise), and with it the task's private directory.
+        if let Some(task_dir) = dir.parent() {
+            if fs::remove_dir(task_dir).is_ok() {
+                if let (Tenancy::Isolated(accounts), Some(task_id)) =
+                    (&self.tenancy, task_dir.file_name())
+                {
+                    accounts.remove_task(&task_id.to_string_lossy());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// SIGTERM to the container's process group, SIGKILL after `timeout`;
@@ -264,15 +296,6 @@ fn create_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn remove_container_dir(dir: &Path) -> std::io::Result<()> {
-    fs::remove_dir_all(dir)?;
-    // The task's directory goes with its last container (fails otherwise).
-    if let Some(task_dir) = dir.parent() {
-        let _ = fs::remove_dir(task_dir);
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Runtime for ProcessRuntime {
     fn name(&self) -> &'static str {
@@ -290,9 +313,20 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, spec: &ContainerSpec) -> Result<ContainerStatus, RuntimeError> {
+        if let Tenancy::Refused(reason) = &self.tenancy {
+            return Err(RuntimeError::CannotStart(reason.clone()));
+        }
         // SAFETY: geteuid(2) cannot fail and has no memory effects.
         let euid = unsafe { libc::geteuid() };
         spawn::validate(spec, euid).map_err(RuntimeError::CannotStart)?;
+        let confined;
+        let spec = match &self.tenancy {
+            Tenancy::Isolated(accounts) => {
+                confined = accounts.confine(spec).map_err(RuntimeError::CannotStart)?;
+                &confined
+            }
+            _ => spec,
+        };
         let key = &spec.key;
         let dir = state::container_dir(&self.state_dir, key).ok_or_else(|| {
             RuntimeError::CannotStart(format!("{key} cannot name a container directory"))
@@ -309,6 +343,8 @@ impl Runtime for ProcessRuntime {
             fs::remove_dir_all(&dir)?;
         }
         create_dir(&dir)?;
+        // Readable by no one else, even if it existed before.
+        fs::set_permissions(&self.state_dir, fs::Permissions::from_mode(0o700))?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (stored, input) = StoredSpec::new(id, spec, self.confinement());
         state::write_json(&dir.join(SPEC), &stored)?;
@@ -328,7 +364,7 @@ impl Runtime for ProcessRuntime {
             Err(reason) => {
                 // A failed start leaves nothing behind.
                 spawn::kill_orphan(&dir);
-                if let Err(e) = remove_container_dir(&dir) {
+                if let Err(e) = self.remove_container_dir(&dir) {
                     tracing::warn!(%key, "cannot remove {}: {e}", dir.display());
                 }
                 Err(RuntimeError::CannotStart(reason))
@@ -414,7 +450,7 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::StillRunning);
         }
         kill_leftovers(&dir).await;
-        Ok(remove_container_dir(&dir)?)
+        Ok(self.remove_container_dir(&dir)?)
     }
 
     /// awsvpc tasks run on the host network here, so the address their
