@@ -24,6 +24,7 @@
 //! | no `dockerSecurityOptions` | ClientException "… do not support dockerSecurityOptions" |
 //! | `ulimits`: only `nofile`, soft ≤ hard ≤ 1048576 | ClientException (berth's text) |
 //! | `environmentFiles`: S3 object ARNs only, in definitions and overrides | ClientException (berth's text) |
+//! | `logConfiguration.logDriver`: awslogs only (Fargate also takes splunk and awsfirelens, which berth does not have) | ClientException (berth's text) |
 //!
 //! `tmpfs` is allowed: Fargate has supported it since January 2026 (it is
 //! memory, not a host path).
@@ -39,7 +40,7 @@
 
 use crate::EcsError;
 use berth_wire::ecs::{
-    ContainerDefinition, EnvironmentFile, IpcMode, NetworkMode, PidMode,
+    ContainerDefinition, EnvironmentFile, IpcMode, LogDriver, NetworkMode, PidMode,
     RegisterTaskDefinitionRequest, TaskDefinition, TaskOverride, UlimitName, Volume,
 };
 
@@ -168,6 +169,18 @@ fn check_container(c: &ContainerDefinition) -> Result<(), EcsError> {
             return Err(client(format!(
                 "Fargate compatible task definitions only support adding the {ADDABLE_CAPABILITY} \
                  capability: container '{name}' adds '{cap}'."
+            )));
+        }
+    }
+    if let Some(driver) = c.log_configuration.as_ref().map(|l| &l.log_driver) {
+        // Fargate takes awslogs, splunk and awsfirelens; berth ships awslogs
+        // itself and has neither Splunk nor Firelens, and any other driver
+        // (syslog, fluentd, gelf, journald, …) is handed to the host's
+        // Engine, which could point it at a host socket. berth's text.
+        if *driver != LogDriver::Awslogs {
+            return Err(client(format!(
+                "Fargate compatible task definitions only support the awslogs log driver on                  berth: container '{name}' uses '{}'.",
+                driver.as_str()
             )));
         }
     }

@@ -414,3 +414,30 @@ fn fargate_is_not_among_the_compatibilities_of_a_definition_it_refuses() {
         "an awsvpc definition with a host path runs on EC2 only"
     );
 }
+
+#[test]
+fn only_awslogs_ships_fargate_logs() {
+    use berth_wire::ecs::{LogConfiguration, LogDriver};
+    let with = |driver: LogDriver| {
+        let c = ContainerDefinition {
+            name: Some("main".into()),
+            log_configuration: Some(LogConfiguration {
+                log_driver: driver,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        check_container(&c)
+    };
+    assert!(with(LogDriver::Awslogs).is_ok());
+    for d in [
+        LogDriver::Syslog,
+        LogDriver::Fluentd,
+        LogDriver::Splunk,
+        LogDriver::Awsfirelens,
+    ] {
+        let e = with(d).unwrap_err();
+        assert_eq!(e.aws_code(), "ClientException");
+        assert!(e.to_string().contains("awslogs"), "{e}");
+    }
+}
