@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -191,8 +191,9 @@ async fn drive<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let watched = Watched::new(io, clock.clone(), &options);
+    let for_service = clock.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let (state, clock) = (state.clone(), clock.clone());
+        let (state, clock) = (state.clone(), for_service.clone());
         Box::pin(async move {
             clock.set(Phase::Busy);
             let response = crate::http::serve_request(state, req.map(axum::body::Body::new)).await;
@@ -217,10 +218,13 @@ async fn drive<S>(
         }
     };
     match result {
-        Ok(()) => {
+        // Only a connection that answered a request may have a client still
+        // sending to it; one dropped for a timeout gets no more time.
+        Ok(()) if clock.served() && !clock.timed_out() => {
             let io = conn.into_parts().io.into_inner().inner;
             linger(io).await;
         }
+        Ok(()) => {}
         Err(e) => tracing::debug!(error = %e, "connection closed"),
     }
 }
@@ -261,6 +265,10 @@ enum Phase {
 struct ConnClock {
     origin: Instant,
     state: AtomicU64,
+    /// A request was answered on this connection.
+    served: AtomicBool,
+    /// The connection was dropped for a timeout.
+    timed_out: AtomicBool,
 }
 
 impl ConnClock {
@@ -268,7 +276,17 @@ impl ConnClock {
         ConnClock {
             origin: Instant::now(),
             state: AtomicU64::new(Phase::Head as u64),
+            served: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
         }
+    }
+
+    fn served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
+    }
+
+    fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
     }
 
     fn now_ms(&self) -> u64 {
@@ -276,6 +294,9 @@ impl ConnClock {
     }
 
     fn set(&self, phase: Phase) {
+        if phase == Phase::Idle {
+            self.served.store(true, Ordering::Release);
+        }
         self.state
             .store(self.now_ms() << 2 | phase as u64, Ordering::Release);
     }
@@ -340,7 +361,10 @@ impl<S> Watched<S> {
             self.armed = Some(deadline);
         }
         match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(io::ErrorKind::TimedOut, what)),
+            Poll::Ready(()) => {
+                self.clock.timed_out.store(true, Ordering::Release);
+                Err(io::Error::new(io::ErrorKind::TimedOut, what))
+            }
             Poll::Pending => Ok(()),
         }
     }
