@@ -65,41 +65,124 @@ fn new_client(tls: &rustls::ClientConfig) -> HttpsClient {
 }
 
 /// The TLS client configuration: trust the certificates of the PEM file
-/// `ca` (a self-signed server certificate, or a private CA), else the
-/// system's roots.
+/// `ca` (a private CA, or the server's own self-signed certificate), else
+/// the system's roots.
 fn tls_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("reading the CA bundle {}", path.display()))?
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("parsing the CA bundle {}", path.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "{} holds no PEM certificate",
-                path.display()
-            );
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .with_context(|| format!("a certificate of {}", path.display()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                tracing::debug!(errors = ?found.errors, "no system CA certificates found");
-            }
-        }
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots)
+        .context("TLS protocol versions")?;
+    let Some(path) = ca else {
+        let mut roots = rustls::RootCertStore::empty();
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::debug!(errors = ?found.errors, "no system CA certificates found");
+        }
+        return Ok(builder.with_root_certificates(roots).with_no_client_auth());
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading the CA bundle {}", path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing the CA bundle {}", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{} holds no PEM certificate",
+        path.display()
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(certs.iter().cloned());
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .with_context(|| format!("no usable CA certificate in {}", path.display()))?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedOrCa {
+            pinned: certs,
+            webpki,
+            provider,
+        }))
         .with_no_client_auth())
+}
+
+/// Verifies the server against `--ca`: a certificate the server presents
+/// that is one of the file's (a self-signed server certificate, which
+/// `openssl req -x509` marks as a CA and so no CA chain can accept as a
+/// server's) is trusted as it is, for the names it holds; any other must
+/// chain to one of the file's CAs.
+#[derive(Debug)]
+struct PinnedOrCa {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                    rustls::OtherError(Arc::new(e)),
+                ))
+            })?;
+            return match cert.verify_is_valid_for_subject_name(server_name) {
+                Ok(()) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+                Err(_) => Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName,
+                )),
+            };
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 impl HttpControlPlane {
@@ -208,7 +291,9 @@ impl HttpControlPlane {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 *self.client.lock() = new_client(&self.tls);
-                return Err(anyhow!("{target}: {e}"));
+                // hyper's own text is only "client error (Connect)": the
+                // causes say what went wrong (refused, certificate, ...).
+                return Err(anyhow!("{target}: {}", with_causes(&e)));
             }
             Err(_) => {
                 *self.client.lock() = new_client(&self.tls);
@@ -372,6 +457,21 @@ impl ControlPlane for HttpControlPlane {
     ) -> Result<Vec<(String, String)>, String> {
         secret_ref::resolve(self, task_arn, secrets).await
     }
+}
+
+/// `e` and its causes, `: `-separated.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// An error of `call_in` as `Code: message`, without the target prefix.
