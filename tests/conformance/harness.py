@@ -154,8 +154,11 @@ class BerthServer(Server):
     name = "berth"
 
     def __init__(self, data_dir: Path, config: Optional[Path] = None,
-                 binary: Optional[Path] = None, runtime: Optional[str] = None):
+                 binary: Optional[Path] = None, runtime: Optional[str] = None,
+                 extra_args: Optional[list[str]] = None):
         self.binary = Path(binary or berth_bin())
+        # More `berth server` flags (timeouts, limits, --tls-cert, ...).
+        self.extra_args = list(extra_args or [])
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
@@ -189,6 +192,7 @@ class BerthServer(Server):
                "--service-task-settle", "2"]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        cmd += self.extra_args
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(f"\n===== start #{self.starts}: {shlex.join(cmd)}\n".encode())
