@@ -537,3 +537,38 @@ impl SecretStores for HttpControlPlane {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_ca_bundles() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = |e: &str, ca: Option<&Path>| HttpControlPlane::with_ca(e, "AK", "s", "r", ca);
+        assert!(ok("http://127.0.0.1:8450", None).is_ok());
+        assert!(ok("https://berth.example:8450", None).is_ok());
+        assert!(ok("ftp://x", None).is_err());
+        let missing = dir.path().join("missing.pem");
+        let e = ok("https://x", Some(&missing)).err().unwrap();
+        assert!(format!("{e:#}").contains("reading the CA bundle"), "{e:#}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = ok("https://x", Some(&empty)).err().unwrap();
+        assert!(
+            format!("{e:#}").contains("holds no PEM certificate"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn causes_are_kept() {
+        let inner = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let outer = anyhow::Error::new(inner).context("client error (Connect)");
+        let text = with_causes(outer.as_ref());
+        assert_eq!(
+            text,
+            "client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+    }
+}

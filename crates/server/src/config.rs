@@ -230,3 +230,81 @@ pub fn default_data_dir() -> PathBuf {
     }
     PathBuf::from("berth-data")
 }
+
+#[cfg(test)]
+mod http_options_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn file_values_replace_defaults_and_flags_replace_file_values() {
+        let file: ConfigFile = toml::from_str(
+            "[http]\nheader_read_timeout = 2\nidle_timeout = 1.5\nmax_connections = 10\n\
+             max_body_memory_mib = 8\nthrottle_rate = 4\n\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+        )
+        .unwrap();
+        let o = file.http.apply(HttpOptions::default()).unwrap();
+        assert_eq!(o.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(o.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            o.body_read_timeout,
+            HttpOptions::default().body_read_timeout
+        );
+        assert_eq!((o.max_connections, o.max_body_memory), (10, 8 << 20));
+        assert_eq!(
+            o.throttle,
+            Some(Throttle {
+                rate: 4.0,
+                burst: 8
+            })
+        );
+        assert_eq!(file.tls.unwrap().cert, PathBuf::from("c.pem"));
+
+        let flags = HttpSection {
+            throttle_burst: Some(3),
+            idle_timeout: Some(9.0),
+            ..Default::default()
+        };
+        let o = flags.apply(o).unwrap();
+        assert_eq!(
+            o.throttle,
+            Some(Throttle {
+                rate: 4.0,
+                burst: 3
+            })
+        );
+        assert_eq!(o.idle_timeout, Duration::from_secs(9));
+        assert_eq!(o.header_read_timeout, Duration::from_secs(2));
+        // A rate of 0 turns throttling off.
+        let off = HttpSection {
+            throttle_rate: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(off.apply(o).unwrap().throttle, None);
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let d = HttpOptions::default();
+        assert_eq!(d.throttle, None, "throttling is off by default");
+        assert_eq!(d.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(d.idle_timeout, Duration::from_secs(60));
+        for bad in [
+            "header_read_timeout = 0",
+            "idle_timeout = -1",
+            "max_connections = 0",
+            "max_body_memory_mib = 0",
+        ] {
+            let f: ConfigFile = toml::from_str(&format!("[http]\n{bad}\n")).unwrap();
+            assert!(f.http.apply(HttpOptions::default()).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<ConfigFile>("[http]\nno_such_option = 1\n").is_err());
+        assert_eq!(
+            Throttle::new(0.3, None),
+            Some(Throttle {
+                rate: 0.3,
+                burst: 1
+            })
+        );
+    }
+}
