@@ -13,7 +13,7 @@
 //! on other hosts (over HTTP with SigV4): only the [`ControlPlane`] differs.
 
 mod control;
-mod envfile;
+pub mod envfile;
 pub mod http;
 mod logs;
 mod runner;
@@ -59,6 +59,9 @@ pub struct AgentConfig {
     /// file, whatever its task definition says; such a task fails with a
     /// ResourceInitializationError. FARGATE tasks are always treated so.
     pub sandbox: bool,
+    /// The host directories whose files tasks may name in
+    /// `environmentFiles` (none by default: see [`envfile`]).
+    pub env_file_dirs: envfile::EnvFileDirs,
 }
 
 /// ECS's default `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`.
@@ -80,8 +83,33 @@ impl AgentConfig {
             poll_wait: Duration::from_secs(10),
             cleanup_wait: DEFAULT_CLEANUP_WAIT,
             sandbox: false,
+            env_file_dirs: envfile::EnvFileDirs::none(),
         }
     }
+}
+
+/// Writes `data` to `path`, readable and writable by its owner only.
+pub(crate) fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(data)
+}
+
+/// `dir` (and its missing parents), mode 0700 even if it existed.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn host_memory_mib() -> i32 {
@@ -143,6 +171,7 @@ pub struct Agent {
     /// cleanup): not on every poll, since a host keeps a stopped task's
     /// containers for hours and listing them all is not free.
     inventory_at: Mutex<Option<std::time::Instant>>,
+    env_file_dirs: Arc<envfile::EnvFileDirs>,
 }
 
 /// How often, at most, the cleanup looks at every container.
@@ -156,8 +185,13 @@ impl Agent {
         runtime: Arc<dyn Runtime>,
         config: AgentConfig,
     ) -> anyhow::Result<Agent> {
-        std::fs::create_dir_all(&config.state_dir)
-            .with_context(|| format!("creating {}", config.state_dir.display()))?;
+        // Its containers' state is under it: readable by no one else.
+        for dir in [
+            config.state_dir.clone(),
+            config.state_dir.join("log-offsets"),
+        ] {
+            create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let saved_path = config.state_dir.join("instance.json");
         let saved: Option<SavedInstance> = std::fs::read(&saved_path)
             .ok()
@@ -226,9 +260,10 @@ impl Agent {
             cluster: config.cluster.clone(),
             container_instance_arn: instance_arn.clone(),
         };
-        std::fs::write(&saved_path, serde_json::to_vec(&saved)?)?;
+        write_private(&saved_path, &serde_json::to_vec(&saved)?)?;
         tracing::info!(instance = %instance_arn, cluster = %config.cluster, runtime = runtime.name(), "agent registered");
         Ok(Agent {
+            env_file_dirs: Arc::new(config.env_file_dirs.clone()),
             control,
             runtime,
             config,
@@ -324,6 +359,7 @@ impl Agent {
                         state_dir: self.config.state_dir.clone(),
                         cleanup_wait: self.config.cleanup_wait,
                         sandbox: self.config.sandbox,
+                        env_file_dirs: self.env_file_dirs.clone(),
                     };
                     let runner = TaskRunner::spawn(env, t, adopted);
                     if desired_stop {

@@ -124,7 +124,7 @@ impl Shipper {
                     }
                 }
                 offset = chunk.next_offset;
-                if let Err(e) = std::fs::write(&offset_file, offset.to_string()) {
+                if let Err(e) = crate::write_private(&offset_file, offset.to_string().as_bytes()) {
                     tracing::warn!(error = %e, "saving the log offset failed");
                 }
             }

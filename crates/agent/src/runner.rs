@@ -3,6 +3,7 @@
 //! asks, and report each step. A runner given containers that already exist
 //! (after an agent restart) adopts them instead of starting them again.
 
+use crate::envfile::EnvFileDirs;
 use crate::logs::{self, Destination, Shipper};
 use crate::spec;
 use crate::{ControlPlane, LogSetupError};
@@ -42,6 +43,8 @@ pub struct RunnerEnv {
     /// Run tasks as sandboxes (berth's managed capacity): see
     /// [`spec::sandbox_refusal`].
     pub sandbox: bool,
+    /// Where `environmentFiles` may be read from.
+    pub env_file_dirs: Arc<EnvFileDirs>,
 }
 
 pub struct TaskRunner {
@@ -192,6 +195,7 @@ struct Run {
     waiters: Vec<(String, JoinHandle<()>)>,
     /// Why the task may not run here at all (a sandbox's refusal).
     refused: Option<String>,
+    env_file_dirs: Arc<EnvFileDirs>,
 }
 
 impl Run {
@@ -208,6 +212,7 @@ impl Run {
             state_dir,
             cleanup_wait,
             sandbox,
+            env_file_dirs,
         } = env;
         let task = &a.task;
         let td = &a.task_definition;
@@ -308,6 +313,7 @@ impl Run {
             exits: Arc::new(Notify::new()),
             waiters: Vec::new(),
             refused,
+            env_file_dirs,
         }
     }
 
@@ -699,7 +705,7 @@ impl Run {
         }
         let mut env: Vec<(String, String)> = Vec::new();
         for f in &slot.environment_files {
-            let vars = crate::envfile::read(f)
+            let vars = crate::envfile::read(f, &self.env_file_dirs)
                 .map_err(|e| RuntimeError::Io(format!("ResourceInitializationError: {e}")))?;
             env.extend(vars);
         }
