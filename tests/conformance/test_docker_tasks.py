@@ -45,7 +45,9 @@ class DockerAgent:
             self.proc = subprocess.Popen(
                 [str(harness.berth_bin()), "agent", "--cluster", self.cluster,
                  "--data-dir", str(self.data_dir), "--runtime", "docker",
-                 "--task-cleanup-wait", "0"],
+                 "--task-cleanup-wait", "0",
+                 # The env file of test_container_definition_fields_reach_docker.
+                 "--allow-env-files", str(self.data_dir.parent)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 

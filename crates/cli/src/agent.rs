@@ -37,12 +37,23 @@ pub struct AgentArgs {
     /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION).
     #[arg(long, value_name = "SECS", default_value_t = 10800)]
     task_cleanup_wait: u64,
+    /// A directory of this host whose files (and its subdirectories')
+    /// tasks may name in `environmentFiles`; repeat for more. None by
+    /// default: a task naming a host file then fails to start
+    /// (ResourceInitializationError). Paths are resolved (symlinks, `..`)
+    /// before they are checked.
+    #[arg(long = "allow-env-files", value_name = "DIR")]
+    allow_env_files: Vec<PathBuf>,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let runtime = crate::runtime::build(&args.runtime, &args.data_dir).await?;
+    // The agent's tasks are its account's: they run as the agent's user.
+    let runtime = crate::runtime::build(&args.runtime, &args.data_dir, || {
+        Ok(berth_runtime::process::Tenancy::Shared)
+    })
+    .await?;
     let control = HttpControlPlane::with_ca(
         &args.endpoint,
         &args.access_key_id,
@@ -53,6 +64,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let control = Arc::new(control);
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
     config.cleanup_wait = std::time::Duration::from_secs(args.task_cleanup_wait);
+    config.env_file_dirs = berth_agent::envfile::EnvFileDirs::new(&args.allow_env_files)?;
     let zone = args
         .availability_zone
         .unwrap_or_else(|| format!("{}a", args.region));

@@ -6,6 +6,7 @@
 mod agent;
 mod env;
 mod runtime;
+mod tenancy;
 
 use berth_api::ecs::Timings;
 use berth_server::config::{
@@ -79,6 +80,21 @@ struct ServerArgs {
     /// Seconds a stopped task's containers are kept before they are removed.
     #[arg(long, value_name = "SECS", default_value_t = 10800)]
     task_cleanup_wait: u64,
+    /// How the embedded agent's process runtime runs FARGATE tasks when
+    /// this server holds several accounts. The process runtime is not a
+    /// sandbox: a task runs as a host process and can read what its user
+    /// can. With one account (the default start) tasks run as the server's
+    /// user; with several, `auto` runs each account's tasks as an
+    /// unprivileged uid of its own (from --managed-uid-base, no new
+    /// privileges, a private directory, no `user`) when the server runs as
+    /// root, and refuses them (the task stops with the reason) when it
+    /// does not. The Docker runtime is not affected.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = tenancy::ManagedIsolation::Auto)]
+    managed_isolation: tenancy::ManagedIsolation,
+    /// The first uid of `--managed-isolation users` (one per account, in
+    /// the order they first run a task; uids in /etc/passwd are skipped).
+    #[arg(long, value_name = "UID", default_value_t = 2_000_000_000)]
+    managed_uid_base: u32,
     #[command(flatten)]
     http: HttpArgs,
 }
@@ -171,7 +187,12 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         None
     } else {
         let state_dir = data_dir.join("agent");
-        let runtime = runtime::build(&args.runtime, &state_dir).await?;
+        let accounts = berth_server::credentials::account_count(&credentials, &data_dir)?;
+        let (mode, uid_base) = (args.managed_isolation, args.managed_uid_base);
+        let runtime = runtime::build(&args.runtime, &state_dir, || {
+            tenancy::managed(mode, accounts, uid_base, &data_dir, &state_dir)
+        })
+        .await?;
         Some(EmbeddedAgent {
             runtime,
             state_dir,

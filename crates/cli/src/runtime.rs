@@ -1,7 +1,7 @@
 //! `--runtime auto|process|docker`, shared by `berth server` and `berth agent`.
 
 use berth_runtime::docker::{DockerRuntime, PullBehavior};
-use berth_runtime::process::ProcessRuntime;
+use berth_runtime::process::{ProcessRuntime, Tenancy};
 use berth_runtime::Runtime;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,28 +44,48 @@ fn owner_id(state_dir: &Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(state_dir)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let tmp = state_dir.join("owner-id.tmp");
-    std::fs::write(&tmp, &id)?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(id.as_bytes())?;
+    }
     std::fs::rename(&tmp, &path)?;
     Ok(id)
 }
 
-pub async fn build(args: &RuntimeArgs, state_dir: &Path) -> anyhow::Result<Arc<dyn Runtime>> {
+/// The runtime `args` choose; a process runtime runs tasks of different
+/// accounts as `tenancy` says (asked only for a process runtime).
+pub async fn build(
+    args: &RuntimeArgs,
+    state_dir: &Path,
+    tenancy: impl FnOnce() -> anyhow::Result<Tenancy>,
+) -> anyhow::Result<Arc<dyn Runtime>> {
+    let process = || -> anyhow::Result<Arc<dyn Runtime>> {
+        let rt = ProcessRuntime::with_current_exe(state_dir.join("containers"))?
+            .with_tenancy(tenancy()?);
+        if let Some(note) = rt.isolation_note() {
+            tracing::info!("process runtime: {note}");
+        }
+        Ok(Arc::new(rt))
+    };
     let docker = || async {
         let owner = owner_id(state_dir)?;
         anyhow::Ok(DockerRuntime::connect(owner, args.image_pull_behavior).await?)
     };
     match args.runtime {
         RuntimeChoice::Docker => Ok(Arc::new(docker().await?)),
-        RuntimeChoice::Process => Ok(Arc::new(ProcessRuntime::with_current_exe(
-            state_dir.join("containers"),
-        )?)),
+        RuntimeChoice::Process => process(),
         RuntimeChoice::Auto => match docker().await {
             Ok(d) => Ok(Arc::new(d)),
             Err(e) => {
                 tracing::info!(error = %e, "no Docker Engine; containers run as host processes");
-                Ok(Arc::new(ProcessRuntime::with_current_exe(
-                    state_dir.join("containers"),
-                )?))
+                process()
             }
         },
     }

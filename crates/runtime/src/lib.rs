@@ -473,6 +473,12 @@ pub trait Runtime: Send + Sync {
     /// Attributes the agent advertises for this runtime
     /// (e.g. [`CAPABILITY_HEALTH_CHECK`]).
     fn capabilities(&self) -> Vec<String>;
+
+    /// What isolation containers get from this runtime on this host, in a
+    /// sentence for the operator, where it is worth saying.
+    fn isolation_note(&self) -> Option<String> {
+        None
+    }
     /// Prepare the image.
     async fn pull(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
     /// Create and start; returns once the process is running (or failed to

@@ -47,6 +47,22 @@ pub fn stored(data_dir: &Path) -> anyhow::Result<Vec<CredentialEntry>> {
     Ok(f.credentials)
 }
 
+/// How many accounts a server with `configured` credentials (from its
+/// config file and environment) and `data_dir` serves: those credentials'
+/// accounts, else the stored ones', else the one generated at first start.
+pub fn account_count(configured: &[CredentialEntry], data_dir: &Path) -> anyhow::Result<usize> {
+    let stored;
+    let entries = if configured.is_empty() {
+        stored = self::stored(data_dir)?;
+        &stored
+    } else {
+        configured
+    };
+    let accounts: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.account_id.as_str()).collect();
+    Ok(accounts.len().max(1))
+}
+
 pub fn resolve(config: &ServerConfig) -> anyhow::Result<Resolved> {
     for e in &config.credentials {
         validate(e)?;

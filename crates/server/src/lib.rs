@@ -31,6 +31,12 @@ pub const CA_BUNDLE_FILE: &str = "ca-bundle.pem";
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // Keys, credentials and the store: for the server's user only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("protecting data dir {}", config.data_dir.display()))?;
+    }
     let creds = credentials::resolve(&config)?;
     let token_key = credentials::load_or_create_key(&config.data_dir.join("token.key"))?;
     // Seals secret values and SecureStrings at rest; losing it loses them.
@@ -111,10 +117,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         );
     }
     match (&managed, &config.embedded_agent) {
-        (Some(arn), Some(a)) => println!(
-            "  managed capacity (FARGATE): {} runtime, instance {arn}",
-            a.runtime.name()
-        ),
+        (Some(arn), Some(a)) => {
+            println!(
+                "  managed capacity (FARGATE): {} runtime, instance {arn}",
+                a.runtime.name()
+            );
+            if let Some(note) = a.runtime.isolation_note() {
+                println!("  {} runtime: {note}", a.runtime.name());
+            }
+        }
         _ => println!("  no embedded agent: FARGATE tasks need one (drop --no-agent)"),
     }
     if let Some(note) = &creds.generated_note {

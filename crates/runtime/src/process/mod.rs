@@ -16,7 +16,7 @@ mod spawn;
 pub mod state;
 mod tenancy;
 
-pub use tenancy::{AccountIsolation, Tenancy};
+pub use tenancy::{running_as_root, AccountIsolation, Tenancy};
 
 pub(crate) use spawn::NO_COMMAND;
 
@@ -304,6 +304,14 @@ impl Runtime for ProcessRuntime {
 
     fn capabilities(&self) -> Vec<String> {
         vec![CAPABILITY_HEALTH_CHECK.into()]
+    }
+
+    fn isolation_note(&self) -> Option<String> {
+        Some(format!(
+            "no sandbox (host processes); {}; {}",
+            self.isolation(),
+            self.tenancy.describe()
+        ))
     }
 
     /// Nothing to do: the process runtime runs programs from the host and

@@ -15,6 +15,12 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Whether this process runs as root (and so can run tasks as others).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and has no memory effects.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// How the process runtime runs tasks of different accounts.
 #[derive(Debug, Default)]
 pub enum Tenancy {
