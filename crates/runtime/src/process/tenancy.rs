@@ -99,6 +99,18 @@ impl AccountIsolation {
                 scratch_root.display()
             )));
         }
+        // The tasks' users must reach their directories.
+        for dir in scratch_root.ancestors().skip(1) {
+            let mode = fs::metadata(dir)?.mode();
+            if mode & 0o001 == 0 {
+                return Err(io::Error::other(format!(
+                    "{} is not searchable by other users, so tasks running as them could not \
+                     reach their directories under {} (set TMPDIR elsewhere)",
+                    dir.display(),
+                    scratch_root.display()
+                )));
+            }
+        }
         Ok(AccountIsolation {
             uid_base,
             uids_file,
