@@ -91,22 +91,21 @@ impl ProcessRuntime {
     /// What isolation this runtime's containers get on this host, in a
     /// sentence, for the agent's log.
     pub fn isolation(&self) -> String {
-        let tree = "a stopped container's processes are all killed, including those that \
-                    left its process group or session";
         let cgroups = if !self.cgroups {
             Err("turned off".to_string())
         } else {
             cgroup::parent_dir().and_then(|dir| probe_cgroups(&dir).map(|()| dir))
         };
+        let rest = "no namespaces; CPU and memory are not limited";
         match cgroups {
             Ok(dir) => format!(
-                "each container runs in a cgroup of its own under {} and {tree}; no \
-                 namespaces, CPU and memory are not limited",
+                "each container runs in a cgroup of its own under {}, so stopping it kills \
+                 every process it started; {rest}",
                 dir.display()
             ),
             Err(why) => format!(
-                "no cgroup per container ({why}): the shim is a child subreaper and {tree} \
-                 by walking its process tree; no namespaces, CPU and memory are not limited"
+                "no cgroup per container ({why}): stopping one kills every process it \
+                 started by walking its shim's process tree (a child subreaper); {rest}"
             ),
         }
     }
