@@ -304,6 +304,14 @@ pub fn sandbox_refusal<'a>(
         if spec.privileged {
             return refuse(format!("container '{name}' asks to run privileged"));
         }
+        // awslogs is read back by the agent (no driver is handed to the
+        // Engine); any other driver would be, and could reach a host socket.
+        if let Some(d) = &spec.log_driver {
+            return refuse(format!(
+                "container '{name}' asks for the {} log driver",
+                d.driver
+            ));
+        }
         if let Some(d) = spec.linux.devices.first() {
             return refuse(format!(
                 "container '{name}' asks for the host device {}",
