@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import time
@@ -375,7 +376,16 @@ def assert_private(root):
         assert mode & 0o077 == 0, f"{path} is {mode:o}"
 
 
-def secret_task(acct, launch, tmp_path):
+@pytest.fixture
+def signals():
+    """A directory where a task, whatever its uid, can see the test's signal."""
+    d = Path(tempfile.mkdtemp(prefix="berth-go-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def secret_task(acct, launch, signals):
     """A task that gets a Secrets Manager secret, an SSM SecureString and
     registry credentials, checks them (by hash: the value must not reach the
     definition or the output) and waits for `go`; returns (arn, values, go)."""
@@ -386,10 +396,7 @@ def secret_task(acct, launch, tmp_path):
     registry = acct.sm.create_secret(Name=acct.name("sec/registry"), SecretString=json.dumps(
         {"username": "robot", "password": values[2]}))
     want = [hashlib.sha256(v.encode()).hexdigest() for v in values[:2]]
-    # Where the task (whatever its uid) can see the test's signal.
-    signals = Path(tempfile.mkdtemp(prefix="berth-go-", dir="/tmp"))
-    signals.chmod(0o755)
-    go = signals / "go"
+    go = signals / f"go-{uuid.uuid4().hex[:8]}"
     script = ('h() { printf %s "$1" | sha256sum | cut -d" " -f1; }; '
               f'[ "$(h "$PLAIN")" = {want[0]} ] && [ "$(h "$PARAM")" = {want[1]} ] '
               '&& echo secrets-match || echo secrets-differ; '
@@ -417,11 +424,11 @@ def check_secrets_at_rest(srv, acct, arn, values, go, data_dirs, logs):
     return task
 
 
-def test_secrets_are_in_no_file_of_the_server(two_accounts, accounts, tmp_path):
+def test_secrets_are_in_no_file_of_the_server(two_accounts, accounts, signals):
     """FARGATE on the managed capacity: the server's data dir holds its
     agent's state too (DATA_DIR/agent)."""
     _, b = accounts
-    arn, values, go = secret_task(b, "FARGATE", tmp_path)
+    arn, values, go = secret_task(b, "FARGATE", signals)
     data = two_accounts.data_dir
     check_secrets_at_rest(two_accounts, b, arn, values, go, [data],
                           [two_accounts.log_path])
@@ -429,10 +436,10 @@ def test_secrets_are_in_no_file_of_the_server(two_accounts, accounts, tmp_path):
     assert (data.stat().st_mode & 0o077) == 0
 
 
-def test_secrets_are_in_no_file_of_an_agent(two_accounts, accounts, agent_b, tmp_path):
+def test_secrets_are_in_no_file_of_an_agent(two_accounts, accounts, agent_b, signals):
     _, b = accounts
     agent, _ = agent_b
-    arn, values, go = secret_task(b, "EC2", tmp_path)
+    arn, values, go = secret_task(b, "EC2", signals)
     check_secrets_at_rest(two_accounts, b, arn, values, go,
                           [agent.data_dir, two_accounts.data_dir],
                           [two_accounts.log_path, agent.log_path])
