@@ -178,6 +178,8 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
             secret_access_key: secret,
             account_id: std::env::var("BERTH_ACCOUNT_ID").unwrap_or_else(|_| "000000000000".into()),
             principal_arn: None,
+            policy: None,
+            policy_file: None,
         });
     }
     let http = args.http.options(&file.http)?;

@@ -191,6 +191,14 @@ pub struct CredentialEntry {
     pub account_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_arn: Option<String>,
+    /// An IAM-style policy document (JSON) that limits what this key may
+    /// do; without one (and without `policy_file`) the key may do
+    /// everything in its account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// A file holding a policy document (JSON), as `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -132,6 +132,8 @@ fn generate() -> CredentialEntry {
         secret_access_key: random_string(40, SECRET),
         account_id: account,
         principal_arn: None,
+        policy: None,
+        policy_file: None,
     }
 }
 

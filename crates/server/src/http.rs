@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub struct AppState {
+    /// Per-key IAM-style policies (a key without one may do everything
+    /// in its account).
+    policies: crate::authorize::Policies,
     services: crate::services::Services,
     verifier: Verifier,
     regions: Option<Vec<String>>,
@@ -36,8 +39,10 @@ impl AppState {
         verifier: Verifier,
         regions: Option<Vec<String>>,
         http: &HttpOptions,
+        policies: crate::authorize::Policies,
     ) -> Arc<Self> {
         Arc::new(AppState {
+            policies,
             services,
             verifier,
             regions,
@@ -256,5 +261,6 @@ async fn process(
         request_id: request_id.to_string(),
     };
     tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+    state.policies.check(&ctx, service, &op, body)?;
     services::call(&state.services, service, &op, &target, &ctx, body).await
 }

@@ -3,6 +3,7 @@
 //! JSON 1.1 envelope. Startup prepares the data directory: the store,
 //! credentials and the key that signs pagination tokens.
 
+mod authorize;
 pub mod config;
 mod conn;
 pub mod credentials;
@@ -78,6 +79,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     spawn_sweeper(ecs.clone());
     // The service scheduler: keeps every service's tasks as it asks.
     tokio::spawn(ecs.clone().run_services());
+    // Per-key policies: a bad one stops the server here, with its reason.
+    let policies = authorize::Policies::from_entries(&config.credentials)?;
     let state = http::AppState::new(
         services::Services {
             ecs,
@@ -88,6 +91,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         verifier,
         config.regions.clone(),
         &config.http,
+        policies,
     );
     // What clients trust the server's certificate by (`berth env` prints
     // it as AWS_CA_BUNDLE); none when serving plain http.
