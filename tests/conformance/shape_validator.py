@@ -79,6 +79,10 @@ COMMON_ERRORS: dict[str, frozenset[int]] = {
     "AccessDeniedException": frozenset({400, 403}),
     "ThrottlingException": frozenset({400}),
     "ValidationException": frozenset({400}),
+    # Front-end refusals before an operation runs: no room left in the
+    # request-body budget (SDKs retry it), and a body sent too slowly.
+    "ServiceUnavailableException": frozenset({503}),
+    "RequestTimeoutException": frozenset({408}),
 }
 
 #: ECS's ServerException is not marked ``fault`` in the model, but the API
