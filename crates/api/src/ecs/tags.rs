@@ -1,10 +1,12 @@
 //! TagResource, UntagResource, ListTagsForResource for every taggable
-//! resource berth keeps: clusters, task definitions and services.
+//! resource berth keeps: clusters, task definitions, services, task sets,
+//! tasks and container instances.
 
 use super::services::{self, ServiceDoc};
-use super::task_definitions;
-use super::{clusters, Ecs};
-use crate::records::{kind, retry, scope, Attempt, Versioned};
+use super::tasks::TaskDoc;
+use super::Ecs;
+use super::{clusters, container_instances, task_definitions};
+use crate::records::{kind, load, retry, scope, Attempt, Versioned};
 use berth_core::service::status;
 use berth_core::{arn::Arn, tags, EcsError};
 use berth_wire::ecs::*;
@@ -16,6 +18,12 @@ enum Target {
     TaskDefinition(String, i32),
     /// Cluster and service name.
     Service(String, String),
+    /// Cluster, service name and task set id.
+    TaskSet(String, String, String),
+    /// Cluster (absent in the old ARN format `task/ID`) and task id.
+    Task(Option<String>, String),
+    /// Cluster and container instance id.
+    ContainerInstance(String, String),
 }
 
 fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
@@ -55,6 +63,34 @@ fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> 
             }
             Ok(Target::Service(cluster.to_string(), name.to_string()))
         }
+        // The id is `ecs-svc/NNN`: it has a slash of its own.
+        ("task-set", rest) => {
+            match rest.splitn(3, '/').collect::<Vec<_>>()[..] {
+                [c, s, id] if !c.is_empty() && !s.is_empty() && !id.is_empty() => Ok(
+                    Target::TaskSet(c.to_string(), s.to_string(), id.to_string()),
+                ),
+                _ => Err(EcsError::invalid(format!(
+                    "The ARN '{resource_arn}' does not name a task set."
+                ))),
+            }
+        }
+        ("task", rest) => match rest.split('/').collect::<Vec<_>>()[..] {
+            [id] if !id.is_empty() => Ok(Target::Task(None, id.to_string())),
+            [c, id] if !c.is_empty() && !id.is_empty() => {
+                Ok(Target::Task(Some(c.to_string()), id.to_string()))
+            }
+            _ => Err(EcsError::invalid(format!(
+                "The ARN '{resource_arn}' does not name a task."
+            ))),
+        },
+        ("container-instance", rest) => match rest.split('/').collect::<Vec<_>>()[..] {
+            [c, id] if !c.is_empty() && !id.is_empty() => {
+                Ok(Target::ContainerInstance(c.to_string(), id.to_string()))
+            }
+            _ => Err(EcsError::invalid(format!(
+                "The ARN '{resource_arn}' does not name a container instance."
+            ))),
+        },
         (t, _) => Err(EcsError::invalid(format!(
             "Tagging is not supported for resources of type '{t}'."
         ))),
@@ -74,10 +110,12 @@ async fn modify_tags(
         Target::TaskDefinition(family, _) => {
             ecs.lock(ctx, kind::TASK_DEFINITION_FAMILY, family).await
         }
-        Target::Service(cluster, name) => {
+        Target::Service(cluster, name) | Target::TaskSet(cluster, name, _) => {
             ecs.lock(ctx, kind::SERVICE, &services::key(cluster, name))
                 .await
         }
+        Target::Task(_, id) => ecs.lock(ctx, kind::TASK, id).await,
+        Target::ContainerInstance(_, id) => ecs.lock(ctx, kind::CONTAINER_INSTANCE, id).await,
     };
     retry(ecs.store(), async || {
         let write = match &t {
@@ -98,6 +136,30 @@ async fn modify_tags(
                     .await?
                     .ok_or_else(not_found)?;
                 change(&mut d.value.tags)?;
+                d.write()
+            }
+            Target::TaskSet(cluster, name, id) => {
+                let mut d = live_service(ecs, ctx, cluster, name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                let ts = task_set_mut(&mut d.value, id).ok_or_else(not_found)?;
+                let mut t = ts.tags.take().unwrap_or_default();
+                change(&mut t)?;
+                ts.tags = (!t.is_empty()).then_some(t);
+                d.write()
+            }
+            Target::Task(cluster, id) => {
+                let mut d = task(ecs, ctx, cluster.as_deref(), id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                change(&mut d.value.tags)?;
+                d.write()
+            }
+            Target::ContainerInstance(cluster, id) => {
+                let mut d = container_instances::find(ecs, ctx, cluster, id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                change(d.value.instance.tags.get_or_insert_with(Vec::new))?;
                 d.write()
             }
         };
@@ -121,6 +183,26 @@ async fn live_service(
     Ok(services::find(ecs, ctx, cluster, name)
         .await?
         .filter(|d| !d.value.is(status::INACTIVE)))
+}
+
+/// A task of this account and region, in `cluster` when the ARN names one.
+async fn task(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: Option<&str>,
+    id: &str,
+) -> Result<Option<Versioned<TaskDoc>>, EcsError> {
+    Ok(load::<TaskDoc>(ecs.store(), &scope(ctx), id)
+        .await?
+        .filter(|d| cluster.is_none_or(|c| d.value.cluster == c)))
+}
+
+/// A live (not deleted) task set of the service.
+fn task_set_mut<'a>(doc: &'a mut ServiceDoc, id: &str) -> Option<&'a mut TaskSet> {
+    doc.revisions
+        .values_mut()
+        .filter_map(|r| r.task_set.as_mut())
+        .find(|ts| ts.id.as_deref() == Some(id) && ts.status.as_deref() != Some("DELETED"))
 }
 
 /// TagResource and UntagResource model `ResourceNotFoundException`;
@@ -185,6 +267,32 @@ pub async fn list(
                 .ok_or_else(not_found_for_list)?
                 .value
                 .tags
+        }
+        Target::TaskSet(cluster, name, id) => {
+            let mut d = live_service(ecs, ctx, &cluster, &name)
+                .await?
+                .ok_or_else(not_found_for_list)?;
+            task_set_mut(&mut d.value, &id)
+                .ok_or_else(not_found_for_list)?
+                .tags
+                .take()
+                .unwrap_or_default()
+        }
+        Target::Task(cluster, id) => {
+            task(ecs, ctx, cluster.as_deref(), &id)
+                .await?
+                .ok_or_else(not_found_for_list)?
+                .value
+                .tags
+        }
+        Target::ContainerInstance(cluster, id) => {
+            container_instances::find(ecs, ctx, &cluster, &id)
+                .await?
+                .ok_or_else(not_found_for_list)?
+                .value
+                .instance
+                .tags
+                .unwrap_or_default()
         }
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags) })

@@ -338,7 +338,8 @@ fn release_write(ctx: &RequestContext, t: &TaskDoc) -> (bool, Option<(Write, Sco
     (same, Some((w, Scope::new(account, region))))
 }
 
-/// The view DescribeTasks and RunTask answer with.
+/// The view DescribeTasks and RunTask answer with (RunTask and StartTask
+/// show the tags the task was given; DescribeTasks only when asked).
 pub fn view(doc: &TaskDoc, include_tags: bool) -> Task {
     let mut t = doc.task.clone();
     t.tags = Some(if include_tags {

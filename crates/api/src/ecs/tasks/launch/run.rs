@@ -76,7 +76,7 @@ pub async fn run(
             let mut tasks = Vec::new();
             for id in &prior.value.task_ids {
                 if let Some(d) = load::<TaskDoc>(ecs.store(), &sc, id).await? {
-                    tasks.push(view(&d.value, false));
+                    tasks.push(view(&d.value, true));
                 }
             }
             return Ok(RunTaskResponse {
@@ -136,7 +136,7 @@ pub async fn run(
         .await?;
     }
     Ok(RunTaskResponse {
-        tasks: Some(tasks.iter().map(|t| view(t, false)).collect()),
+        tasks: Some(tasks.iter().map(|t| view(t, true)).collect()),
         failures: Some(failures),
     })
 }
@@ -189,7 +189,7 @@ pub async fn start(
         failures.extend(launched.failures);
     }
     Ok(StartTaskResponse {
-        tasks: Some(all_tasks.iter().map(|t| view(t, false)).collect()),
+        tasks: Some(all_tasks.iter().map(|t| view(t, true)).collect()),
         failures: Some(failures),
     })
 }
