@@ -158,3 +158,50 @@ def test_berth_env_output_format(server):
     assert env["AWS_ACCESS_KEY_ID"] in {c.access_key_id for c in server.creds}
     secret = {c.access_key_id: c.secret_access_key for c in server.creds}
     assert env["AWS_SECRET_ACCESS_KEY"] == secret[env["AWS_ACCESS_KEY_ID"]]
+
+
+@pytest.mark.berth_only
+def test_berth_logs_prints_a_tasks_awslogs_output(server, ecs, name):
+    """`berth logs --follow` reads a task's awslogs streams (two containers,
+    labelled) until the task stops, with only `berth env`'s environment;
+    `--container` narrows it to one."""
+    cluster, family, group = name("logs"), name("logs"), name("/berth/logs")
+
+    def awslogs():
+        return {"logDriver": "awslogs", "options": {
+            "awslogs-group": group, "awslogs-region": "us-east-1",
+            "awslogs-stream-prefix": "app", "awslogs-create-group": "true"}}
+
+    def sh(cname, script, essential=True):
+        return {"name": cname, "image": "host", "entryPoint": ["/bin/sh", "-c"],
+                "command": [script], "essential": essential, "logConfiguration": awslogs()}
+
+    ecs.create_cluster(clusterName=cluster)
+    ecs.register_task_definition(
+        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512", containerDefinitions=[
+            sh("web", "for i in 1 2 3; do echo web-line-$i; sleep 0.3; done", essential=False),
+            sh("job", "echo job-start; sleep 2; echo job-done")])
+    task = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE",
+                        networkConfiguration={"awsvpcConfiguration": {
+                            "subnets": ["subnet-berth"]}})["tasks"][0]["taskArn"]
+    berth = shlex.quote(str(berth_bin()))
+    script = f"""
+set -euo pipefail
+eval "$({berth} env --data-dir {shlex.quote(str(server.data_dir))})"
+{berth} logs --cluster {cluster} --task {task} --follow
+"""
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [x for x in lines if x.startswith("web | ")] == \
+        ["web | web-line-1", "web | web-line-2", "web | web-line-3"]
+    assert [x for x in lines if x.startswith("job | ")] == ["job | job-start", "job | job-done"]
+    only = server.run_cli("logs", "--data-dir", str(server.data_dir), "--cluster", cluster,
+                          "--task", task.rsplit("/", 1)[1], "--container", "job")
+    assert only.splitlines() == ["job-start", "job-done"]
+    r = subprocess.run([str(berth_bin()), "logs", "--data-dir", str(server.data_dir),
+                        "--cluster", cluster, "--task", "0" * 32],
+                       capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode != 0 and "no task" in r.stderr, r.stderr

@@ -238,7 +238,8 @@ impl HttpControlPlane {
     }
 
     /// A call signed for `service` (`ecs`, or `logs` for CloudWatch Logs).
-    async fn call_service<I: Serialize, O: DeserializeOwned>(
+    /// Public for the `berth` commands that read from a server as a client.
+    pub async fn call_service<I: Serialize, O: DeserializeOwned>(
         &self,
         service: &str,
         target: &str,

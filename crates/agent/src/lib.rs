@@ -15,7 +15,7 @@
 mod control;
 pub mod envfile;
 pub mod http;
-mod logs;
+pub mod logs;
 mod runner;
 pub mod secret_ref;
 mod spec;

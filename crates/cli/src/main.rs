@@ -5,6 +5,7 @@
 
 mod agent;
 mod env;
+mod logs;
 mod runtime;
 mod tenancy;
 
@@ -22,7 +23,9 @@ use std::path::PathBuf;
 #[command(
     name = "berth",
     version,
-    about = "A self-hosted container orchestrator that speaks the Amazon ECS API"
+    about = "A self-hosted container orchestrator that speaks the Amazon ECS API",
+    after_help = "Logging: BERTH_LOG (or RUST_LOG) takes tracing filter directives, e.g. \
+                  BERTH_LOG=debug or BERTH_LOG=info,berth_api=debug (default: info)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +40,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Print `export AWS_...` lines that point the aws-cli and boto3 at a berth server.
     Env(env::EnvArgs),
+    /// Print a task's awslogs output (`--follow` until it stops).
+    Logs(logs::LogsArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -224,7 +229,9 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
 fn main() -> anyhow::Result<()> {
     // bollard logs the Engine's answers at debug level, and a container's
     // inspect holds its environment (secret values): never below warn.
+    // BERTH_LOG first, then the conventional RUST_LOG.
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| "info".into())
         .add_directive("bollard=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
@@ -240,6 +247,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Agent(args) => tokio::runtime::Runtime::new()?.block_on(agent::run(args)),
         Command::Env(args) => env::print(args),
+        Command::Logs(args) => tokio::runtime::Runtime::new()?.block_on(logs::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }
