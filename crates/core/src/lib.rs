@@ -14,6 +14,7 @@ pub mod error;
 pub mod fargate;
 pub mod names;
 pub mod pagination;
+pub mod query;
 pub mod service;
 pub mod tags;
 pub mod task;

@@ -61,6 +61,27 @@ as_known!(
     berth_wire::ecs::TaskDefinitionStatus
 );
 
+/// A task definition's constraints: at most 10, each a `memberOf` whose
+/// expression parses.
+fn placement_constraints(
+    list: &[berth_wire::ecs::TaskDefinitionPlacementConstraint],
+) -> Result<(), EcsError> {
+    if list.len() > 10 {
+        return Err(EcsError::invalid("Maximum number of constraints is 10."));
+    }
+    for c in list {
+        if c.r#type != Some(berth_wire::ecs::TaskDefinitionPlacementConstraintType::MemberOf) {
+            return Err(EcsError::invalid(
+                "Task definition placement constraints must be of type memberOf.",
+            ));
+        }
+        let text = c.expression.as_deref().unwrap_or_default();
+        crate::query::parse(text)
+            .map_err(|e| EcsError::invalid(format!("Invalid expression '{text}': {e}.")))?;
+    }
+    Ok(())
+}
+
 /// Checks a registration request as ECS does. Errors are `ClientException`
 /// for definition problems and `InvalidParameterException` for malformed
 /// parameter values, matching ECS's split.
@@ -76,6 +97,7 @@ pub fn validate(req: &RegisterTaskDefinitionRequest) -> Result<(), EcsError> {
     for c in req.requires_compatibilities.iter().flatten() {
         check_enum("requiresCompatibilities", Some(c))?;
     }
+    placement_constraints(req.placement_constraints.as_deref().unwrap_or_default())?;
     let mode = effective_network_mode(req.network_mode.as_ref());
     let fargate = requires(req, Compatibility::Fargate);
 

@@ -17,6 +17,8 @@ pub enum Reason {
     Attribute,
     /// `distinctInstance`: the instance already has a task of this request.
     DistinctInstance,
+    /// `memberOf`: an expression does not select the instance.
+    MemberOf,
 }
 
 impl Reason {
@@ -30,6 +32,7 @@ impl Reason {
             Reason::Ports => "RESOURCE:PORTS",
             Reason::Attribute => "ATTRIBUTE",
             Reason::DistinctInstance => "DistinctInstance placement constraint unsatisfied.",
+            Reason::MemberOf => "MemberOf placement constraint unsatisfied.",
         }
     }
 }

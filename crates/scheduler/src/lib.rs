@@ -12,7 +12,7 @@ mod snapshot;
 
 pub use berth_core::task::{Demand, Protocol};
 pub use feasibility::Reason;
-pub use snapshot::Instance;
+pub use snapshot::{Details, Instance};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -43,6 +43,10 @@ pub struct Request {
     pub strategies: Vec<Strategy>,
     /// `distinctInstance`: no two tasks of this request on one instance.
     pub distinct_instance: bool,
+    /// `memberOf`: only instances every one of these expressions selects.
+    pub member_of: Vec<berth_core::query::Expr>,
+    /// The tasks' group (`task:group` in expressions counts them).
+    pub group: Option<String>,
     /// Seeds the random choices, so a plan is reproducible in tests.
     pub seed: u64,
 }
@@ -70,7 +74,10 @@ pub fn place(instances: &[Instance], req: &Request) -> Vec<Placement> {
                 let reason = if req.distinct_instance && used_by_request.contains(&inst.id) {
                     Some(Reason::DistinctInstance)
                 } else {
-                    feasibility::check(inst, &req.demand)
+                    feasibility::check(inst, &req.demand).or_else(|| {
+                        let outside = req.member_of.iter().any(|e| !e.matches(inst));
+                        outside.then_some(Reason::MemberOf)
+                    })
                 };
                 match reason {
                     None => feasible.push(i),
@@ -79,7 +86,7 @@ pub fn place(instances: &[Instance], req: &Request) -> Vec<Placement> {
             }
             match scoring::best(&pool, &feasible, &req.strategies, &mut rng) {
                 Some(i) => {
-                    pool[i].reserve(&req.demand);
+                    pool[i].reserve(&req.demand, req.group.as_deref());
                     used_by_request.push(pool[i].id.clone());
                     Placement::Placed(pool[i].id.clone())
                 }

@@ -17,6 +17,7 @@ fn inst(id: &str, cpu: i64, memory: i64) -> Instance {
         attributes: BTreeMap::new(),
         tasks: 0,
         awsvpc_shares_host: false,
+        details: Default::default(),
     }
 }
 
@@ -30,6 +31,8 @@ fn request(cpu: i64, memory: i64, count: usize, strategies: Vec<Strategy>) -> Re
         count,
         strategies,
         distinct_instance: false,
+        member_of: vec![],
+        group: None,
         seed: 7,
     }
 }
@@ -199,6 +202,7 @@ fn arb_instance() -> impl proptest::strategy::Strategy<Value = Instance> {
             attributes: BTreeMap::new(),
             tasks: 0,
             awsvpc_shares_host: false,
+            details: Default::default(),
         })
 }
 
@@ -221,7 +225,7 @@ proptest! {
         }
         let strategies = if binpack { vec![Strategy::Binpack(BinpackField::Memory)] } else { vec![Strategy::Spread("instanceId".into())] };
         let demand = Demand { cpu, memory, host_ports: port.map(|p| vec![(Protocol::Tcp, p)]).unwrap_or_default(), awsvpc_ports: vec![], attributes: vec![] };
-        let req = Request { demand: demand.clone(), count, strategies, distinct_instance: false, seed };
+        let req = Request { demand: demand.clone(), count, strategies, distinct_instance: false, member_of: vec![], group: None, seed };
         let out = place(&pool, &req);
         prop_assert_eq!(out.len(), count);
         let mut after = pool.clone();
@@ -231,7 +235,7 @@ proptest! {
                     let inst = after.iter_mut().find(|i| &i.id == id).unwrap();
                     prop_assert!(inst.active && inst.connected);
                     prop_assert!(demand.host_ports.iter().all(|p| !inst.ports.contains(p)));
-                    inst.reserve(&demand);
+                    inst.reserve(&demand, None);
                     prop_assert!(inst.cpu >= 0 && inst.memory >= 0);
                 }
                 Placement::Unplaced(_) => {
@@ -240,4 +244,58 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn member_of_places_only_where_the_expression_selects() {
+    let zone = |id: &str, az: &str, stack: &str| {
+        let mut i = inst(id, 1024, 1024);
+        i.attributes
+            .insert("ecs.availability-zone".into(), Some(az.into()));
+        i.attributes.insert("stack".into(), Some(stack.into()));
+        i
+    };
+    let pool = vec![
+        zone("a", "us-east-1a", "prod"),
+        zone("b", "us-east-1b", "dev"),
+        zone("c", "us-east-1c", "prod"),
+        zone("d", "us-east-1b", "prod"),
+    ];
+    let mut req = request(10, 10, 6, vec![Strategy::Spread("instanceId".into())]);
+    req.member_of = vec![berth_core::query::parse(
+        "attribute:ecs.availability-zone in [us-east-1a, us-east-1b] and attribute:stack == prod",
+    )
+    .unwrap()];
+    let placed = place(&pool, &req);
+    let mut on: Vec<String> = placed
+        .iter()
+        .map(|p| match p {
+            Placement::Placed(id) => id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    on.sort();
+    assert_eq!(on, ["a", "a", "a", "d", "d", "d"]);
+
+    // Nowhere selected: every instance refuses with ECS's reason.
+    req.member_of = vec![berth_core::query::parse("attribute:stack == staging").unwrap()];
+    req.count = 1;
+    match &place(&pool, &req)[0] {
+        Placement::Unplaced(why) => assert!(why.iter().all(|(_, r)| *r == Reason::MemberOf)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn task_group_counts_the_tasks_placed_in_the_same_plan() {
+    let pool = vec![inst("a", 4096, 4096), inst("b", 4096, 4096)];
+    // Only where no task of the group runs yet: one per instance.
+    let mut req = request(10, 10, 3, vec![Strategy::Binpack(BinpackField::Memory)]);
+    req.group = Some("service:web".into());
+    req.member_of = vec![berth_core::query::parse("task:group != service:web").unwrap()];
+    let placed = place(&pool, &req);
+    assert!(matches!(&placed[0], Placement::Placed(_)));
+    assert!(matches!(&placed[1], Placement::Placed(_)));
+    assert_ne!(placed[0], placed[1]);
+    assert!(matches!(&placed[2], Placement::Unplaced(_)));
 }

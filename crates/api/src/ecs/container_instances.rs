@@ -7,7 +7,7 @@
 //! from the instance's registration and the tasks on it that have not
 //! stopped, so they are exact at every moment and cannot drift.
 
-use super::tasks::{self, TaskDoc};
+use super::tasks::{self, AssignmentDoc, TaskDoc};
 use super::{clusters, Ecs};
 use crate::records::{
     self, kind, load, retry, scope, too_contended, try_commit, Attempt, Record, Versioned,
@@ -377,29 +377,50 @@ pub async fn list(
         .await?
         .value
         .id();
-    if input.filter.is_some() {
-        return Err(EcsError::invalid(
-            "The cluster query language (filter) is not supported by berth yet.",
-        ));
-    }
+    let filter_expr = match input.filter.as_deref() {
+        Some(text) => Some(crate::ecs::tasks::launch::expression(Some(text))?),
+        None => None,
+    };
     let limit = page_size(input.max_results, 100, 100)?;
     if let Some(s) = input.status.as_ref().filter(|s| !s.is_known()) {
         return Err(EcsError::invalid(format!("Invalid status '{s}'.")));
     }
     let status = input.status.as_ref().map(|s| s.as_str().to_string());
-    let filter = format!("{cluster}|{status:?}");
+    let filter = format!(
+        "{cluster}|{status:?}|{}",
+        input.filter.as_deref().unwrap_or_default()
+    );
     let pager = ecs.pager(ctx, "ListContainerInstances", &filter, limit);
     let q = Query {
         parent: Some(cluster),
         status: status.clone(),
         after: pager.start(input.next_token.as_deref())?,
-        limit: 1000,
+        // A filter may pass few: read on, so that a page is never cut short.
+        limit: if filter_expr.is_some() { 100_000 } else { 1000 },
         ..Default::default()
     };
     let mut docs = records::list::<InstanceDoc>(ecs.store(), &scope(ctx), &q).await?;
     // Without a status filter ECS lists every state but INACTIVE.
     if status.is_none() {
         docs.retain(|d| d.value.instance.status.as_deref() != Some(INACTIVE));
+    }
+    if let Some(expr) = &filter_expr {
+        let on_them = records::list::<AssignmentDoc>(
+            ecs.store(),
+            &scope(ctx),
+            &Query {
+                limit: 1_000_000,
+                ..Default::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(|a| a.value)
+        .collect::<Vec<_>>();
+        docs.retain(|d| {
+            let seen = crate::ecs::tasks::launch::scheduler_instance(ecs, &d.value, &on_them);
+            expr.matches(&seen)
+        });
     }
     let next_token = pager.finish(&mut docs, |d| d.value.sort());
     Ok(ListContainerInstancesResponse {

@@ -111,22 +111,7 @@ pub fn placement(
             _ => {}
         }
     }
-    for c in constraints {
-        match c.r#type.as_ref() {
-            Some(PlacementConstraintType::DistinctInstance) if c.expression.is_some() => {
-                return Err(EcsError::invalid(
-                    "distinctInstance expression should not be specified.",
-                ))
-            }
-            Some(PlacementConstraintType::DistinctInstance) => {}
-            Some(PlacementConstraintType::MemberOf) => {
-                return Err(EcsError::invalid(
-                    "memberOf placement constraints are not supported by berth yet.",
-                ))
-            }
-            _ => return Err(EcsError::invalid("Invalid placement constraint type.")),
-        }
-    }
+    crate::ecs::tasks::launch::constraints_of(Some(constraints))?;
     Ok(())
 }
 

@@ -141,6 +141,9 @@ pub struct AssignmentDoc {
     /// The task's reservation, which placement counts against the instance.
     #[serde(rename = "needs")]
     pub reserved: Demand,
+    /// The task's group, for `task:group` in placement expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Record for AssignmentDoc {
@@ -315,6 +318,7 @@ fn assignment_update(ctx: &RequestContext, t: &TaskDoc) -> Option<Write> {
         task_id: t.id.clone(),
         instance_id: t.instance_id.clone()?,
         reserved: t.reserved.clone(),
+        group: t.task.group.clone(),
     };
     Some(Write::Put {
         doc: crate::records::to_doc(&a, 0),

@@ -31,7 +31,10 @@ mod plan;
 mod prepare;
 mod run;
 
-pub(crate) use place::{place, scheduler_strategies, snapshot, PlacementRequest};
+pub(crate) use place::{
+    constraints_of, expression, place, scheduler_instance, scheduler_strategies, snapshot,
+    PlacementRequest,
+};
 pub(crate) use plan::{plan, Launched};
 pub(crate) use prepare::{prepare, Launch, LaunchSpec};
 pub(crate) use run::launch_type_of;

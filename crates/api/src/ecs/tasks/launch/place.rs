@@ -5,7 +5,7 @@
 use super::super::*;
 use super::Launch;
 use crate::ecs::MANAGED_CLUSTER;
-use berth_core::task::Demand;
+use berth_core::query;
 
 /// How to place a launch's tasks.
 #[derive(Debug, Clone)]
@@ -15,6 +15,9 @@ pub(crate) struct PlacementRequest {
     pub strategies: Vec<scheduler::Strategy>,
     /// `distinctInstance`: no two of these tasks on one instance.
     pub distinct_instance: bool,
+    /// `memberOf` expressions of the request (the task definition's are
+    /// added at placement).
+    pub member_of: Vec<query::Expr>,
     /// StartTask: only the instances with these ids.
     pub only: Option<Vec<String>>,
     /// Seeds the scheduler's random choices.
@@ -29,10 +32,12 @@ impl PlacementRequest {
         strategies: Option<&[PlacementStrategy]>,
         constraints: Option<&[PlacementConstraint]>,
     ) -> Result<PlacementRequest, EcsError> {
+        let (distinct_instance, member_of) = constraints_of(constraints)?;
         Ok(PlacementRequest {
             count,
             strategies: scheduler_strategies(strategies)?,
-            distinct_instance: distinct_instance(constraints)?,
+            distinct_instance,
+            member_of,
             only: None,
             seed: rand::random(),
         })
@@ -68,20 +73,55 @@ pub(crate) fn scheduler_strategies(
         .collect()
 }
 
-fn distinct_instance(constraints: Option<&[PlacementConstraint]>) -> Result<bool, EcsError> {
+/// ECS's limit on placement constraints of one task, the task
+/// definition's included.
+pub(crate) const MAX_CONSTRAINTS: usize = 10;
+
+/// `distinctInstance` and the parsed `memberOf` expressions of `constraints`.
+pub(crate) fn constraints_of(
+    constraints: Option<&[PlacementConstraint]>,
+) -> Result<(bool, Vec<query::Expr>), EcsError> {
+    let list = constraints.unwrap_or_default();
+    if list.len() > MAX_CONSTRAINTS {
+        return Err(EcsError::invalid(format!(
+            "Maximum number of constraints is {MAX_CONSTRAINTS}."
+        )));
+    }
     let mut distinct = false;
-    for c in constraints.into_iter().flatten() {
+    let mut member_of = Vec::new();
+    for c in list {
         match c.r#type.as_ref() {
+            Some(PlacementConstraintType::DistinctInstance) if c.expression.is_some() => {
+                return Err(EcsError::invalid(
+                    "distinctInstance expression should not be specified.",
+                ))
+            }
             Some(PlacementConstraintType::DistinctInstance) => distinct = true,
             Some(PlacementConstraintType::MemberOf) => {
-                return Err(EcsError::invalid(
-                    "memberOf placement constraints are not supported by berth yet.",
-                ))
+                member_of.push(expression(c.expression.as_deref())?)
             }
             _ => return Err(EcsError::invalid("Invalid placement constraint type.")),
         }
     }
-    Ok(distinct)
+    Ok((distinct, member_of))
+}
+
+/// A `memberOf` constraint's expression, parsed.
+pub(crate) fn expression(text: Option<&str>) -> Result<query::Expr, EcsError> {
+    let text = text
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| EcsError::invalid("memberOf constraint must have an expression."))?;
+    query::parse(text).map_err(|e| EcsError::invalid(format!("Invalid expression '{text}': {e}.")))
+}
+
+/// The `memberOf` expressions of a task definition's `placementConstraints`.
+fn task_definition_member_of(td: &TaskDefinition) -> Vec<query::Expr> {
+    td.placement_constraints
+        .iter()
+        .flatten()
+        .filter(|c| c.r#type == Some(TaskDefinitionPlacementConstraintType::MemberOf))
+        .filter_map(|c| query::parse(c.expression.as_deref()?).ok())
+        .collect()
 }
 
 /// The instances a launch may use, as read: the cluster's, or for FARGATE
@@ -150,12 +190,11 @@ pub(crate) async fn snapshot(
         limit: 1_000_000,
         ..Default::default()
     };
-    let reservations: Vec<(String, Demand)> =
-        records::list::<AssignmentDoc>(ecs.store(), &scope, &aq)
-            .await?
-            .into_iter()
-            .map(|a| (a.value.instance_id, a.value.reserved))
-            .collect();
+    let reservations = records::list::<AssignmentDoc>(ecs.store(), &scope, &aq)
+        .await?
+        .into_iter()
+        .map(|a| a.value)
+        .collect::<Vec<_>>();
     let pool = instances
         .iter()
         .map(|d| scheduler_instance(ecs, &d.value, &reservations))
@@ -167,11 +206,12 @@ pub(crate) async fn snapshot(
     })
 }
 
-/// An instance as the scheduler sees it, with its tasks' reservations.
-fn scheduler_instance(
+/// An instance as the scheduler (and the cluster query language) sees it,
+/// with its tasks' reservations and groups.
+pub(crate) fn scheduler_instance(
     ecs: &Ecs,
     d: &InstanceDoc,
-    reservations: &[(String, Demand)],
+    reservations: &[AssignmentDoc],
 ) -> scheduler::Instance {
     let (cpu, memory, ports) = d.registered();
     let mut inst = scheduler::Instance {
@@ -190,9 +230,19 @@ fn scheduler_instance(
             .collect(),
         tasks: 0,
         awsvpc_shares_host: awsvpc_shares_host(d),
+        details: scheduler::Details {
+            agent_version: d
+                .instance
+                .version_info
+                .as_ref()
+                .and_then(|v| v.agent_version.clone()),
+            ec2_instance_id: d.instance.ec2_instance_id.clone(),
+            registered_at: d.instance.registered_at.map(|t| t.as_secs_f64() as i64),
+            groups: Default::default(),
+        },
     };
-    for (_, r) in reservations.iter().filter(|(i, _)| *i == d.id) {
-        inst.reserve(r);
+    for a in reservations.iter().filter(|a| a.instance_id == d.id) {
+        inst.reserve(&a.reserved, a.group.as_deref());
     }
     inst
 }
@@ -211,6 +261,13 @@ pub(crate) fn place(
             count: request.count,
             strategies: request.strategies.clone(),
             distinct_instance: request.distinct_instance,
+            member_of: request
+                .member_of
+                .iter()
+                .cloned()
+                .chain(task_definition_member_of(&launch.td))
+                .collect(),
+            group: Some(launch.group.clone()),
             seed: request.seed,
         },
     )

@@ -88,6 +88,7 @@ fn assignment(ctx: &RequestContext, t: &TaskDoc) -> Versioned<AssignmentDoc> {
         task_id: t.id.clone(),
         instance_id: t.instance_id.clone().unwrap_or_default(),
         reserved: t.reserved.clone(),
+        group: t.task.group.clone(),
     })
 }
 
