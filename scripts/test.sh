@@ -11,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 
+step "third-party tools the suite drives unchanged, from PyPI, one virtualenv each (tests/thirdparty)"
+scripts/thirdparty-venvs.sh
+
 step "Debian packages: a static busybox (test images are built from it; nothing can be pulled), docker-registry (a private registry for repositoryCredentials)"
 missing=()
 if ! command -v busybox >/dev/null 2>&1 || ldd "$(command -v busybox)" >/dev/null 2>&1; then
@@ -41,4 +44,4 @@ step "unit and integration tests (cargo test)"
 cargo test --quiet --workspace
 
 step "conformance suite: real berth server, aws-cli and boto3 (pytest)"
-BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest tests/conformance -q -p no:cacheprovider
+BERTH_THIRDPARTY=required BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest tests/conformance -q -p no:cacheprovider
