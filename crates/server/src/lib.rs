@@ -55,6 +55,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let ecs = Ecs::with_timings(store.clone(), token_key.clone(), config.timings.clone())
         .with_endpoint(&endpoint);
+    let upgraded = ecs
+        .upgrade_stored()
+        .await
+        .map_err(|e| anyhow::anyhow!("upgrading stored documents: {e}"))?;
+    if upgraded > 0 {
+        tracing::info!(
+            documents = upgraded,
+            "upgraded documents stored by an earlier version"
+        );
+    }
     let secrets = SecretsManager::new(store.clone(), token_key.clone(), vault.clone());
     let ssm = ParameterStore::new(store.clone(), token_key.clone(), vault);
     let logs = Logs::new(store, token_key);

@@ -392,7 +392,7 @@ pub async fn list(
     );
     let pager = ecs.pager(ctx, "ListContainerInstances", &filter, limit);
     let q = Query {
-        parent: Some(cluster),
+        parent: Some(cluster.clone()),
         status: status.clone(),
         after: pager.start(input.next_token.as_deref())?,
         // A filter may pass few: read on, so that a page is never cut short.
@@ -409,6 +409,7 @@ pub async fn list(
             ecs.store(),
             &scope(ctx),
             &Query {
+                sort_prefix: Some(AssignmentDoc::cluster_prefix(&cluster)),
                 limit: 1_000_000,
                 ..Default::default()
             },

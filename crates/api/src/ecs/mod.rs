@@ -11,6 +11,7 @@ mod sweeper;
 mod tags;
 mod task_definitions;
 mod tasks;
+mod upgrade;
 mod work;
 
 use crate::locks::StripedLocks;

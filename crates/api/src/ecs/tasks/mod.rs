@@ -138,6 +138,12 @@ pub struct AssignmentDoc {
     pub region: String,
     pub task_id: String,
     pub instance_id: String,
+    /// The instance's cluster (berth's managed one for FARGATE): the sort
+    /// key starts with it, so placement reads one cluster's reservations
+    /// by an index range rather than every assignment of the scope.
+    /// Empty in documents stored before; `Ecs::upgrade_stored` fills it.
+    #[serde(default)]
+    pub cluster: String,
     /// The task's reservation, which placement counts against the instance.
     #[serde(rename = "needs")]
     pub reserved: Demand,
@@ -153,6 +159,25 @@ impl Record for AssignmentDoc {
     }
     fn parent(&self) -> String {
         self.instance_id.clone()
+    }
+    fn sort(&self) -> String {
+        format!("{}\t{}", self.cluster, self.id())
+    }
+}
+
+impl AssignmentDoc {
+    /// The sort-key prefix of a cluster's assignments.
+    pub fn cluster_prefix(cluster: &str) -> String {
+        format!("{cluster}\t")
+    }
+}
+
+/// The cluster of the instance `t` is assigned to.
+pub fn instance_cluster(t: &TaskDoc) -> String {
+    if t.instance_scope_is_own() {
+        t.cluster.clone()
+    } else {
+        crate::ecs::MANAGED_CLUSTER.to_string()
     }
 }
 
@@ -317,6 +342,7 @@ fn assignment_update(ctx: &RequestContext, t: &TaskDoc) -> Option<Write> {
         region: ctx.region.clone(),
         task_id: t.id.clone(),
         instance_id: t.instance_id.clone()?,
+        cluster: t.cluster.clone(),
         reserved: t.reserved.clone(),
         group: t.task.group.clone(),
     };

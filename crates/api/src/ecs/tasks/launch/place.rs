@@ -170,7 +170,7 @@ pub(crate) async fn snapshot(
         launch.cluster_name()
     };
     let q = Query {
-        parent: Some(parent),
+        parent: Some(parent.clone()),
         limit: 100_000,
         ..Default::default()
     };
@@ -186,7 +186,9 @@ pub(crate) async fn snapshot(
             EcsError::invalid("No Container Instances were found in your cluster.")
         });
     }
+    // Only this cluster's reservations: an index range, not the scope.
     let aq = Query {
+        sort_prefix: Some(AssignmentDoc::cluster_prefix(&parent)),
         limit: 1_000_000,
         ..Default::default()
     };

@@ -87,6 +87,7 @@ fn assignment(ctx: &RequestContext, t: &TaskDoc) -> Versioned<AssignmentDoc> {
         region: ctx.region.clone(),
         task_id: t.id.clone(),
         instance_id: t.instance_id.clone().unwrap_or_default(),
+        cluster: instance_cluster(t),
         reserved: t.reserved.clone(),
         group: t.task.group.clone(),
     })

@@ -347,3 +347,52 @@ async fn fargate_overrides_cannot_add_host_environment_files() {
     prepare(ecs, ctx, ec2).await.unwrap();
     prepare(ecs, ctx, fargate_spec("fg", None)).await.unwrap();
 }
+
+/// Placement reads one cluster's reservations by its sort-key prefix; an
+/// assignment stored before the prefix existed is upgraded at start, and
+/// until then would not be counted.
+#[tokio::test]
+async fn reservations_are_read_by_cluster_and_old_ones_upgraded() {
+    let h = harness().await;
+    let (ecs, ctx) = (&h.ecs, &h.ctx);
+    let spec = || LaunchSpec {
+        cluster: Some("c".into()),
+        task_definition: "web:1".into(),
+        launch_type: LaunchType::Ec2,
+        ..Default::default()
+    };
+    let l = prepare(ecs, ctx, spec()).await.unwrap();
+    let one = PlacementRequest::new(1, None, None).unwrap();
+    launch(ecs, ctx, &l, &one).await.unwrap();
+    let all = Query {
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut stored = records::list::<AssignmentDoc>(ecs.store(), &scope(ctx), &all)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].value.cluster, "c");
+    assert_eq!(
+        stored[0].value.sort(),
+        format!("c\t{}", stored[0].value.id())
+    );
+    let reserved = |snap: &Snapshot| snap.pool[0].memory;
+    assert_eq!(reserved(&snapshot(ecs, ctx, &l, None).await.unwrap()), 512);
+
+    // The form earlier versions stored: no cluster, sorted by its id.
+    let mut old = stored.remove(0);
+    old.value.cluster.clear();
+    ecs.store()
+        .commit(&scope(ctx), vec![old.write()])
+        .await
+        .unwrap();
+    assert_eq!(reserved(&snapshot(ecs, ctx, &l, None).await.unwrap()), 1024);
+
+    assert_eq!(ecs.upgrade_stored().await.unwrap(), 1);
+    assert_eq!(ecs.upgrade_stored().await.unwrap(), 0, "idempotent");
+    assert_eq!(reserved(&snapshot(ecs, ctx, &l, None).await.unwrap()), 512);
+    // With the reservation counted, the fixed port is taken again.
+    let again = launch(ecs, ctx, &l, &one).await.unwrap();
+    assert!(again.tasks.is_empty());
+}
