@@ -171,3 +171,23 @@ def test_a_service_places_by_member_of(ecs, fleet, name):
         assert {t["containerInstanceArn"] for t in tasks} == {arns["i3"]}
     finally:
         ecs.delete_service(cluster=c, service=svc, force=True)
+
+
+def test_strategies_chain_up_to_five(ecs, fleet, name):
+    c, arns = fleet
+    td = family(ecs, name)
+    five = [{"type": "spread", "field": "attribute:ecs.availability-zone"},
+            {"type": "spread", "field": "attribute:stack"},
+            {"type": "binpack", "field": "memory"},
+            {"type": "spread", "field": "instanceId"},
+            {"type": "random"}]
+    out = ecs.run_task(cluster=c, taskDefinition=td, launchType="EC2", count=3,
+                       placementStrategy=five)
+    # Spread over the three zones first: one task in each.
+    zones = {"i1": "a", "i2": "b", "i3": "b", "i4": "c"}
+    assert sorted(zones[i] for i in placed_on(ecs, c, out, arns)) == ["a", "b", "c"]
+    with pytest.raises(ClientError) as e:
+        ecs.run_task(cluster=c, taskDefinition=td, launchType="EC2",
+                     placementStrategy=five + [{"type": "random"}])
+    assert_error(e, "InvalidParameterException")
+    assert "Maximum number of strategies is 5." in error_message(e)

@@ -50,6 +50,9 @@ pub(crate) fn scheduler_strategies(
     let Some(list) = input.filter(|l| !l.is_empty()) else {
         return Ok(vec![scheduler::Strategy::Spread("instanceId".into())]);
     };
+    if list.len() > 5 {
+        return Err(EcsError::invalid("Maximum number of strategies is 5."));
+    }
     list.iter()
         .map(|s| {
             let field = s.field.clone().unwrap_or_default();
