@@ -57,12 +57,15 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A queue generation's key: account, region, generation.
+type QueueKey = (String, String, String);
+
 /// One `Notify` per queue generation that has had a waiting poll.
 #[derive(Clone, Default)]
-pub(crate) struct Waiters(Arc<Mutex<HashMap<(String, String, String), Arc<Notify>>>>);
+pub(crate) struct Waiters(Arc<Mutex<HashMap<QueueKey, Arc<Notify>>>>);
 
 impl Waiters {
-    fn key(sc: &Scope, generation: &str) -> (String, String, String) {
+    fn key(sc: &Scope, generation: &str) -> QueueKey {
         (
             sc.account.clone(),
             sc.region.clone(),

@@ -140,10 +140,12 @@ fn check_attributes(
             }
         }
         match name {
-            "Policy" | "RedriveAllowPolicy" if !v.is_empty() => {
-                if serde_json::from_str::<serde_json::Value>(v).map_or(true, |j| !j.is_object()) {
-                    return Err(invalid_attribute_value(name, "must be a JSON object."));
-                }
+            "Policy" | "RedriveAllowPolicy"
+                if !v.is_empty()
+                    && serde_json::from_str::<serde_json::Value>(v)
+                        .map_or(true, |j| !j.is_object()) =>
+            {
+                return Err(invalid_attribute_value(name, "must be a JSON object."));
             }
             "RedrivePolicy" if !v.is_empty() => check_redrive(ctx, v)?,
             "SqsManagedSseEnabled" if v != "true" && v != "false" => {
