@@ -217,3 +217,32 @@ def test_ecs_task_events_reach_a_queue_across_kill_9(srv, clients, name):
     for a in arns:
         assert (a, "STOPPED") in statuses
         assert (a, "PROVISIONING") in statuses or (a, "PENDING") in statuses
+
+
+def test_service_action_and_deployment_events(clients, name):
+    events, sqs, ecs = clients()
+    cluster = name("svc-ev")
+    ecs.create_cluster(clusterName=cluster)
+    fam = fargate_family(ecs, name("svc-ev"), "sleep 120")
+    service = name("svc")
+    arn = ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=fam,
+                             desiredCount=1, launchType="FARGATE",
+                             networkConfiguration=NETWORK)["service"]["serviceArn"]
+    url, qarn = queue(sqs, name("svc-events"))
+    rule = name("svc")
+    events.put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["aws.ecs"], "resources": [arn],
+        "detail-type": ["ECS Service Action", "ECS Deployment State Change"]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": qarn}])
+    try:
+        got = drain(sqs, url, lambda b: {e["detail"]["eventName"] for e in b} >= {
+            "SERVICE_STEADY_STATE", "SERVICE_DEPLOYMENT_COMPLETED"}, timeout=40)
+        names = {e["detail"]["eventName"]: e for e in got}
+        assert {"SERVICE_STEADY_STATE", "SERVICE_DEPLOYMENT_COMPLETED"} <= set(names), got
+        steady = names["SERVICE_STEADY_STATE"]
+        assert steady["detail-type"] == "ECS Service Action"
+        assert steady["detail"]["eventType"] == "INFO" and steady["resources"] == [arn]
+        done = names["SERVICE_DEPLOYMENT_COMPLETED"]["detail"]
+        assert done["deploymentId"].startswith("ecs-svc/")
+    finally:
+        ecs.delete_service(cluster=cluster, service=service, force=True)

@@ -145,8 +145,9 @@ fn ecs_event(sc: &Scope, doc: &Doc, at_ms: i64) -> Option<(Value, String)> {
     Some((event, id))
 }
 
-/// `writes` plus the outbox writes of the ECS events they cause. Only
-/// customer accounts get events (not berth's managed-capacity scope).
+/// `writes` plus the outbox writes of the ECS events they cause, and
+/// whether they put anything in the outbox. Only customer accounts get
+/// events (not berth's managed-capacity scope).
 pub(crate) fn with_ecs_events(sc: &Scope, mut writes: Vec<Write>) -> (Vec<Write>, bool) {
     if !sc.account.bytes().all(|b| b.is_ascii_digit()) {
         return (writes, false);
@@ -160,9 +161,68 @@ pub(crate) fn with_ecs_events(sc: &Scope, mut writes: Vec<Write>) -> (Vec<Write>
         })
         .map(|(event, id)| put(event, id, at_ms))
         .collect();
-    let any = !events.is_empty();
     writes.extend(events);
+    let any = writes
+        .iter()
+        .any(|w| matches!(w, Write::Put { doc, .. } if doc.kind == KIND));
     (writes, any)
+}
+
+/// The outbox write of a service's "ECS Service Action" or "ECS
+/// Deployment State Change" event, as the reconciler decides them.
+pub(crate) fn service_event(
+    sc: &Scope,
+    service: &berth_wire::ecs::Service,
+    event: &berth_scheduler::service::Event,
+) -> Option<Write> {
+    use berth_scheduler::service::Event as E;
+    let at_ms = now_ms();
+    let when = Value::String(iso8601(at_ms, true));
+    let (detail_type, event_type, name, deployment) = match event {
+        E::SteadyState => ("ECS Service Action", "INFO", "SERVICE_STEADY_STATE", None),
+        E::UnableToStartConsistently => (
+            "ECS Service Action",
+            "WARN",
+            "SERVICE_TASK_START_IMPAIRED",
+            None,
+        ),
+        E::DeploymentCompleted { deployment } => (
+            "ECS Deployment State Change",
+            "INFO",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            Some(deployment),
+        ),
+        E::DeploymentFailed { deployment } => (
+            "ECS Deployment State Change",
+            "ERROR",
+            "SERVICE_DEPLOYMENT_FAILED",
+            Some(deployment),
+        ),
+        _ => return None,
+    };
+    if !sc.account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut detail = json!({"eventType": event_type, "eventName": name});
+    match deployment {
+        Some(id) => {
+            detail["deploymentId"] = Value::String(id.clone());
+            detail["updatedAt"] = when;
+            detail["reason"] = Value::String(if name == "SERVICE_DEPLOYMENT_COMPLETED" {
+                format!("ECS deployment {id} completed.")
+            } else {
+                format!("ECS deployment {id} failed: tasks failed to start.")
+            });
+        }
+        None => {
+            detail["clusterArn"] = json!(service.cluster_arn);
+            detail["createdAt"] = when;
+        }
+    }
+    let resources = service.service_arn.iter().cloned().collect();
+    let id = uuid::Uuid::new_v4().to_string();
+    let ev = envelope(sc, &id, "aws.ecs", detail_type, resources, detail, at_ms);
+    Some(put(ev, id, at_ms))
 }
 
 #[cfg(test)]
