@@ -246,3 +246,29 @@ def test_service_action_and_deployment_events(clients, name):
         assert done["deploymentId"].startswith("ecs-svc/")
     finally:
         ecs.delete_service(cluster=cluster, service=service, force=True)
+
+
+def test_berth_events_streams_to_a_terminal(srv, clients, name):
+    import os
+    import signal
+    import subprocess
+    events, _, _ = clients()
+    source = name("cli.test")
+    env = {**os.environ, **srv.env(ACCOUNT_A)}
+    env.pop("AWS_CA_BUNDLE", None)
+    proc = subprocess.Popen(
+        [str(srv.binary), "events", "--json", "--pattern", json.dumps({"source": [source]})],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "watching events" in proc.stderr.readline()
+        put = events.put_events(Entries=[{"Source": source, "DetailType": "hello",
+                                          "Detail": '{"n": 1}'}])
+        line = proc.stdout.readline()
+        ev = json.loads(line)
+        assert ev["id"] == put["Entries"][0]["EventId"] and ev["detail"] == {"n": 1}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    # It cleans up after itself.
+    assert not [r for r in events.list_rules(NamePrefix="berth-events-")["Rules"]
+                if source in r.get("EventPattern", "")]

@@ -5,6 +5,7 @@
 
 mod agent;
 mod env;
+mod events;
 mod runtime;
 mod tenancy;
 
@@ -37,6 +38,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Print `export AWS_...` lines that point the aws-cli and boto3 at a berth server.
     Env(env::EnvArgs),
+    /// Stream a server's events (ECS task, instance, service and deployment changes) to the terminal.
+    Events(events::EventsArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -240,6 +243,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Agent(args) => tokio::runtime::Runtime::new()?.block_on(agent::run(args)),
         Command::Env(args) => env::print(args),
+        Command::Events(args) => tokio::runtime::Runtime::new()?.block_on(events::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }
