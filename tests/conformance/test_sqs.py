@@ -268,3 +268,32 @@ def test_aws_cli(srv, recorder, tmp_path, name):
     assert got["Messages"][0]["Body"] == "from the cli"
     rc, err = cli.fails("sqs", "get-queue-url", "--queue-name", name("absent"), *ep)
     assert "AWS.SimpleQueueService.NonExistentQueue" in err
+
+
+def test_raw_wire_form(srv, name):
+    """What is on the wire: JSON 1.0 both ways, the shape name in __type,
+    the query code in x-amzn-query-error, strictly valid for the model."""
+    from shape_validator import validate_response
+    raw = harness.RawClient(srv)
+
+    def call(op, body, content_type="application/x-amz-json-1.0"):
+        req = raw.build(op, body, target=f"AmazonSQS.{op}", content_type=content_type)
+        r = raw.send(raw.sign(req, ACCOUNT_A, service="sqs"), op, validate=False)
+        assert validate_response(op, r.content, r.status, dict(r.headers), service="sqs",
+                                 require_request_id=True) == []
+        return r
+
+    r = call("GetQueueUrl", {"QueueName": name("raw-missing")})
+    assert r.status == 400 and r.json()["__type"] == "QueueDoesNotExist"
+    assert r.headers["x-amzn-query-error"] == "AWS.SimpleQueueService.NonExistentQueue;Sender"
+    assert r.headers["Content-Type"] == "application/x-amz-json-1.0"
+    r = call("ReceiveMessage", {})
+    assert r.json()["__type"] == "ValidationException"
+    assert r.headers["x-amzn-query-error"] == "MissingParameter;Sender"
+    # SQS takes JSON 1.0 only, ECS 1.1 only.
+    r = call("ListQueues", {}, content_type="application/x-amz-json-1.1")
+    assert r.json()["__type"] == "SerializationException"
+    ecs = raw.send(raw.sign(raw.build("ListClusters", {},
+                                      content_type="application/x-amz-json-1.0"), ACCOUNT_A),
+                   "ListClusters", validate=False)
+    assert ecs.status == 400 and ecs.json()["__type"] == "SerializationException"

@@ -63,8 +63,13 @@ impl AppState {
 pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let content_type = content_type_of(&parts);
-    let result = admit_and_process(&state, &parts, body, &request_id).await;
+    let named = service_named(&parts);
+    let content_type = named.map_or(berth_wire::codec::CONTENT_TYPE, Service::content_type);
+    let mut result = admit_and_process(&state, &parts, body, &request_id).await;
+    if named == Some(Service::Sqs) {
+        // The front end's refusals too carry SQS's query code.
+        result = result.map_err(berth_api::sqs::query_compatible);
+    }
     match result {
         Ok(body) => respond(StatusCode::OK, body, &request_id, None, content_type),
         Err(e) => {
@@ -145,13 +150,12 @@ async fn admit_and_process(
 /// outside the body budget, while the poll waits.
 const LONG_POLL_MAX_BODY: usize = 64 * 1024;
 
-/// The media type answers go out in: that of the service the target
-/// names (AWS JSON 1.1 when it names none).
-fn content_type_of(parts: &http::request::Parts) -> &'static str {
+/// The service the target names, whose media type (and, for SQS, error
+/// form) the answer takes.
+fn service_named(parts: &http::request::Parts) -> Option<Service> {
     let headers = header_list(parts);
     berth_auth::request_target(&headers, parts.uri.query().unwrap_or(""))
-        .and_then(|t| Service::from_target(&t).map(|(s, _)| s.content_type()))
-        .unwrap_or(berth_wire::codec::CONTENT_TYPE)
+        .and_then(|t| Service::from_target(&t).map(|(s, _)| s))
 }
 
 fn respond(

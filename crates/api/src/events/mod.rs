@@ -111,14 +111,18 @@ impl Events {
                 Some((r, p))
             })
             .collect();
-        let mut handled = 0;
+        // One commit for the whole batch: each event leaves the outbox in
+        // the commit that enqueues it, and a quiet account (no rules)
+        // costs one delete per batch, not one commit per event.
+        let handled = pending.len();
+        let mut writes = Vec::new();
+        let mut woken = Vec::new();
         for ev in pending {
-            let mut writes = vec![Write::Delete {
+            writes.push(Write::Delete {
                 kind: outbox::KIND,
                 id: ev.value.id.clone(),
                 expect: Expect::Version(ev.version),
-            }];
-            let mut woken = Vec::new();
+            });
             for (rule, pattern) in &patterns {
                 if !event_pattern::matches(pattern, &ev.value.event) {
                     continue;
@@ -146,13 +150,11 @@ impl Events {
                     woken.push(q.value.generation.clone());
                 }
             }
-            // The event leaves the outbox in the commit that enqueues it.
-            if records::try_commit(self.store(), sc, writes).await? {
-                for g in woken {
-                    self.sqs.waiters.wake(sc, &g);
-                }
+        }
+        if records::try_commit(self.store(), sc, writes).await? {
+            for g in woken {
+                self.sqs.waiters.wake(sc, &g);
             }
-            handled += 1;
         }
         Ok(handled)
     }

@@ -255,3 +255,20 @@ impl SqsApi for Sqs {
         messages::change_visibility(self, ctx, input).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_are_capped_per_account_and_in_all() {
+        let slots = PollSlots::new(2, 3);
+        let a1 = slots.enter("a").unwrap();
+        let _a2 = slots.enter("a").unwrap();
+        assert!(slots.enter("a").is_none(), "per-account cap");
+        let _b1 = slots.enter("b").unwrap();
+        assert!(slots.enter("c").is_none(), "global cap");
+        drop(a1);
+        assert!(slots.enter("c").is_some(), "a slot given back is reusable");
+    }
+}
