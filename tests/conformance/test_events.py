@@ -225,15 +225,18 @@ def test_service_action_and_deployment_events(clients, name):
     ecs.create_cluster(clusterName=cluster)
     fam = fargate_family(ecs, name("svc-ev"), "sleep 120")
     service = name("svc")
-    arn = ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=fam,
-                             desiredCount=1, launchType="FARGATE",
-                             networkConfiguration=NETWORK)["service"]["serviceArn"]
+    # The rule first: events before it exists are not its to deliver.
+    arn = f"arn:aws:ecs:{harness.REGION}:{ACCOUNT_A.account_id}:service/{cluster}/{service}"
     url, qarn = queue(sqs, name("svc-events"))
     rule = name("svc")
     events.put_rule(Name=rule, EventPattern=json.dumps({
         "source": ["aws.ecs"], "resources": [arn],
         "detail-type": ["ECS Service Action", "ECS Deployment State Change"]}))
     events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": qarn}])
+    created = ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=fam,
+                                 desiredCount=1, launchType="FARGATE",
+                                 networkConfiguration=NETWORK)["service"]
+    assert created["serviceArn"] == arn
     try:
         got = drain(sqs, url, lambda b: {e["detail"]["eventName"] for e in b} >= {
             "SERVICE_STEADY_STATE", "SERVICE_DEPLOYMENT_COMPLETED"}, timeout=40)

@@ -419,7 +419,7 @@ pub async fn receive(
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let got = take(sqs, ctx, &q, &ask).await?;
+        let (got, next_ms) = take(sqs, ctx, &q, &ask).await?;
         let now = tokio::time::Instant::now();
         if !got.is_empty() || now >= deadline {
             return Ok(ReceiveMessageResult {
@@ -431,9 +431,14 @@ pub async fn receive(
                 errors::throttled("Too many long polls are waiting for this account; retry later.")
             })?);
         }
-        // A send wakes us at once; visibility timeouts and delays that
-        // run out are noticed within a second.
-        let nap = (deadline - now).min(Duration::from_secs(1));
+        // A send, a visibility change or a dead-lettering wakes us at once;
+        // otherwise we look again when the next hidden message shows (or
+        // at the deadline), so a waiting poll costs no reads.
+        let mut nap = deadline - now;
+        if let Some(at) = next_ms {
+            let until = u64::try_from(at - now_ms()).unwrap_or(0);
+            nap = nap.min(Duration::from_millis(until + 5));
+        }
         tokio::select! {
             _ = woken => {}
             _ = tokio::time::sleep(nap) => {}
@@ -441,13 +446,14 @@ pub async fn receive(
     }
 }
 
-/// One attempt at handing out up to `ask.max` messages.
+/// One attempt at handing out up to `ask.max` messages; also says when
+/// the next message now hidden (in flight or delayed) shows again.
 async fn take(
     sqs: &Sqs,
     ctx: &RequestContext,
     q: &QueueDoc,
     ask: &Ask,
-) -> Result<Vec<Message>, ApiError> {
+) -> Result<(Vec<Message>, Option<i64>), ApiError> {
     let sc = scope(ctx);
     let retention_ms = q.number("MessageRetentionPeriod") * 1000;
     let redrive = q.redrive();
@@ -455,7 +461,7 @@ async fn take(
         Some((name, _)) => records::load::<QueueDoc>(sqs.store(), &sc, name).await?,
         None => None,
     };
-    let (taken, moved) = retry(sqs.store(), async || {
+    let (taken, moved, next) = retry(sqs.store(), async || {
         let docs = records::list::<MessageDoc>(
             sqs.store(),
             &sc,
@@ -470,6 +476,7 @@ async fn take(
         let mut writes = Vec::new();
         let mut taken = Vec::new();
         let mut moved = false;
+        let mut next: Option<i64> = None;
         for mut d in docs {
             if taken.len() == ask.max {
                 break;
@@ -479,6 +486,7 @@ async fn take(
                 continue;
             }
             if d.value.visible_at_ms > now {
+                next = Some(next.map_or(d.value.visible_at_ms, |n| n.min(d.value.visible_at_ms)));
                 continue;
             }
             if let (Some((_, max)), Some(dlq)) = (&redrive, &dlq) {
@@ -500,12 +508,12 @@ async fn take(
             taken.push(d.value);
         }
         if writes.is_empty() {
-            return Ok(Attempt::Done((Vec::new(), false)));
+            return Ok(Attempt::Done((Vec::new(), false, next)));
         }
         Ok::<_, ApiError>(Attempt::Commit {
             scope: sc.clone(),
             writes,
-            value: (taken, moved),
+            value: (taken, moved, next),
         })
     })
     .await?;
@@ -514,7 +522,7 @@ async fn take(
             sqs.waiters.wake(&sc, &dlq.value.generation);
         }
     }
-    Ok(taken.into_iter().map(|m| present(m, ask)).collect())
+    Ok((taken.into_iter().map(|m| present(m, ask)).collect(), next))
 }
 
 fn delete_write(d: &Versioned<MessageDoc>) -> Write {
@@ -681,9 +689,8 @@ pub async fn change_visibility(
         })
     })
     .await?;
-    if input.visibility_timeout == 0 {
-        sqs.waiters.wake(&sc, &q.generation);
-    }
+    // A shorter hold may show it sooner than waiting polls expect.
+    sqs.waiters.wake(&sc, &q.generation);
     Ok(())
 }
 
