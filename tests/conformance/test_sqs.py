@@ -28,7 +28,10 @@ def srv(tmp_path_factory):
         f'[[credentials]]\naccess_key_id = "{c.access_key_id}"\n'
         f'secret_access_key = "{c.secret_access_key}"\naccount_id = "{c.account_id}"\n\n'
         for c in (ACCOUNT_A, ACCOUNT_B)))
-    s = harness.BerthServer(tmp / "data", config=config, extra_args=["--no-agent"]).start()
+    # A body budget of 8 MiB: one chunked request (of unknown length) takes
+    # all of it while its body is in memory (see the long-poll test).
+    s = harness.BerthServer(tmp / "data", config=config,
+                            extra_args=["--no-agent", "--max-body-memory-mib", "8"]).start()
     yield s
     s.stop()
 
@@ -297,3 +300,33 @@ def test_raw_wire_form(srv, name):
                                       content_type="application/x-amz-json-1.0"), ACCOUNT_A),
                    "ListClusters", validate=False)
     assert ecs.status == 400 and ecs.json()["__type"] == "SerializationException"
+
+
+def test_a_waiting_long_poll_holds_no_body_budget(srv, sqs, name):
+    """A chunked ReceiveMessage reserves the whole (8 MiB) body budget while
+    its body is read; once it waits, it must hold none of it, or every other
+    request would be refused 503 for as long as it waits."""
+    import requests
+    url = sqs.create_queue(QueueName=name("budget"))["QueueUrl"]
+    raw = harness.RawClient(srv)
+    req = raw.sign(raw.build("ReceiveMessage", {"QueueUrl": url, "WaitTimeSeconds": 6},
+                             target="AmazonSQS.ReceiveMessage",
+                             content_type="application/x-amz-json-1.0"),
+                   ACCOUNT_A, service="sqs")
+    prepared = req.prepare()
+    headers = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
+    body = prepared.body
+    done = {}
+
+    def poll():
+        r = requests.post(prepared.url, data=iter([body]), headers=headers, timeout=30)
+        done["status"] = r.status_code
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(1.5)  # it is waiting now
+    t0 = time.monotonic()
+    assert "QueueUrls" in sqs.list_queues(QueueNamePrefix=name("budget")[:6])
+    assert time.monotonic() - t0 < 1.5
+    th.join(timeout=20)
+    assert done["status"] == 200
