@@ -503,7 +503,7 @@ class Cli:
                            timeout=timeout, cwd=self.workdir)
         seen = self._collect()
         if shell is None and seen == 0 and r.returncode in (0, 254, 255) and \
-                args[:1] in (("ecs",), ("logs",), ("secretsmanager",), ("ssm",)):
+                args[:1] in (("ecs",), ("logs",), ("secretsmanager",), ("ssm",), ("sqs",), ("events",)):
             # the plugin must have seen at least one response of a call to a berth service
             if self.recorder is not None and "Could not connect" not in r.stderr:
                 self.recorder.add({"source": "aws-cli", "op": " ".join(args[:2]),

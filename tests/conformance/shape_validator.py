@@ -44,7 +44,11 @@ Error responses (HTTP status >= 300):
   common AWS errors in :data:`COMMON_ERRORS`.
 * the ``x-amzn-ErrorType`` header, when present, must name the same code;
   in ``strict_envelope`` mode it must be present.
-* ``Content-Type`` must be ``application/x-amz-json-1.1`` (success or error).
+* ``Content-Type`` must be ``application/x-amz-json-<jsonVersion>`` of the
+  service's model (1.1 for ECS, 1.0 for SQS), success or error.
+* services marked ``awsQueryCompatible`` (SQS) must also send
+  ``x-amzn-query-error: <code>;Sender|Receiver`` with every error: that
+  code is what clients report (``AWS.SimpleQueueService.NonExistentQueue``).
 * the HTTP status must match the error shape: ``httpStatusCode`` from the
   model's ``error`` trait, default 400, 500 when the shape is a ``fault``.
 
@@ -228,6 +232,11 @@ def validate_value(shape, value: Any, path: str, out: list[str]) -> None:
 # Whole responses
 # --------------------------------------------------------------------------
 
+def content_type(service: str = "ecs") -> str:
+    version = service_model(service).metadata.get("jsonVersion", "1.1")
+    return f"application/x-amz-json-{version}"
+
+
 def _header(headers: Optional[Mapping[str, str]], name: str) -> Optional[str]:
     if not headers:
         return None
@@ -359,6 +368,13 @@ def validate_error(
             out.append("header x-amzn-ErrorType is missing")
     elif normalize_error_code(header) != code:
         out.append(f"header x-amzn-ErrorType {header!r} does not match __type {raw_code!r}")
+    if "awsQueryCompatible" in service_model(service).metadata:
+        query = _header(headers, "x-amzn-query-error")
+        parts = (query or "").split(";")
+        if query is None:
+            out.append("header x-amzn-query-error is missing (the service is query-compatible)")
+        elif len(parts) != 2 or not parts[0] or parts[1] not in ("Sender", "Receiver"):
+            out.append(f"header x-amzn-query-error {query!r} is not '<code>;Sender|Receiver'")
     return out
 
 
@@ -382,8 +398,8 @@ def validate_response(
         ctype = _header(headers, "Content-Type")
         if ctype is None:
             out.append("header Content-Type is missing")
-        elif ctype.split(";")[0].strip().lower() != CONTENT_TYPE:
-            out.append(f"header Content-Type is {ctype!r}, expected {CONTENT_TYPE!r}")
+        elif ctype.split(";")[0].strip().lower() != content_type(service):
+            out.append(f"header Content-Type is {ctype!r}, expected {content_type(service)!r}")
         if require_request_id and not _header(headers, "x-amzn-RequestId"):
             out.append("header x-amzn-RequestId is missing")
 

@@ -19,7 +19,7 @@ EVENT = "response-received.ecs"
 #: botocore names the event ``response-received.<hyphenized service id>.<Op>``;
 #: the services berth serves, by that id, with their botocore model names.
 SERVICES = {"ecs": "ecs", "cloudwatch-logs": "logs", "secrets-manager": "secretsmanager",
-            "ssm": "ssm"}
+            "ssm": "ssm", "sqs": "sqs", "eventbridge": "events"}
 EVENTS = tuple(f"response-received.{service_id}" for service_id in SERVICES)
 
 

@@ -261,9 +261,15 @@ impl HttpControlPlane {
         timeout: Duration,
     ) -> anyhow::Result<O> {
         let body = serde_json::to_vec(input)?;
+        // SQS speaks AWS JSON 1.0; the rest 1.1.
+        let content_type = if target.starts_with("AmazonSQS.") {
+            "application/x-amz-json-1.0"
+        } else {
+            "application/x-amz-json-1.1"
+        };
         let headers = [
             ("host", self.host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
+            ("content-type", content_type),
             ("x-amz-target", target),
         ];
         let signed = berth_auth::sign_headers(
@@ -314,6 +320,18 @@ impl HttpControlPlane {
             ));
         }
         Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Any signed call (`service` is the signing name, `target` the
+    /// `X-Amz-Target`), for berth's own tools (`berth events`).
+    pub async fn call_json(
+        &self,
+        service: &str,
+        target: &str,
+        input: &serde_json::Value,
+        timeout: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.call_service(service, target, input, timeout).await
     }
 
     /// ECS's agent creates the `default` cluster when it registers to it;

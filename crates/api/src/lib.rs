@@ -4,11 +4,15 @@
 //! auth and calls in; tests can call in directly.
 
 pub mod ecs;
+pub mod events;
 mod locks;
 pub mod logs;
 mod records;
 pub mod secrets;
+pub mod sqs;
 
 pub use ecs::Ecs;
+pub use events::Events;
 pub use logs::Logs;
 pub use secrets::{ParameterStore, SecretsManager, Vault};
+pub use sqs::Sqs;

@@ -219,8 +219,15 @@ pub async fn try_commit(
     scope: &Scope,
     writes: Vec<Write>,
 ) -> Result<bool, EcsError> {
+    // The ECS events these writes cause land in the same commit (the outbox).
+    let (writes, events) = crate::events::outbox::with_ecs_events(scope, writes);
     match store.commit(scope, writes).await {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            if events {
+                crate::events::outbox::WAKE.notify_waiters();
+            }
+            Ok(true)
+        }
         Err(StoreError::Conflict { .. }) => {
             let pause = rand::random::<u64>() % 5_000;
             tokio::time::sleep(std::time::Duration::from_micros(pause)).await;

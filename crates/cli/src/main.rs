@@ -5,6 +5,7 @@
 
 mod agent;
 mod env;
+mod events;
 mod logs;
 mod runtime;
 mod tenancy;
@@ -42,6 +43,8 @@ enum Command {
     Env(env::EnvArgs),
     /// Print a task's awslogs output (`--follow` until it stops).
     Logs(logs::LogsArgs),
+    /// Stream a server's events (ECS task, instance, service and deployment changes) to the terminal.
+    Events(events::EventsArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -248,6 +251,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => tokio::runtime::Runtime::new()?.block_on(agent::run(args)),
         Command::Env(args) => env::print(args),
         Command::Logs(args) => tokio::runtime::Runtime::new()?.block_on(logs::run(args)),
+        Command::Events(args) => tokio::runtime::Runtime::new()?.block_on(events::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }

@@ -25,6 +25,7 @@ const PROSE: &[&str] = &[
 /// The metadata keys kept.
 const METADATA: &[&str] = &[
     "apiVersion",
+    "awsQueryCompatible",
     "endpointPrefix",
     "jsonVersion",
     "protocol",

@@ -22,6 +22,11 @@ pub struct Metadata {
     pub service_id: String,
     pub signing_name: Option<String>,
     pub target_prefix: String,
+    /// AWS JSON's version: `1.0` or `1.1` (the content type's suffix).
+    pub json_version: Option<String>,
+    /// Present when the service moved from the query protocol and still
+    /// tells clients the query error code (`x-amzn-query-error`).
+    pub aws_query_compatible: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

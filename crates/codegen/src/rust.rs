@@ -479,6 +479,17 @@ impl<'a> Gen<'a> {
             md.target_prefix, md.service_id, md.api_version, svc.not_implemented
         )
         .unwrap();
+        writeln!(
+            o,
+            "/// The media type of requests and responses (AWS JSON {v}).\n\
+             pub const CONTENT_TYPE: &str = \"application/x-amz-json-{v}\";\n\
+             /// Whether errors also carry the query protocol's code in an\n\
+             /// `x-amzn-query-error: <code>;<Sender|Receiver>` header.\n\
+             pub const QUERY_COMPATIBLE: bool = {};\n",
+            md.aws_query_compatible.is_some(),
+            v = md.json_version.as_deref().unwrap_or("1.1"),
+        )
+        .unwrap();
 
         let ops: Vec<&String> = ex.operations.keys().collect();
         o.push_str("/// The operations berth routes for this service.\n");

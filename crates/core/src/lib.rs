@@ -11,6 +11,7 @@ pub mod account_settings;
 pub mod arn;
 pub mod clock;
 pub mod error;
+pub mod event_pattern;
 pub mod fargate;
 pub mod names;
 pub mod pagination;

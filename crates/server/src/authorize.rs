@@ -98,6 +98,8 @@ pub fn action(service: Service, op: &str) -> String {
         Service::Logs => ("logs", op),
         Service::SecretsManager => ("secretsmanager", op),
         Service::Ssm => ("ssm", op),
+        Service::Sqs => ("sqs", op),
+        Service::Events => ("events", op),
     };
     format!("{prefix}:{name}")
 }
@@ -151,6 +153,18 @@ pub fn resources(service: Service, op: &str, body: &Value, ctx: &RequestContext)
             .into_iter()
             .chain(strings(body, "Names"))
             .map(|n| parameter_arn(n, region, account))
+            .collect(),
+        // The queue a URL or name names (URLs end in /ACCOUNT/NAME).
+        Service::Sqs => string(body, "QueueUrl")
+            .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
+            .or_else(|| string(body, "QueueName"))
+            .map(|n| format!("arn:aws:sqs:{region}:{account}:{n}"))
+            .into_iter()
+            .collect(),
+        Service::Events => string(body, "Name")
+            .or_else(|| string(body, "Rule"))
+            .map(|n| format!("arn:aws:events:{region}:{account}:rule/{n}"))
+            .into_iter()
             .collect(),
     };
     if out.is_empty() {

@@ -23,18 +23,26 @@ const BUDGET_WAIT: Duration = Duration::from_secs(2);
 const UNIT: usize = 1024;
 
 /// The only media type of AWS JSON 1.1; botocore sends exactly this.
+#[cfg(test)]
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// `Content-Type` must be AWS JSON 1.1: `application/x-amz-json-1.1`, in
 /// any case, optionally with `charset=utf-8` (some SDKs add it).
+#[cfg(test)]
 pub fn check_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    check_content_type_is(headers, JSON_1_1)
+}
+
+/// `Content-Type` must be `media` (the service's AWS JSON version; SQS
+/// speaks 1.0), in any case, optionally with `charset=utf-8`.
+pub fn check_content_type_is(headers: &http::HeaderMap, media: &str) -> Result<(), ApiError> {
     let values: Vec<&http::HeaderValue> =
         headers.get_all(http::header::CONTENT_TYPE).iter().collect();
     let given = match values.as_slice() {
         [one] => one.to_str().ok(),
         _ => None,
     };
-    if given.is_some_and(is_json_1_1) {
+    if given.is_some_and(|v| is_media(v, media)) {
         return Ok(());
     }
     let shown = match values.as_slice() {
@@ -42,19 +50,20 @@ pub fn check_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
         [one] => format!("'{}'", String::from_utf8_lossy(one.as_bytes())),
         _ => "several".to_string(),
     };
+    let version = media.rsplit('-').next().unwrap_or_default();
     Err(ApiError::client(
         "SerializationException",
         format!(
-            "Unsupported Content-Type {shown}: this endpoint speaks AWS JSON 1.1, \
-send Content-Type: {JSON_1_1}."
+            "Unsupported Content-Type {shown}: this service speaks AWS JSON {version}, \
+send Content-Type: {media}."
         ),
     ))
 }
 
-fn is_json_1_1(value: &str) -> bool {
+fn is_media(value: &str, want: &str) -> bool {
     let mut parts = value.split(';');
     let media = parts.next().unwrap_or_default().trim();
-    media.eq_ignore_ascii_case(JSON_1_1)
+    media.eq_ignore_ascii_case(want)
         && parts.all(|p| {
             let p = p.trim();
             p.is_empty()

@@ -13,7 +13,6 @@ use axum::extract::Request;
 use axum::response::Response;
 use berth_auth::{Pending, SignedRequest, Verifier};
 use berth_core::names;
-use berth_wire::codec::CONTENT_TYPE;
 use berth_wire::{ApiError, RequestContext};
 use futures::FutureExt;
 use http::{HeaderValue, StatusCode};
@@ -64,9 +63,15 @@ impl AppState {
 pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let result = admit_and_process(&state, &parts, body, &request_id).await;
+    let named = service_named(&parts);
+    let content_type = named.map_or(berth_wire::codec::CONTENT_TYPE, Service::content_type);
+    let mut result = admit_and_process(&state, &parts, body, &request_id).await;
+    if named == Some(Service::Sqs) {
+        // The front end's refusals too carry SQS's query code.
+        result = result.map_err(berth_api::sqs::query_compatible);
+    }
     match result {
-        Ok(body) => respond(StatusCode::OK, body, &request_id, None),
+        Ok(body) => respond(StatusCode::OK, body, &request_id, None, content_type),
         Err(e) => {
             if e.status >= 500 && e.status != 503 {
                 tracing::error!(code = %e.code, message = %e.message, request_id, "request failed");
@@ -75,7 +80,14 @@ pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
             }
             let status =
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut r = respond(status, e.body(), &request_id, Some(&e.code));
+            let mut r = respond(status, e.body(), &request_id, Some(&e.code), content_type);
+            if let Some(q) = e
+                .query_error
+                .as_deref()
+                .and_then(|q| HeaderValue::from_str(q).ok())
+            {
+                r.headers_mut().insert("x-amzn-query-error", q);
+            }
             if e.status == 408 {
                 // The body is half read: the connection cannot carry another request.
                 r.headers_mut()
@@ -103,8 +115,24 @@ async fn admit_and_process(
 ) -> Result<Vec<u8>, ApiError> {
     let admitted = admit(state, parts)?;
     // Room for the body in the memory budget, held until the answer is ready.
-    let _room = state.budget.reserve(admitted.length).await?;
+    let room = state.budget.reserve(admitted.length).await?;
     let bytes = gate::read_body(body, state.body_read_timeout).await?;
+    // A long poll gives its room back before it waits; its body is small.
+    let _room = if admitted.service.is_long_poll(&admitted.op) {
+        if bytes.len() > LONG_POLL_MAX_BODY {
+            return Err(ApiError::client(
+                "SerializationException",
+                format!(
+                    "A {} request body is at most {LONG_POLL_MAX_BODY} bytes.",
+                    admitted.op
+                ),
+            ));
+        }
+        drop(room);
+        None
+    } else {
+        Some(room)
+    };
     let work = process(state, parts, admitted, &bytes, request_id);
     // A bug must cost one request a ServerException, never the connection.
     AssertUnwindSafe(work)
@@ -118,13 +146,31 @@ async fn admit_and_process(
         })
 }
 
-fn respond(status: StatusCode, body: Vec<u8>, request_id: &str, error: Option<&str>) -> Response {
+/// The largest body a long poll (ReceiveMessage) may send: it is held,
+/// outside the body budget, while the poll waits.
+const LONG_POLL_MAX_BODY: usize = 64 * 1024;
+
+/// The service the target names, whose media type (and, for SQS, error
+/// form) the answer takes.
+fn service_named(parts: &http::request::Parts) -> Option<Service> {
+    let headers = header_list(parts);
+    berth_auth::request_target(&headers, parts.uri.query().unwrap_or(""))
+        .and_then(|t| Service::from_target(&t).map(|(s, _)| s))
+}
+
+fn respond(
+    status: StatusCode,
+    body: Vec<u8>,
+    request_id: &str,
+    error: Option<&str>,
+    content_type: &'static str,
+) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE),
+        HeaderValue::from_static(content_type),
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-RequestId", v);
@@ -192,7 +238,7 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
     if parts.method != http::Method::POST {
         return Err(services::unknown_operation(&target));
     }
-    gate::check_content_type(&parts.headers)?;
+    gate::check_content_type_is(&parts.headers, service.content_type())?;
     let length = gate::declared_length(&parts.headers)?;
     if let Some(t) = throttled(state, service) {
         if !t.has_room(pending.access_key_id(), Instant::now()) {

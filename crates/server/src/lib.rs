@@ -16,7 +16,7 @@ mod tls;
 pub use config::ServerConfig;
 
 use anyhow::Context;
-use berth_api::{Ecs, Logs, ParameterStore, SecretsManager, Vault};
+use berth_api::{Ecs, Events, Logs, ParameterStore, SecretsManager, Sqs, Vault};
 use berth_auth::{StaticCredentials, Verifier};
 use berth_store::SqliteStore;
 use std::sync::Arc;
@@ -67,6 +67,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     let secrets = SecretsManager::new(store.clone(), token_key.clone(), vault.clone());
     let ssm = ParameterStore::new(store.clone(), token_key.clone(), vault);
+    let sqs = Sqs::new(store.clone(), token_key.clone(), &endpoint);
+    let events = Events::new(store.clone(), token_key.clone(), sqs.clone());
+    // Moves events (ECS's, PutEvents') from the outboxes into rules' queues.
+    tokio::spawn(events.clone().run_deliverer());
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
@@ -97,6 +101,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             logs,
             secrets,
             ssm,
+            sqs,
+            events,
         },
         verifier,
         config.regions.clone(),

@@ -1,7 +1,7 @@
 //! The services on berth's endpoint, told apart by the `X-Amz-Target`
 //! prefix, each with the SigV4 signing name its clients use.
 
-use berth_wire::{agent, ecs, logs, secretsmanager, ssm, ApiError, RequestContext};
+use berth_wire::{agent, ecs, events, logs, secretsmanager, sqs, ssm, ApiError, RequestContext};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub enum Service {
     Logs,
     SecretsManager,
     Ssm,
+    Sqs,
+    Events,
 }
 
 impl Service {
@@ -24,6 +26,8 @@ impl Service {
             logs::TARGET_PREFIX => Service::Logs,
             secretsmanager::TARGET_PREFIX => Service::SecretsManager,
             ssm::TARGET_PREFIX => Service::Ssm,
+            sqs::TARGET_PREFIX => Service::Sqs,
+            events::TARGET_PREFIX => Service::Events,
             _ => return None,
         };
         Some((service, op))
@@ -36,7 +40,24 @@ impl Service {
             Service::Logs => logs::SIGNING_NAME,
             Service::SecretsManager => secretsmanager::SIGNING_NAME,
             Service::Ssm => ssm::SIGNING_NAME,
+            Service::Sqs => sqs::SIGNING_NAME,
+            Service::Events => events::SIGNING_NAME,
         }
+    }
+
+    /// The media type of its requests and answers (AWS JSON 1.0 or 1.1).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Service::Sqs => sqs::CONTENT_TYPE,
+            Service::Events => events::CONTENT_TYPE,
+            _ => berth_wire::codec::CONTENT_TYPE,
+        }
+    }
+
+    /// Whether `op` may wait long for its answer (a long poll): it then
+    /// holds no room in the body budget while it waits.
+    pub fn is_long_poll(self, op: &str) -> bool {
+        self == Service::Sqs && op == sqs::Operation::ReceiveMessage.name()
     }
 }
 
@@ -46,6 +67,8 @@ pub struct Services {
     pub logs: berth_api::Logs,
     pub secrets: berth_api::SecretsManager,
     pub ssm: berth_api::ParameterStore,
+    pub sqs: berth_api::Sqs,
+    pub events: berth_api::Events,
 }
 
 /// Deletes expired log events every `every`, for as long as the runtime runs.
@@ -80,6 +103,8 @@ pub fn is_operation(service: Service, op: &str) -> bool {
         Service::Logs => logs::Operation::from_name(op).is_some(),
         Service::SecretsManager => secretsmanager::Operation::from_name(op).is_some(),
         Service::Ssm => ssm::Operation::from_name(op).is_some(),
+        Service::Sqs => sqs::Operation::from_name(op).is_some(),
+        Service::Events => events::Operation::from_name(op).is_some(),
     }
 }
 
@@ -123,5 +148,27 @@ pub async fn call(
             let op = ssm::Operation::from_name(op).ok_or_else(unknown)?;
             ssm::dispatch(&svcs.ssm, ctx, op, body).await
         }
+        Service::Sqs => {
+            let op = sqs::Operation::from_name(op).ok_or_else(unknown)?;
+            sqs::dispatch(&svcs.sqs, ctx, op, body)
+                .await
+                .map_err(berth_api::sqs::query_compatible)
+        }
+        Service::Events => {
+            let op = events::Operation::from_name(op).ok_or_else(unknown)?;
+            events::dispatch(&svcs.events, ctx, op, body)
+                .await
+                .map_err(missing_is_validation)
+        }
+    }
+}
+
+/// EventBridge answers a missing member with `ValidationException` (the
+/// codec's default is ECS's `InvalidParameterException`).
+fn missing_is_validation(e: ApiError) -> ApiError {
+    if e.code == "InvalidParameterException" {
+        ApiError::client("ValidationException", e.message)
+    } else {
+        e
     }
 }

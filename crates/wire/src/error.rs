@@ -8,6 +8,10 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub status: u16,
+    /// For services that moved from the query protocol (SQS): the query
+    /// error code and fault, sent as `x-amzn-query-error: <code>;<fault>`,
+    /// which clients report as the error's code.
+    pub query_error: Option<String>,
 }
 
 impl ApiError {
@@ -20,7 +24,20 @@ impl ApiError {
             code: code.into(),
             status,
             message: message.into(),
+            query_error: None,
         }
+    }
+
+    /// The same error, carrying the query protocol's code (`Sender` fault
+    /// for 4xx, `Receiver` for 5xx).
+    pub fn with_query_code(mut self, code: &str) -> Self {
+        let fault = if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        self.query_error = Some(format!("{code};{fault}"));
+        self
     }
 
     /// A 400 client error with the given modeled code.

@@ -20,8 +20,10 @@ pub mod timestamp;
 pub mod validate;
 
 pub mod ecs;
+pub mod events;
 pub mod logs;
 pub mod secretsmanager;
+pub mod sqs;
 pub mod ssm;
 
 pub use blob::Blob;

@@ -12,6 +12,12 @@ pub const API_VERSION: &str = "2014-11-06";
 /// that do not model it answer a fallback they model).
 pub const NOT_IMPLEMENTED_ERROR: &str = "UnsupportedOperationException";
 
+/// The media type of requests and responses (AWS JSON 1.1).
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// Whether errors also carry the query protocol's code in an
+/// `x-amzn-query-error: <code>;<Sender|Receiver>` header.
+pub const QUERY_COMPATIBLE: bool = false;
+
 /// The operations berth routes for this service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {

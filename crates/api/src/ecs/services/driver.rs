@@ -335,6 +335,13 @@ impl Ecs {
         }
         .write()];
         writes.extend(records);
+        // Its Service Action and Deployment State Change events, in the
+        // same commit (the outbox).
+        writes.extend(
+            d.events.iter().filter_map(|e| {
+                crate::events::outbox::service_event(&scope(ctx), &next.service, e)
+            }),
+        );
         if try_commit(self.store(), &scope(ctx), writes).await? {
             Ok(Some(next))
         } else {
