@@ -390,6 +390,14 @@ impl ControlPlane for HttpControlPlane {
         Ok(())
     }
 
+    async fn task_credentials(
+        &self,
+        req: berth_wire::agent::GetTaskCredentialsRequest,
+    ) -> anyhow::Result<berth_wire::agent::GetTaskCredentialsResponse> {
+        let target = format!("{}.GetTaskCredentials", berth_wire::agent::TARGET_PREFIX);
+        self.call(&target, &req, Duration::from_secs(30)).await
+    }
+
     /// Logs go to the agent's own account and region (its credentials').
     async fn prepare_log_stream(
         &self,

@@ -15,55 +15,93 @@ use berth_wire::{ApiError, RequestContext};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Every key's policies; a key that is absent has none (allow all).
+/// Every key's and task role's policies; a key or role that is absent
+/// has none (allow all in its account).
 #[derive(Debug, Default, Clone)]
 pub struct Policies {
     by_key: HashMap<String, Vec<Policy>>,
+    /// By role ARN: what the temporary credentials of a task with that
+    /// `taskRoleArn` may do.
+    by_role: HashMap<String, Vec<Policy>>,
+}
+
+/// The policies `policy` and `policy_file` hold, for the error messages `who`.
+fn load(
+    policy: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    who: &str,
+) -> anyhow::Result<Vec<Policy>> {
+    let mut texts = Vec::new();
+    if let Some(p) = policy {
+        texts.push(p.clone());
+    }
+    if let Some(f) = file {
+        texts.push(std::fs::read_to_string(f).map_err(|err| {
+            anyhow::anyhow!("reading the policy file {} of {who}: {err}", f.display())
+        })?);
+    }
+    texts
+        .iter()
+        .map(|t| Policy::parse(t).map_err(|err| anyhow::anyhow!("the policy of {who}: {err}")))
+        .collect()
 }
 
 impl Policies {
     #[cfg(test)]
     pub fn new(by_key: HashMap<String, Vec<Policy>>) -> Self {
-        Policies { by_key }
+        Policies {
+            by_key,
+            by_role: HashMap::new(),
+        }
     }
 
-    /// The policies of the configured keys (`policy`, `policy_file`).
-    pub fn from_entries(entries: &[crate::config::CredentialEntry]) -> anyhow::Result<Self> {
+    /// The policies of the configured keys and roles (`policy`, `policy_file`).
+    pub fn from_entries(
+        entries: &[crate::config::CredentialEntry],
+        roles: &[crate::config::RoleEntry],
+    ) -> anyhow::Result<Self> {
         let mut by_key: HashMap<String, Vec<Policy>> = HashMap::new();
         for e in entries {
-            let mut texts = Vec::new();
-            if let Some(p) = &e.policy {
-                texts.push(p.clone());
-            }
-            if let Some(f) = &e.policy_file {
-                texts.push(std::fs::read_to_string(f).map_err(|err| {
-                    anyhow::anyhow!(
-                        "reading the policy file {} of key {}: {err}",
-                        f.display(),
-                        e.access_key_id
-                    )
-                })?);
-            }
-            for t in texts {
-                let p = Policy::parse(&t).map_err(|err| {
-                    anyhow::anyhow!("the policy of key {}: {err}", e.access_key_id)
-                })?;
-                by_key.entry(e.access_key_id.clone()).or_default().push(p);
+            let who = format!("key {}", e.access_key_id);
+            let ps = load(&e.policy, &e.policy_file, &who)?;
+            if !ps.is_empty() {
+                by_key
+                    .entry(e.access_key_id.clone())
+                    .or_default()
+                    .extend(ps);
             }
         }
-        Ok(Policies { by_key })
+        let mut by_role: HashMap<String, Vec<Policy>> = HashMap::new();
+        for r in roles {
+            let arn = berth_core::arn::Arn::parse(&r.arn)
+                .filter(|a| a.service == "iam" && a.resource.starts_with("role/"));
+            anyhow::ensure!(
+                arn.is_some(),
+                "[[roles]]: '{}' is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+                r.arn
+            );
+            let ps = load(&r.policy, &r.policy_file, &format!("role {}", r.arn))?;
+            by_role.entry(r.arn.clone()).or_default().extend(ps);
+        }
+        Ok(Policies { by_key, by_role })
     }
 
     /// Refuses the request with AWS's AccessDeniedException when the
-    /// caller's policies do not allow it.
+    /// caller's policies do not allow it: a task role's (`role`, for
+    /// temporary credentials), else its key's.
     pub fn check(
         &self,
         ctx: &RequestContext,
+        role: Option<&str>,
         service: Service,
         op: &str,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let Some(policies) = self.by_key.get(&ctx.access_key_id) else {
+        let policies = match role {
+            Some(r) => self.by_role.get(r),
+            None => self.by_key.get(&ctx.access_key_id),
+        };
+        let Some(policies) = policies.filter(|p| !p.is_empty()) else {
             return Ok(());
         };
         let action = action(service, op);
@@ -92,6 +130,8 @@ pub fn action(service: Service, op: &str) -> String {
                 "PollWork" => "Poll",
                 "SubmitHealth" => "SubmitTaskStateChange",
                 "SubmitTaskNetwork" => "SubmitAttachmentStateChanges",
+                // ECS's agent receives task credentials over its poll session.
+                "GetTaskCredentials" => "Poll",
                 other => other,
             },
         ),
@@ -336,10 +376,13 @@ mod tests {
         .unwrap();
         let p = Policies::new([("AKIAREADER".to_string(), vec![reader])].into());
         let c = ctx();
-        assert!(p.check(&c, Service::Ecs, "ListClusters", b"{}").is_ok());
+        assert!(p
+            .check(&c, None, Service::Ecs, "ListClusters", b"{}")
+            .is_ok());
         let e = p
             .check(
                 &c,
+                None,
                 Service::Ecs,
                 "RunTask",
                 br#"{"taskDefinition":"web:1"}"#,
@@ -355,6 +398,8 @@ mod tests {
         // A key without policies may do everything in its account.
         let mut other = c.clone();
         other.access_key_id = "AKIAOTHER".into();
-        assert!(p.check(&other, Service::Ecs, "RunTask", b"{}").is_ok());
+        assert!(p
+            .check(&other, None, Service::Ecs, "RunTask", b"{}")
+            .is_ok());
     }
 }

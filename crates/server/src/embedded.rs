@@ -195,6 +195,22 @@ impl ControlPlane for InProcess {
         Ok(())
     }
 
+    /// Managed tasks' credentials: for tasks assigned to the managed instance.
+    async fn task_credentials(
+        &self,
+        req: berth_wire::agent::GetTaskCredentialsRequest,
+    ) -> anyhow::Result<berth_wire::agent::GetTaskCredentialsResponse> {
+        let scope = berth_store::Scope::new(
+            &Ecs::managed_context().account_id,
+            &Ecs::managed_context().region,
+        );
+        Ok(self
+            .ecs
+            .task_credentials(&scope, &req.container_instance_arn, &req.task)
+            .await
+            .map_err(berth_wire::ApiError::from)?)
+    }
+
     async fn resolve_secrets(
         &self,
         task_arn: &str,
@@ -218,6 +234,7 @@ pub async fn start(
     runtime: Arc<dyn Runtime>,
     state_dir: PathBuf,
     cleanup_wait: std::time::Duration,
+    task_endpoint: &str,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
     let control = Arc::new(InProcess {
@@ -228,6 +245,9 @@ pub async fn start(
     });
     let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
     config.cleanup_wait = cleanup_wait;
+    // Tasks reach the control plane where it listens (from a task's own
+    // network namespace, a loopback address through the agent's proxy).
+    config.task_endpoint = Some(task_endpoint.to_string());
     // Tasks of every account share this host: whatever a stored task
     // definition says, none gets a way into it (the control plane refuses
     // such FARGATE definitions and launches too).
