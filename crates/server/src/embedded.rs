@@ -10,7 +10,6 @@ use berth_agent::secret_ref::{
 use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
 use berth_api::{Ecs, Logs, ParameterStore, SecretsManager};
 use berth_core::arn::Arn;
-use berth_runtime::Runtime;
 use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::{
     ContainerInstance, EcsApi, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
@@ -21,7 +20,6 @@ use berth_wire::logs::{
 use berth_wire::secretsmanager::{GetSecretValueRequest, SecretsManagerApi};
 use berth_wire::ssm::{GetParametersRequest, SsmApi};
 use berth_wire::RequestContext;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 struct InProcess {
@@ -231,9 +229,7 @@ pub async fn start(
     logs: Logs,
     secrets: SecretsManager,
     ssm: ParameterStore,
-    runtime: Arc<dyn Runtime>,
-    state_dir: PathBuf,
-    cleanup_wait: std::time::Duration,
+    agent: &crate::config::EmbeddedAgent,
     task_endpoint: &str,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
@@ -243,8 +239,9 @@ pub async fn start(
         secrets,
         ssm,
     });
-    let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
-    config.cleanup_wait = cleanup_wait;
+    let mut config =
+        AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, agent.state_dir.clone());
+    config.cleanup_wait = agent.cleanup_wait;
     // Tasks reach the control plane where it listens (from a task's own
     // network namespace, a loopback address through the agent's proxy).
     config.task_endpoint = Some(task_endpoint.to_string());
@@ -259,7 +256,7 @@ pub async fn start(
     config
         .attributes
         .insert("ecs.availability-zone".into(), Some("berth-managed".into()));
-    let agent = Arc::new(Agent::register(control, runtime, config).await?);
+    let agent = Arc::new(Agent::register(control, agent.runtime.clone(), config).await?);
     let arn = agent.instance_arn().to_string();
     tokio::spawn(agent.run());
     Ok(arn)

@@ -75,9 +75,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 logs.clone(),
                 secrets.clone(),
                 ssm.clone(),
-                a.runtime.clone(),
-                a.state_dir.clone(),
-                a.cleanup_wait,
+                a,
                 &endpoint,
             )
             .await
