@@ -10,6 +10,7 @@ URI of another task, which this one must not be able to read.
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -20,13 +21,18 @@ KEYS = ["ECS_CONTAINER_METADATA_URI_V4", "ECS_CONTAINER_METADATA_URI", "ECS_AGEN
 
 
 def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=20) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except OSError as e:
-        return str(e), None
+    # A bridge-mode Docker container may start a moment before the agent
+    # listens in its network: retry a refused connection, as botocore does.
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(url, timeout=20) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, None
+        except OSError as e:
+            if attempt == 19 or "refused" not in str(e):
+                return str(e), None
+            time.sleep(0.1)
 
 
 def main():

@@ -72,8 +72,12 @@ def client(srv, creds, service="ecs"):
 
 
 class Account:
-    def __init__(self, srv, creds, cluster):
+    """One account's tasks; `image` and `python` say what runs the probe
+    (the host's python on the process runtime, an image's on Docker)."""
+
+    def __init__(self, srv, creds, cluster, image="host", python=sys.executable):
         self.srv, self.creds, self.cluster = srv, creds, cluster
+        self.image, self.python = image, python
         self.ecs = client(srv, creds)
         self.logs = client(srv, creds, "logs")
         self.ecs.create_cluster(clusterName=cluster)
@@ -81,7 +85,7 @@ class Account:
 
     def register(self, entry, command, role=None, launch="FARGATE", env=None):
         family = harness.unique("inside")
-        container = {"name": "main", "image": "host", "entryPoint": entry, "command": command,
+        container = {"name": "main", "image": self.image, "entryPoint": entry, "command": command,
                      "environment": [{"name": k, "value": v} for k, v in (env or {}).items()],
                      "logConfiguration": {"logDriver": "awslogs", "options": {
                          "awslogs-group": self.group, "awslogs-region": harness.REGION,
@@ -117,7 +121,7 @@ class Account:
     def probe(self, role=None, launch="FARGATE", other=None, env=None):
         """Runs the probe as a task to its end: (task, what it saw)."""
         args = ["-c", PROBE, self.cluster] + ([other] if other else [])
-        arn = self.start(self.register([sys.executable], args, role, launch, env), launch)
+        arn = self.start(self.register([self.python], args, role, launch, env), launch)
         task = self.wait(arn)
         lines = [l for l in self.output(arn) if l.startswith("{")]
         assert lines, (task.get("stoppedReason"), self.output(arn))
