@@ -152,26 +152,41 @@ def b(srv):
     return Account(srv, ACCOUNT_B, harness.unique("inside-b"))
 
 
+class Agent:
+    """A `berth agent` (process runtime) in account A's cluster: EC2 capacity."""
+
+    def __init__(self, srv, cluster, data):
+        self.srv, self.cluster, self.data = srv, cluster, data
+        self.proc = None
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ACCESS_KEY_ID=ACCOUNT_A.access_key_id,
+                   AWS_SECRET_ACCESS_KEY=ACCOUNT_A.secret_access_key,
+                   AWS_DEFAULT_REGION=harness.REGION)
+        with open(self.data / "agent.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(harness.berth_bin()), "agent", "--endpoint", self.srv.endpoint,
+                 "--cluster", self.cluster, "--data-dir", str(self.data / "state"),
+                 "--runtime", "process"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        return self
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def agent(srv, a, tmp_path_factory):
-    """A `berth agent` (process runtime) in account A's cluster: EC2 capacity."""
-    data = tmp_path_factory.mktemp("inside-agent")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=ACCOUNT_A.access_key_id,
-               AWS_SECRET_ACCESS_KEY=ACCOUNT_A.secret_access_key,
-               AWS_DEFAULT_REGION=harness.REGION)
-    log = open(data / "agent.log", "wb")
-    proc = subprocess.Popen(
-        [str(harness.berth_bin()), "agent", "--endpoint", srv.endpoint, "--cluster", a.cluster,
-         "--data-dir", str(data / "state"), "--runtime", "process"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    ag = Agent(srv, a.cluster, tmp_path_factory.mktemp("inside-agent")).start()
     deadline = time.monotonic() + 30
     while not a.ecs.list_container_instances(cluster=a.cluster)["containerInstanceArns"]:
-        assert proc.poll() is None and time.monotonic() < deadline, (data / "agent.log").read_text()
+        assert ag.proc.poll() is None and time.monotonic() < deadline, \
+            (ag.data / "agent.log").read_text()
         time.sleep(0.2)
-    yield proc
-    proc.terminate()
-    proc.wait(10)
+    yield ag
+    ag.stop()
 
 
 def fetch_credentials(env):
@@ -347,3 +362,25 @@ def test_another_tasks_token_is_its_own(a, b, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(env["ECS_CONTAINER_METADATA_URI_V4"] + "/task", timeout=10)
     assert e.value.code == 404
+
+
+def test_a_restarted_agent_answers_its_adopted_tasks(a, agent, tmp_path):
+    """The URIs in a running task's environment outlive the agent that
+    gave them: a restarted agent derives the same tokens, on the same port."""
+    arn, env = a.holder(tmp_path / "env.json", launch="EC2")
+    before = fetch_credentials(env)
+    agent.stop()
+    agent.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(env["ECS_CONTAINER_METADATA_URI_V4"] + "/task",
+                                        timeout=5) as r:
+                assert json.load(r)["TaskARN"] == arn
+            break
+        except (OSError, AssertionError):
+            assert time.monotonic() < deadline, (agent.data / "agent.log").read_text()[-3000:]
+            time.sleep(0.3)
+    assert fetch_credentials(env)["RoleArn"] == before["RoleArn"]
+    a.ecs.stop_task(cluster=a.cluster, task=arn)
+    a.wait(arn)

@@ -273,6 +273,7 @@ impl Agent {
             runtime.clone(),
             instance_arn.clone(),
             config.task_endpoint.clone(),
+            &config.state_dir,
         )
         .await
         .context("starting the task metadata endpoint")?;

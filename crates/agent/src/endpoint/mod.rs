@@ -23,6 +23,7 @@ use metadata::{TaskFacts, TaskNow};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 pub use serve::serve;
@@ -70,39 +71,71 @@ pub struct Endpoint {
     host_addr: SocketAddr,
     /// The URL tasks reach the control plane at (their AWS_ENDPOINT_URL).
     task_endpoint: Option<String>,
+    key: TokenKey,
     tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
 }
 
-/// 256 random bits, hex.
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The agent's key for tokens (`endpoint.key` in its state dir, 0600):
+/// a token is derived from it, so a restarted agent answers the tokens its
+/// adopted containers already hold, and no one without it can make one.
+struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    fn load_or_create(state_dir: &Path) -> std::io::Result<TokenKey> {
+        let path = state_dir.join("endpoint.key");
+        if let Ok(k) = std::fs::read(&path) {
+            if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                return Ok(TokenKey(k));
+            }
+        }
+        let k: [u8; 32] = rand::random();
+        crate::write_private(&path, &k)?;
+        Ok(TokenKey(k))
+    }
+
+    /// 256 bits, hex, for (`purpose`, task, container).
+    fn token(&self, purpose: &str, task_arn: &str, container: &str) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("any key length");
+        for part in [purpose, task_arn, container] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Environment variables, `(name, value)`.
 pub type Env = Vec<(String, String)>;
 
-/// Environment names ECS sets itself: a task definition cannot replace them.
-const RESERVED: &[&str] = &[
-    "ECS_CONTAINER_METADATA_URI",
-    "ECS_CONTAINER_METADATA_URI_V4",
-    "ECS_AGENT_URI",
-    "AWS_EXECUTION_ENV",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-];
-
 impl Endpoint {
-    /// Starts serving on the host's loopback (an ephemeral port).
+    /// Starts serving on the host's loopback: on the port it had before
+    /// (saved in `state_dir`, so that adopted tasks' URIs still work),
+    /// else an ephemeral one.
     pub async fn start(
         control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
         instance_arn: String,
         task_endpoint: Option<String>,
+        state_dir: &Path,
     ) -> std::io::Result<Arc<Endpoint>> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port_file = state_dir.join("endpoint.port");
+        let saved: u16 = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", saved)).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let port = listener.local_addr()?.port();
+        crate::write_private(&port_file, port.to_string().as_bytes())?;
         let endpoint = Arc::new(Endpoint {
+            key: TokenKey::load_or_create(state_dir)?,
             control,
             runtime,
             instance_arn,
@@ -123,13 +156,20 @@ impl Endpoint {
         } else {
             format!("http://{}", self.host_addr)
         };
+        let arn = facts.task_arn().to_string();
+        let key = &self.key;
         let entry = Arc::new(TaskEntry {
             tokens: facts
                 .container_names()
                 .into_iter()
-                .map(|n| (random_token(), n))
+                .map(|n| (key.token("metadata", &arn, &n), n))
                 .collect(),
-            credentials: has_role.then(|| (random_token(), random_token())),
+            credentials: has_role.then(|| {
+                (
+                    key.token("credentials-id", &arn, ""),
+                    key.token("credentials-authorization", &arn, ""),
+                )
+            }),
             cached: tokio::sync::Mutex::new(None),
             now: Mutex::default(),
             base,
@@ -266,11 +306,6 @@ impl Endpoint {
             defaults.push(("AWS_ENDPOINT_URL".into(), url.clone()));
         }
         (reserved, defaults)
-    }
-
-    /// Whether `name` is one ECS sets itself.
-    pub fn is_reserved(name: &str) -> bool {
-        RESERVED.contains(&name)
     }
 
     /// The task and container a metadata token names, if `only` (a
