@@ -12,6 +12,18 @@ use std::os::fd::AsRawFd;
 /// A listener on `127.0.0.1:port` in the network namespace of process `pid`.
 pub fn listen(pid: u32, port: u16) -> io::Result<TcpListener> {
     let ns = File::open(format!("/proc/{pid}/ns/net"))?;
+    // An agent in a container of its own sees other pids than the Engine
+    // reports: a pid that names a process of its own network is not the
+    // container's, and listening there would serve the task on the agent's
+    // loopback.
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self/ns/net")?;
+    let theirs = ns.metadata()?;
+    if (own.dev(), own.ino()) == (theirs.dev(), theirs.ino()) {
+        return Err(io::Error::other(format!(
+            "process {pid} is in the agent's own network: the agent does not see the container's processes"
+        )));
+    }
     // Only this thread changes namespace, and it ends right after.
     std::thread::spawn(move || {
         // SAFETY: setns on a valid descriptor of a network namespace
