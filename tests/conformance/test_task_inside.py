@@ -384,3 +384,37 @@ def test_a_restarted_agent_answers_its_adopted_tasks(a, agent, tmp_path):
     assert fetch_credentials(env)["RoleArn"] == before["RoleArn"]
     a.ecs.stop_task(cluster=a.cluster, task=arn)
     a.wait(arn)
+
+
+def test_a_service_task_protects_itself_through_ecs_agent_uri(a, tmp_path):
+    family = a.register([sys.executable], ["-c", (
+        "import json,os,time\n"
+        f"fd=os.open({str(tmp_path / 'env.json')!r},os.O_WRONLY|os.O_CREAT|os.O_EXCL,0o600)\n"
+        "os.write(fd,json.dumps(dict(os.environ)).encode());os.close(fd)\ntime.sleep(600)\n")])
+    svc = harness.unique("guarded")
+    a.ecs.create_service(cluster=a.cluster, serviceName=svc, taskDefinition=family,
+                         desiredCount=1, launchType="FARGATE", networkConfiguration=NETWORK)
+    path = tmp_path / "env.json"
+    deadline = time.monotonic() + 60
+    while not path.exists() or path.stat().st_size == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.2)
+    uri = json.loads(path.read_text())["ECS_AGENT_URI"] + "/task-protection/v1/state"
+    put = urllib.request.Request(uri, method="PUT", data=json.dumps(
+        {"ProtectionEnabled": True, "ExpiresInMinutes": 60}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(put, timeout=10) as r:
+        p = json.load(r)["protection"]
+    assert p["ProtectionEnabled"] is True and p["ExpirationDate"]
+    [task] = a.ecs.list_tasks(cluster=a.cluster, serviceName=svc)["taskArns"]
+    assert p["TaskArn"] == task
+    got = a.ecs.get_task_protection(cluster=a.cluster, tasks=[task])["protectedTasks"][0]
+    assert got["protectionEnabled"] is True
+    with urllib.request.urlopen(uri, timeout=10) as r:
+        assert json.load(r)["protection"]["ProtectionEnabled"] is True
+    bad = urllib.request.Request(uri, method="PUT", data=b"{}")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad, timeout=10)
+    assert e.value.code == 400
+    a.ecs.delete_service(cluster=a.cluster, service=svc, force=True)

@@ -193,6 +193,38 @@ impl ControlPlane for InProcess {
         Ok(())
     }
 
+    /// In the task's own account and region.
+    async fn task_protection(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        update: Option<(bool, Option<i32>)>,
+    ) -> anyhow::Result<berth_wire::ecs::GetTaskProtectionResponse> {
+        let ctx = task_context(task_arn)?;
+        Ok(match update {
+            None => {
+                let req = berth_wire::ecs::GetTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: Some(vec![task_arn.to_string()]),
+                };
+                self.ecs.get_task_protection(&ctx, req).await?
+            }
+            Some((enabled, minutes)) => {
+                let req = berth_wire::ecs::UpdateTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: vec![task_arn.to_string()],
+                    protection_enabled: enabled,
+                    expires_in_minutes: minutes,
+                };
+                let out = self.ecs.update_task_protection(&ctx, req).await?;
+                berth_wire::ecs::GetTaskProtectionResponse {
+                    protected_tasks: out.protected_tasks,
+                    failures: out.failures,
+                }
+            }
+        })
+    }
+
     /// Managed tasks' credentials: for tasks assigned to the managed instance.
     async fn task_credentials(
         &self,

@@ -4,6 +4,8 @@
 //!   `/task/stats` below it.
 //! - `/v2/credentials/<id>` with `Authorization: <token>`: the task role's
 //!   credentials.
+//! - `/api/<token>/task-protection/v1/state` (`ECS_AGENT_URI`): the task's
+//!   scale-in protection, GET and PUT.
 
 use super::{Endpoint, TaskEntry};
 use bytes::Bytes;
@@ -37,7 +39,7 @@ pub async fn serve(
                 let (endpoint, only) = (endpoint.clone(), only.clone());
                 async move {
                     let r = match endpoint.upgrade() {
-                        Some(e) => answer(&e, only.as_deref(), &req).await,
+                        Some(e) => answer(&e, only.as_deref(), req).await,
                         None => text(StatusCode::SERVICE_UNAVAILABLE, "The agent is stopping."),
                     };
                     Ok::<_, std::convert::Infallible>(r)
@@ -71,16 +73,15 @@ fn ok(v: &Value) -> Response<Full<Bytes>> {
     respond(StatusCode::OK, v.to_string())
 }
 
-async fn answer(
-    e: &Endpoint,
-    only: Option<&str>,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn answer(e: &Endpoint, only: Option<&str>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    if let ["api", token, "task-protection", "v1", "state"] = parts.as_slice() {
+        return protection(e, only, token, req).await;
+    }
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "Only GET is served here.");
     }
-    let path = req.uri().path().trim_end_matches('/');
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
     match parts.as_slice() {
         ["v2", "credentials", id] => {
             let auth = req
@@ -134,22 +135,13 @@ async fn answer(
 
 async fn credentials(e: &Endpoint, task: &Arc<TaskEntry>) -> Response<Full<Bytes>> {
     match e.credentials(task).await {
-        Ok(c) => {
-            let expiration = time::OffsetDateTime::from_unix_timestamp(c.expiration)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
-            ok(&json!({
-                "RoleArn": c.role_arn,
-                "AccessKeyId": c.access_key_id,
-                "SecretAccessKey": c.secret_access_key,
-                "Token": c.session_token,
-                "Expiration": expiration,
-            }))
-        }
+        Ok(c) => ok(&json!({
+            "RoleArn": c.role_arn,
+            "AccessKeyId": c.access_key_id,
+            "SecretAccessKey": c.secret_access_key,
+            "Token": c.session_token,
+            "Expiration": rfc3339(c.expiration),
+        })),
         Err(err) => {
             // The control plane's reason, never a credential.
             tracing::warn!(task = %task.facts.task_arn(), error = %err, "task credentials unavailable");
@@ -159,4 +151,101 @@ async fn credentials(e: &Endpoint, task: &Arc<TaskEntry>) -> Response<Full<Bytes
             )
         }
     }
+}
+
+/// `${ECS_AGENT_URI}/task-protection/v1/state`: GET the task's scale-in
+/// protection, or PUT `{"ProtectionEnabled": bool, "ExpiresInMinutes": n}`.
+async fn protection(
+    e: &Endpoint,
+    only: Option<&str>,
+    token: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let Some((task, _)) = e.by_token(token, only) else {
+        return text(StatusCode::NOT_FOUND, "No such task or container.");
+    };
+    let arn = task.facts.task_arn().to_string();
+    let failure = |status: StatusCode, code: &str, message: &str| {
+        let body = json!({"error": {"Arn": arn, "Code": code, "Message": message}});
+        respond(status, body.to_string())
+    };
+    let update = match *req.method() {
+        Method::GET => None,
+        Method::PUT => {
+            let Ok(body) = http_body_util::Limited::new(req.into_body(), 4096)
+                .collect()
+                .await
+            else {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Unreadable body.",
+                );
+            };
+            let v: Value = serde_json::from_slice(&body.to_bytes()).unwrap_or(Value::Null);
+            let Some(enabled) = v.get("ProtectionEnabled").and_then(Value::as_bool) else {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Invalid request: does not contain 'ProtectionEnabled' field",
+                );
+            };
+            let minutes = v
+                .get("ExpiresInMinutes")
+                .and_then(Value::as_i64)
+                .map(|m| m.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            Some((enabled, minutes))
+        }
+        _ => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Only GET and PUT are served here.",
+            )
+        }
+    };
+    let result = e
+        .control
+        .task_protection(&task.facts.cluster(), &arn, update)
+        .await;
+    match result {
+        Ok(out) => {
+            if let Some(f) = out.failures.into_iter().flatten().next() {
+                let body =
+                    json!({"failure": {"Arn": f.arn, "Reason": f.reason, "Detail": f.detail}});
+                return respond(StatusCode::OK, body.to_string());
+            }
+            let p = out
+                .protected_tasks
+                .into_iter()
+                .flatten()
+                .next()
+                .unwrap_or_default();
+            let mut protection = serde_json::Map::new();
+            protection.insert(
+                "ProtectionEnabled".into(),
+                json!(p.protection_enabled.unwrap_or(false)),
+            );
+            protection.insert("TaskArn".into(), json!(p.task_arn.unwrap_or(arn)));
+            if let Some(at) = p.expiration_date {
+                protection.insert("ExpirationDate".into(), rfc3339(at.0 as i64));
+            }
+            ok(&json!({ "protection": protection }))
+        }
+        Err(err) => {
+            let msg = err.to_string();
+            let (code, message) = msg.split_once(": ").unwrap_or(("ServerException", &msg));
+            failure(StatusCode::BAD_REQUEST, code, message)
+        }
+    }
+}
+
+fn rfc3339(secs: i64) -> Value {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
 }
