@@ -418,3 +418,29 @@ def test_a_service_task_protects_itself_through_ecs_agent_uri(a, tmp_path):
         urllib.request.urlopen(bad, timeout=10)
     assert e.value.code == 400
     a.ecs.delete_service(cluster=a.cluster, service=svc, force=True)
+
+
+def test_agent_channel_gives_credentials_only_to_the_tasks_agent(srv, a, b, agent, tmp_path):
+    """GetTaskCredentials: refused to another account's key, for another
+    instance, for a FARGATE task (the managed instance is no account's)."""
+    arn, _ = a.holder(tmp_path / "env.json", launch="EC2")
+    [instance] = a.ecs.list_container_instances(cluster=a.cluster)["containerInstanceArns"]
+    target = "BerthAgentV1.GetTaskCredentials"
+
+    def ask(creds, task, inst=instance):
+        body = json.dumps({"cluster": a.cluster, "containerInstanceArn": inst, "task": task})
+        return raw_call(srv, creds.access_key_id, creds.secret_access_key, None, target, body)
+
+    status, body = ask(ACCOUNT_A, arn)
+    assert status == 200 and body["roleArn"] == READER, body
+    assert body["accessKeyId"].startswith("ASIA")
+    assert ask(ACCOUNT_B, arn)[1]["__type"] == "InvalidParameterException"
+    wrong = instance.rsplit("/", 1)[0] + "/" + "0" * 32
+    assert ask(ACCOUNT_A, arn, wrong)[1]["__type"] == "InvalidParameterException"
+    fargate, _ = a.holder(tmp_path / "env2.json")
+    assert ask(ACCOUNT_A, fargate)[1]["__type"] == "InvalidParameterException"
+    for t in (arn, fargate):
+        a.ecs.stop_task(cluster=a.cluster, task=t)
+        a.wait(t)
+    # Nor for a task that has stopped.
+    assert ask(ACCOUNT_A, arn)[1]["__type"] == "InvalidParameterException"

@@ -139,3 +139,39 @@ pub fn task_role(doc: &TaskDoc, account: &str) -> Option<String> {
     (arn.service == "iam" && arn.account == account && arn.resource.starts_with("role/"))
         .then_some(named)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(td_role: Option<&str>, override_role: Option<&str>) -> TaskDoc {
+        let task = serde_json::json!({
+            "id": "t", "cluster": "c", "needs": {"cpu": 0, "memory": 0, "host_ports": []},
+            "task": {"overrides": {"taskRoleArn": override_role}},
+            "taskDefinition": {"taskRoleArn": td_role},
+        });
+        serde_json::from_value(task).expect("a task document")
+    }
+
+    #[test]
+    fn the_task_role_is_of_the_tasks_account() {
+        let acct = "111111111111";
+        let own = "arn:aws:iam::111111111111:role/app";
+        assert_eq!(task_role(&doc(Some(own), None), acct).as_deref(), Some(own));
+        // The override wins; a short name is the account's role.
+        assert_eq!(
+            task_role(&doc(Some(own), Some("other")), acct).as_deref(),
+            Some("arn:aws:iam::111111111111:role/other")
+        );
+        // Another account's role, a user, garbage: no role at all.
+        for bad in [
+            "arn:aws:iam::222222222222:role/app",
+            "arn:aws:iam::111111111111:user/app",
+            "arn:aws:s3:::bucket",
+            "arn:",
+        ] {
+            assert_eq!(task_role(&doc(Some(bad), None), acct), None, "{bad}");
+        }
+        assert_eq!(task_role(&doc(None, None), acct), None);
+    }
+}
