@@ -107,15 +107,49 @@ impl Policies {
         let action = action(service, op);
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let resources = resources(service, op, &body, ctx);
-        let decision = evaluate(policies, &action, &resources);
-        match denial_message(&ctx.principal_arn, &action, &decision) {
-            None => Ok(()),
-            Some(message) => {
+        let mut checks = vec![(action, resources)];
+        // Giving a task a role is passing it (IAM's iam:PassRole), or a
+        // limited caller could act through a role broader than itself.
+        let passed = passed_roles(service, op, &body, &ctx.account_id);
+        if !passed.is_empty() {
+            checks.push(("iam:PassRole".to_string(), passed));
+        }
+        for (action, resources) in checks {
+            let decision = evaluate(policies, &action, &resources);
+            if let Some(message) = denial_message(&ctx.principal_arn, &action, &decision) {
                 tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
-                Err(ApiError::new("AccessDeniedException", 400, message))
+                return Err(ApiError::new("AccessDeniedException", 400, message));
             }
         }
+        Ok(())
     }
+}
+
+/// The task roles a request hands to tasks: a task definition's
+/// `taskRoleArn`, a launch's `overrides.taskRoleArn` (a short name is a
+/// role of the caller's account).
+fn passed_roles(service: Service, op: &str, body: &Value, account: &str) -> Vec<String> {
+    if service != Service::Ecs {
+        return Vec::new();
+    }
+    let named = match op {
+        "RegisterTaskDefinition" => string(body, "taskRoleArn"),
+        "RunTask" | "StartTask" => body.get("overrides").and_then(|o| string(o, "taskRoleArn")),
+        _ => None,
+    };
+    named
+        .map(|r| {
+            if r.starts_with("arn:") {
+                r.to_string()
+            } else {
+                format!(
+                    "arn:aws:iam::{account}:role/{}",
+                    r.trim_start_matches("role/")
+                )
+            }
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The IAM action of an operation: `ecs:RunTask`, `logs:PutLogEvents`;
@@ -395,6 +429,48 @@ mod tests {
             "{}",
             e.message
         );
+        // Handing a task a role needs iam:PassRole on it.
+        let e = p.check(
+            &c,
+            None,
+            Service::Ecs,
+            "ListClusters",
+            br#"{"taskRoleArn":"ignored-here"}"#,
+        );
+        assert!(e.is_ok());
+        let runner = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"ecs:*","Resource":"*"},
+                {"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::111111111111:role/ok"}]}"#,
+        )
+        .unwrap();
+        let p2 = Policies::new([("AKIAREADER".to_string(), vec![runner])].into());
+        let td = |role: &str| format!(r#"{{"family":"f","taskRoleArn":"{role}"}}"#);
+        assert!(p2
+            .check(
+                &c,
+                None,
+                Service::Ecs,
+                "RegisterTaskDefinition",
+                td("ok").as_bytes()
+            )
+            .is_ok());
+        let e = p2
+            .check(
+                &c,
+                None,
+                Service::Ecs,
+                "RegisterTaskDefinition",
+                td("admin").as_bytes(),
+            )
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("iam:PassRole on resource: arn:aws:iam::111111111111:role/admin"),
+            "{}",
+            e.message
+        );
+        let run = br#"{"taskDefinition":"f","overrides":{"taskRoleArn":"arn:aws:iam::111111111111:role/admin"}}"#;
+        assert!(p2.check(&c, None, Service::Ecs, "RunTask", run).is_err());
         // A key without policies may do everything in its account.
         let mut other = c.clone();
         other.access_key_id = "AKIAOTHER".into();
