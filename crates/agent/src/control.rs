@@ -54,6 +54,25 @@ pub trait ControlPlane: Send + Sync {
     async fn submit_task_network(&self, _req: SubmitTaskNetworkRequest) -> anyhow::Result<()> {
         anyhow::bail!("this control plane does not take task networks")
     }
+    /// `BerthAgentV1.GetTaskCredentials`: temporary credentials for the
+    /// role of a task assigned to this agent.
+    async fn task_credentials(
+        &self,
+        _req: berth_wire::agent::GetTaskCredentialsRequest,
+    ) -> anyhow::Result<berth_wire::agent::GetTaskCredentialsResponse> {
+        anyhow::bail!("this control plane issues no task credentials")
+    }
+    /// Task scale-in protection of a task assigned to this agent, as the
+    /// agent's `ECS_AGENT_URI` serves it to the task: GetTaskProtection, or
+    /// UpdateTaskProtection with `(protectionEnabled, expiresInMinutes)`.
+    async fn task_protection(
+        &self,
+        _cluster: &str,
+        _task_arn: &str,
+        _update: Option<(bool, Option<i32>)>,
+    ) -> anyhow::Result<berth_wire::ecs::GetTaskProtectionResponse> {
+        anyhow::bail!("this control plane does not serve task protection")
+    }
     /// The values of a container's `secrets`, `(name, valueFrom)` pairs,
     /// fetched as ECS's agent does (Secrets Manager GetSecretValue, SSM
     /// GetParameters) in the task's account and region. Returns

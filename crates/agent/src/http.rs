@@ -409,6 +409,44 @@ impl ControlPlane for HttpControlPlane {
         Ok(())
     }
 
+    async fn task_credentials(
+        &self,
+        req: berth_wire::agent::GetTaskCredentialsRequest,
+    ) -> anyhow::Result<berth_wire::agent::GetTaskCredentialsResponse> {
+        let target = format!("{}.GetTaskCredentials", berth_wire::agent::TARGET_PREFIX);
+        self.call(&target, &req, Duration::from_secs(30)).await
+    }
+
+    /// In the agent's account, which is its tasks'.
+    async fn task_protection(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        update: Option<(bool, Option<i32>)>,
+    ) -> anyhow::Result<berth_wire::ecs::GetTaskProtectionResponse> {
+        let timeout = Duration::from_secs(30);
+        match update {
+            None => {
+                let req = berth_wire::ecs::GetTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: Some(vec![task_arn.to_string()]),
+                };
+                self.call(&format!("{ECS_PREFIX}.GetTaskProtection"), &req, timeout)
+                    .await
+            }
+            Some((enabled, minutes)) => {
+                let req = berth_wire::ecs::UpdateTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: vec![task_arn.to_string()],
+                    protection_enabled: enabled,
+                    expires_in_minutes: minutes,
+                };
+                self.call(&format!("{ECS_PREFIX}.UpdateTaskProtection"), &req, timeout)
+                    .await
+            }
+        }
+    }
+
     /// Logs go to the agent's own account and region (its credentials').
     async fn prepare_log_stream(
         &self,

@@ -13,6 +13,7 @@
 //! on other hosts (over HTTP with SigV4): only the [`ControlPlane`] differs.
 
 mod control;
+pub mod endpoint;
 pub mod envfile;
 pub mod http;
 pub mod logs;
@@ -62,6 +63,9 @@ pub struct AgentConfig {
     /// The host directories whose files tasks may name in
     /// `environmentFiles` (none by default: see [`envfile`]).
     pub env_file_dirs: envfile::EnvFileDirs,
+    /// The control plane's URL as tasks reach it: their `AWS_ENDPOINT_URL`
+    /// (none: tasks get none).
+    pub task_endpoint: Option<String>,
 }
 
 /// ECS's default `ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION`.
@@ -84,6 +88,7 @@ impl AgentConfig {
             cleanup_wait: DEFAULT_CLEANUP_WAIT,
             sandbox: false,
             env_file_dirs: envfile::EnvFileDirs::none(),
+            task_endpoint: None,
         }
     }
 }
@@ -172,6 +177,7 @@ pub struct Agent {
     /// containers for hours and listing them all is not free.
     inventory_at: Mutex<Option<std::time::Instant>>,
     env_file_dirs: Arc<envfile::EnvFileDirs>,
+    endpoint: Arc<endpoint::Endpoint>,
 }
 
 /// How often, at most, the cleanup looks at every container.
@@ -262,7 +268,17 @@ impl Agent {
         };
         write_private(&saved_path, &serde_json::to_vec(&saved)?)?;
         tracing::info!(instance = %instance_arn, cluster = %config.cluster, runtime = runtime.name(), "agent registered");
+        let endpoint = endpoint::Endpoint::start(
+            control.clone(),
+            runtime.clone(),
+            instance_arn.clone(),
+            config.task_endpoint.clone(),
+            &config.state_dir,
+        )
+        .await
+        .context("starting the task metadata endpoint")?;
         Ok(Agent {
+            endpoint,
             env_file_dirs: Arc::new(config.env_file_dirs.clone()),
             control,
             runtime,
@@ -360,6 +376,7 @@ impl Agent {
                         cleanup_wait: self.config.cleanup_wait,
                         sandbox: self.config.sandbox,
                         env_file_dirs: self.env_file_dirs.clone(),
+                        endpoint: self.endpoint.clone(),
                     };
                     let runner = TaskRunner::spawn(env, t, adopted);
                     if desired_stop {

@@ -3,6 +3,8 @@
 //! asks, and report each step. A runner given containers that already exist
 //! (after an agent restart) adopts them instead of starting them again.
 
+use crate::endpoint::metadata::{ContainerNow, TaskFacts, TaskNow};
+use crate::endpoint::{Endpoint, TASK_NETWORK_PORT};
 use crate::envfile::EnvFileDirs;
 use crate::logs::{self, Destination, Shipper};
 use crate::spec;
@@ -45,6 +47,8 @@ pub struct RunnerEnv {
     pub sandbox: bool,
     /// Where `environmentFiles` may be read from.
     pub env_file_dirs: Arc<EnvFileDirs>,
+    /// Serves tasks their metadata and credentials.
+    pub endpoint: Arc<Endpoint>,
 }
 
 pub struct TaskRunner {
@@ -196,6 +200,12 @@ struct Run {
     /// Why the task may not run here at all (a sandbox's refusal).
     refused: Option<String>,
     env_file_dirs: Arc<EnvFileDirs>,
+    endpoint: Arc<Endpoint>,
+    /// The runtime gives the task's containers a network of their own:
+    /// the endpoint listens inside it.
+    own_network: bool,
+    /// The awsvpc task's address, for its metadata.
+    ipv4: Option<String>,
 }
 
 impl Run {
@@ -213,6 +223,7 @@ impl Run {
             cleanup_wait,
             sandbox,
             env_file_dirs,
+            endpoint,
         } = env;
         let task = &a.task;
         let td = &a.task_definition;
@@ -295,6 +306,15 @@ impl Run {
         if let Some(reason) = &refused {
             tracing::warn!(task = %task.task_arn.as_deref().unwrap_or_default(), %reason, "refusing a task");
         }
+        let specs: Vec<ContainerSpec> = slots.iter().map(|s| s.spec.clone()).collect();
+        let has_role = task
+            .overrides
+            .as_ref()
+            .and_then(|o| o.task_role_arn.as_deref())
+            .or(td.task_role_arn.as_deref())
+            .is_some_and(|r| !r.is_empty());
+        let own_network = runtime.own_network(task_spec.network);
+        endpoint.register(TaskFacts::new(&a, &specs), has_role, own_network);
         Run {
             control,
             runtime,
@@ -314,7 +334,78 @@ impl Run {
             waiters: Vec::new(),
             refused,
             env_file_dirs,
+            endpoint,
+            own_network,
+            ipv4: None,
         }
+    }
+
+    /// Opens the endpoint inside the network of the task (`None`: its
+    /// awsvpc namespace) or of one container, and a way from there to a
+    /// control plane on the host's loopback.
+    async fn listen_in(&self, key: Option<&berth_runtime::ContainerKey>) {
+        if !self.own_network {
+            return;
+        }
+        let rt = &self.runtime;
+        match rt
+            .listen_in_network(&self.task_spec, key, TASK_NETWORK_PORT)
+            .await
+        {
+            Ok(Some(l)) => self.endpoint.serve_task(&self.task_arn, l),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task = %self.task_arn, error = %e, "no metadata endpoint for the task")
+            }
+        }
+        if let Some((port, target)) = self.endpoint.loopback_control_plane() {
+            match rt.listen_in_network(&self.task_spec, key, port).await {
+                Ok(Some(l)) => self.endpoint.proxy_task(&self.task_arn, l, target),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(task = %self.task_arn, error = %e, "no way to the control plane for the task")
+                }
+            }
+        }
+    }
+
+    /// Tells the endpoint what the task is now.
+    fn publish(&self) {
+        let desired = if self.stop_requested() {
+            "STOPPED"
+        } else {
+            "RUNNING"
+        };
+        let now = TaskNow {
+            known_status: self.last_status.as_str().to_string(),
+            desired_status: desired.to_string(),
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            ipv4: self.ipv4.clone(),
+            containers: self
+                .slots
+                .iter()
+                .map(|s| {
+                    let (docker_id, exit_code) = match &s.state {
+                        SlotState::Running { runtime_id } => (Some(runtime_id.clone()), None),
+                        SlotState::Exited {
+                            exit_code,
+                            runtime_id,
+                            ..
+                        } => (runtime_id.clone(), *exit_code),
+                        _ => (None, None),
+                    };
+                    let c = ContainerNow {
+                        docker_id,
+                        known_status: s.wire_status().as_str().to_string(),
+                        exit_code,
+                        ports: s.ports.clone(),
+                    };
+                    (s.name.clone(), c)
+                })
+                .collect(),
+        };
+        self.endpoint.update(&self.task_arn, now);
     }
 
     /// Starts shipping a container's output, if it uses `awslogs`.
@@ -361,6 +452,17 @@ impl Run {
         for i in 0..self.slots.len() {
             if self.slots[i].state != SlotState::Waiting {
                 self.ship_logs(i); // adopted: continue where the last agent stopped
+            }
+        }
+        if !self.awsvpc {
+            for key in self
+                .slots
+                .iter()
+                .filter(|s| matches!(s.state, SlotState::Running { .. }))
+                .map(|s| s.spec.key.clone())
+                .collect::<Vec<_>>()
+            {
+                self.listen_in(Some(&key)).await;
             }
         }
         if self.awsvpc {
@@ -480,6 +582,10 @@ impl Run {
             .prepare_task(&self.task_spec)
             .await
             .map_err(|e| format!("ResourceInitializationError: {e}"))?;
+        if self.awsvpc {
+            self.ipv4 = net.private_ipv4.clone();
+            self.listen_in(None).await;
+        }
         if !self.awsvpc || net.private_ipv4.is_none() {
             return Ok(());
         }
@@ -619,6 +725,10 @@ impl Run {
                         self.slots[i].ports = st.ports;
                         self.slots[i].state = SlotState::Running { runtime_id: st.id };
                         self.ship_logs(i);
+                        if !self.awsvpc {
+                            let key = self.slots[i].spec.key.clone();
+                            self.listen_in(Some(&key)).await;
+                        }
                     }
                     Err(RuntimeError::AlreadyExists) => {
                         // Started before a restart but not adopted: pick it up.
@@ -700,10 +810,10 @@ impl Run {
             // Adopted after a restart, past the pull: fetch them again.
             spec.registry_auth = self.registry_auth(i).await.map_err(RuntimeError::Io)?;
         }
-        if slot.environment_files.is_empty() && slot.secrets.is_empty() {
-            return Ok(spec);
-        }
-        let mut env: Vec<(String, String)> = Vec::new();
+        // What ECS sets: defaults the definition may override first,
+        // the names ECS reserves last (they win).
+        let (reserved, defaults) = self.endpoint.environment(&self.task_arn, &slot.name);
+        let mut env: Vec<(String, String)> = defaults;
         for f in &slot.environment_files {
             let vars = crate::envfile::read(f, &self.env_file_dirs)
                 .map_err(|e| RuntimeError::Io(format!("ResourceInitializationError: {e}")))?;
@@ -722,6 +832,7 @@ impl Run {
                 })?;
             env.extend(values);
         }
+        env.extend(reserved);
         // Later entries win; keep each name once, at its first position.
         let mut merged: Vec<(String, String)> = Vec::new();
         for (k, v) in env {
@@ -837,6 +948,8 @@ impl Run {
         if let Err(e) = self.runtime.release_task(&self.task_spec).await {
             tracing::warn!(task = %self.task_arn, error = %e, "releasing the task's resources failed");
         }
+        // Its metadata and credentials are no longer served.
+        self.endpoint.forget(&self.task_arn);
     }
 
     /// DEACTIVATING (awsvpc) and STOPPING, once each.
@@ -899,6 +1012,7 @@ impl Run {
         for s in self.slots.iter_mut() {
             s.reported = s.wire_status();
         }
+        self.publish();
     }
 }
 

@@ -293,7 +293,14 @@ async fn secrets_join_the_environment_and_win_over_it() {
     assert_eq!(env["PASSWORD"], "s3cr3t");
     assert_eq!(env["TOKEN"], "t0k3n");
     assert_eq!(env["PLAIN"], "p");
-    assert_eq!(started[0].environment.len(), 3, "each name once");
+    // Besides what ECS itself sets (AWS_EXECUTION_ENV, the metadata URIs, …).
+    assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_ECS_EC2");
+    let own = started[0]
+        .environment
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_") && !k.starts_with("ECS_"))
+        .count();
+    assert_eq!(own, 3, "each name once");
     // The pull does not need them.
     assert!(rt.pulled.lock()[0]
         .environment

@@ -16,6 +16,9 @@ pub enum AuthError {
     /// The access key id is not known to the credential store.
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
+    /// Temporary credentials past their expiry.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     /// Signature mismatch, wrong scope, or body-hash mismatch.
     #[error("{0}")]
     InvalidSignature(String),
@@ -38,6 +41,7 @@ impl AuthError {
             AuthError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
             AuthError::IncompleteSignature(_) => "IncompleteSignatureException",
             AuthError::UnrecognizedClient => "UnrecognizedClientException",
+            AuthError::ExpiredToken => "ExpiredTokenException",
             AuthError::InvalidSignature(_) | AuthError::SignatureExpired(_) => {
                 "InvalidSignatureException"
             }

@@ -10,12 +10,14 @@ mod credentials;
 mod date;
 mod error;
 mod key;
+pub mod session;
 mod sign;
 mod verify;
 
 pub use credentials::{Credential, CredentialStore, StaticCredentials};
 pub use error::AuthError;
 pub use key::derive_signing_key;
+pub use session::{SessionClaims, SessionKey, TemporaryCredentials};
 pub use sign::{presign_query, sign_headers, signature};
 pub use verify::{
     query_param, request_target, Pending, SignedRequest, Verified, Verifier, DEFAULT_MAX_SKEW,

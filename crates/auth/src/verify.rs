@@ -11,6 +11,7 @@ use crate::credentials::{Credential, CredentialStore};
 use crate::date;
 use crate::error::{AuthError, SIGNATURE_MISMATCH};
 use crate::key::{hmac_sha256, KeyCache};
+use crate::session::{SessionClaims, SessionError, SessionKey, TEMPORARY_KEY_PREFIX};
 
 /// Longest presigned validity AWS allows (one week).
 pub const MAX_PRESIGN_EXPIRES_SECS: u64 = 604_800;
@@ -42,6 +43,8 @@ pub struct Verified {
     pub service: String,
     /// Scope date, `yyyymmdd`.
     pub date: String,
+    /// For temporary credentials: the session their token carries.
+    pub session: Option<SessionClaims>,
 }
 
 /// Verifies SigV4 signatures against a credential store.
@@ -49,6 +52,8 @@ pub struct Verifier {
     store: Arc<dyn CredentialStore>,
     max_skew: Duration,
     keys: KeyCache,
+    /// Verifies temporary credentials (`ASIA…` keys with a session token).
+    sessions: Option<Arc<SessionKey>>,
 }
 
 /// A request that passed every check [`Verifier::begin`] can make from its
@@ -64,6 +69,7 @@ pub struct Pending {
     region: String,
     service: String,
     presigned: bool,
+    session: Option<SessionClaims>,
 }
 
 impl Pending {
@@ -305,7 +311,14 @@ impl Verifier {
             store,
             max_skew: DEFAULT_MAX_SKEW,
             keys: KeyCache::new(KEY_CACHE_CAPACITY),
+            sessions: None,
         }
+    }
+
+    /// Also accept temporary credentials sealed under `key`.
+    pub fn with_sessions(mut self, key: Arc<SessionKey>) -> Self {
+        self.sessions = Some(key);
+        self
     }
 
     /// Allowed difference between the request's time and `now` (default 15 min).
@@ -402,10 +415,10 @@ impl Verifier {
 
         self.check_time(&m, now)?;
 
-        let cred = self
-            .store
-            .lookup(access_key_id)
-            .ok_or(AuthError::UnrecognizedClient)?;
+        let (cred, session) = match self.store.lookup(access_key_id) {
+            Some(cred) => (cred, None),
+            None => self.session_credential(req, access_key_id, now)?,
+        };
 
         Ok(Pending {
             cred,
@@ -416,7 +429,42 @@ impl Verifier {
             region: region.to_owned(),
             service: service.to_owned(),
             presigned: m.expires.is_some(),
+            session,
         })
+    }
+
+    /// The credential of a temporary key: its session token (header, or
+    /// query parameter of a presigned URL) must be one this server sealed
+    /// for that key, and unexpired.
+    fn session_credential(
+        &self,
+        req: &SignedRequest,
+        access_key_id: &str,
+        now: SystemTime,
+    ) -> Result<(Credential, Option<SessionClaims>), AuthError> {
+        let sessions = self
+            .sessions
+            .as_ref()
+            .filter(|_| access_key_id.starts_with(TEMPORARY_KEY_PREFIX))
+            .ok_or(AuthError::UnrecognizedClient)?;
+        let token = header(req, "x-amz-security-token")
+            .map(str::to_owned)
+            .or_else(|| query_param(req.query, "X-Amz-Security-Token"))
+            .ok_or(AuthError::UnrecognizedClient)?;
+        let now = date::from_system(now).unix_timestamp();
+        let (claims, secret) = sessions
+            .open(access_key_id, &token, now)
+            .map_err(|e| match e {
+                SessionError::Invalid => AuthError::UnrecognizedClient,
+                SessionError::Expired => AuthError::ExpiredToken,
+            })?;
+        let cred = Credential {
+            access_key_id: claims.access_key_id.clone(),
+            secret_access_key: secret,
+            account_id: claims.account_id.clone(),
+            principal_arn: claims.principal_arn(),
+        };
+        Ok((cred, Some(claims)))
     }
 
     /// The rest of the verification, once the body is there: the declared
@@ -442,6 +490,7 @@ impl Verifier {
             region,
             service,
             presigned,
+            session,
         } = pending;
 
         let signed: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
@@ -475,6 +524,7 @@ impl Verifier {
             region,
             service,
             date: scope_date,
+            session,
         })
     }
 

@@ -44,6 +44,11 @@ pub struct AgentArgs {
     /// before they are checked.
     #[arg(long = "allow-env-files", value_name = "DIR")]
     allow_env_files: Vec<PathBuf>,
+    /// The control plane's URL as this host's tasks reach it: their
+    /// AWS_ENDPOINT_URL (default: --endpoint; a loopback one is reached
+    /// from a Docker task's own network through the agent).
+    #[arg(long, value_name = "URL")]
+    task_endpoint: Option<String>,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
     config.cleanup_wait = std::time::Duration::from_secs(args.task_cleanup_wait);
     config.env_file_dirs = berth_agent::envfile::EnvFileDirs::new(&args.allow_env_files)?;
+    config.task_endpoint = Some(args.task_endpoint.unwrap_or_else(|| args.endpoint.clone()));
     let zone = args
         .availability_zone
         .unwrap_or_else(|| format!("{}a", args.region));

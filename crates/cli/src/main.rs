@@ -221,6 +221,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         listen: args.listen,
         data_dir,
         credentials,
+        roles: file.roles,
         regions: file.regions,
         timings,
         embedded_agent,

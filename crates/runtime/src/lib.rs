@@ -516,4 +516,29 @@ pub trait Runtime: Send + Sync {
     async fn release_task(&self, _task: &TaskSpec) -> Result<(), RuntimeError> {
         Ok(())
     }
+    /// Resource usage of a running container in the shape of Docker's
+    /// stats (what ECS's task metadata endpoint serves at `/stats`);
+    /// `None` when it does not run.
+    async fn stats(&self, _key: &ContainerKey) -> Result<Option<serde_json::Value>, RuntimeError> {
+        Ok(None)
+    }
+    /// Whether containers of a task in `mode` get a network namespace of
+    /// their own, where the host's loopback is not theirs.
+    fn own_network(&self, _mode: NetworkMode) -> bool {
+        false
+    }
+    /// A TCP listener on `port` of the loopback of the network namespace
+    /// the container `key` (started) or, with `None`, the task's own
+    /// (`awsvpc`, once prepared) runs in, where that is not the agent's:
+    /// how the agent serves a task its metadata and credentials at an
+    /// address only that task reaches. `None` when the container shares
+    /// the agent's network (the process runtime, `host` mode).
+    async fn listen_in_network(
+        &self,
+        _task: &TaskSpec,
+        _key: Option<&ContainerKey>,
+        _port: u16,
+    ) -> Result<Option<std::net::TcpListener>, RuntimeError> {
+        Ok(None)
+    }
 }

@@ -15,69 +15,141 @@ use berth_wire::{ApiError, RequestContext};
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Every key's policies; a key that is absent has none (allow all).
+/// Every key's and task role's policies; a key or role that is absent
+/// has none (allow all in its account).
 #[derive(Debug, Default, Clone)]
 pub struct Policies {
     by_key: HashMap<String, Vec<Policy>>,
+    /// By role ARN: what the temporary credentials of a task with that
+    /// `taskRoleArn` may do.
+    by_role: HashMap<String, Vec<Policy>>,
+}
+
+/// The policies `policy` and `policy_file` hold, for the error messages `who`.
+fn load(
+    policy: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    who: &str,
+) -> anyhow::Result<Vec<Policy>> {
+    let mut texts = Vec::new();
+    if let Some(p) = policy {
+        texts.push(p.clone());
+    }
+    if let Some(f) = file {
+        texts.push(std::fs::read_to_string(f).map_err(|err| {
+            anyhow::anyhow!("reading the policy file {} of {who}: {err}", f.display())
+        })?);
+    }
+    texts
+        .iter()
+        .map(|t| Policy::parse(t).map_err(|err| anyhow::anyhow!("the policy of {who}: {err}")))
+        .collect()
 }
 
 impl Policies {
     #[cfg(test)]
     pub fn new(by_key: HashMap<String, Vec<Policy>>) -> Self {
-        Policies { by_key }
+        Policies {
+            by_key,
+            by_role: HashMap::new(),
+        }
     }
 
-    /// The policies of the configured keys (`policy`, `policy_file`).
-    pub fn from_entries(entries: &[crate::config::CredentialEntry]) -> anyhow::Result<Self> {
+    /// The policies of the configured keys and roles (`policy`, `policy_file`).
+    pub fn from_entries(
+        entries: &[crate::config::CredentialEntry],
+        roles: &[crate::config::RoleEntry],
+    ) -> anyhow::Result<Self> {
         let mut by_key: HashMap<String, Vec<Policy>> = HashMap::new();
         for e in entries {
-            let mut texts = Vec::new();
-            if let Some(p) = &e.policy {
-                texts.push(p.clone());
-            }
-            if let Some(f) = &e.policy_file {
-                texts.push(std::fs::read_to_string(f).map_err(|err| {
-                    anyhow::anyhow!(
-                        "reading the policy file {} of key {}: {err}",
-                        f.display(),
-                        e.access_key_id
-                    )
-                })?);
-            }
-            for t in texts {
-                let p = Policy::parse(&t).map_err(|err| {
-                    anyhow::anyhow!("the policy of key {}: {err}", e.access_key_id)
-                })?;
-                by_key.entry(e.access_key_id.clone()).or_default().push(p);
+            let who = format!("key {}", e.access_key_id);
+            let ps = load(&e.policy, &e.policy_file, &who)?;
+            if !ps.is_empty() {
+                by_key
+                    .entry(e.access_key_id.clone())
+                    .or_default()
+                    .extend(ps);
             }
         }
-        Ok(Policies { by_key })
+        let mut by_role: HashMap<String, Vec<Policy>> = HashMap::new();
+        for r in roles {
+            let arn = berth_core::arn::Arn::parse(&r.arn)
+                .filter(|a| a.service == "iam" && a.resource.starts_with("role/"));
+            anyhow::ensure!(
+                arn.is_some(),
+                "[[roles]]: '{}' is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+                r.arn
+            );
+            let ps = load(&r.policy, &r.policy_file, &format!("role {}", r.arn))?;
+            by_role.entry(r.arn.clone()).or_default().extend(ps);
+        }
+        Ok(Policies { by_key, by_role })
     }
 
     /// Refuses the request with AWS's AccessDeniedException when the
-    /// caller's policies do not allow it.
+    /// caller's policies do not allow it: a task role's (`role`, for
+    /// temporary credentials), else its key's.
     pub fn check(
         &self,
         ctx: &RequestContext,
+        role: Option<&str>,
         service: Service,
         op: &str,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let Some(policies) = self.by_key.get(&ctx.access_key_id) else {
+        let policies = match role {
+            Some(r) => self.by_role.get(r),
+            None => self.by_key.get(&ctx.access_key_id),
+        };
+        let Some(policies) = policies.filter(|p| !p.is_empty()) else {
             return Ok(());
         };
         let action = action(service, op);
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let resources = resources(service, op, &body, ctx);
-        let decision = evaluate(policies, &action, &resources);
-        match denial_message(&ctx.principal_arn, &action, &decision) {
-            None => Ok(()),
-            Some(message) => {
+        let mut checks = vec![(action, resources)];
+        // Giving a task a role is passing it (IAM's iam:PassRole), or a
+        // limited caller could act through a role broader than itself.
+        let passed = passed_roles(service, op, &body, &ctx.account_id);
+        if !passed.is_empty() {
+            checks.push(("iam:PassRole".to_string(), passed));
+        }
+        for (action, resources) in checks {
+            let decision = evaluate(policies, &action, &resources);
+            if let Some(message) = denial_message(&ctx.principal_arn, &action, &decision) {
                 tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
-                Err(ApiError::new("AccessDeniedException", 400, message))
+                return Err(ApiError::new("AccessDeniedException", 400, message));
             }
         }
+        Ok(())
     }
+}
+
+/// The task roles a request hands to tasks: a task definition's
+/// `taskRoleArn`, a launch's `overrides.taskRoleArn` (a short name is a
+/// role of the caller's account).
+fn passed_roles(service: Service, op: &str, body: &Value, account: &str) -> Vec<String> {
+    if service != Service::Ecs {
+        return Vec::new();
+    }
+    let named = match op {
+        "RegisterTaskDefinition" => string(body, "taskRoleArn"),
+        "RunTask" | "StartTask" => body.get("overrides").and_then(|o| string(o, "taskRoleArn")),
+        _ => None,
+    };
+    named
+        .map(|r| {
+            if r.starts_with("arn:") {
+                r.to_string()
+            } else {
+                format!(
+                    "arn:aws:iam::{account}:role/{}",
+                    r.trim_start_matches("role/")
+                )
+            }
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The IAM action of an operation: `ecs:RunTask`, `logs:PutLogEvents`;
@@ -92,6 +164,8 @@ pub fn action(service: Service, op: &str) -> String {
                 "PollWork" => "Poll",
                 "SubmitHealth" => "SubmitTaskStateChange",
                 "SubmitTaskNetwork" => "SubmitAttachmentStateChanges",
+                // ECS's agent receives task credentials over its poll session.
+                "GetTaskCredentials" => "Poll",
                 other => other,
             },
         ),
@@ -350,10 +424,13 @@ mod tests {
         .unwrap();
         let p = Policies::new([("AKIAREADER".to_string(), vec![reader])].into());
         let c = ctx();
-        assert!(p.check(&c, Service::Ecs, "ListClusters", b"{}").is_ok());
+        assert!(p
+            .check(&c, None, Service::Ecs, "ListClusters", b"{}")
+            .is_ok());
         let e = p
             .check(
                 &c,
+                None,
                 Service::Ecs,
                 "RunTask",
                 br#"{"taskDefinition":"web:1"}"#,
@@ -366,9 +443,53 @@ mod tests {
             "{}",
             e.message
         );
+        // Handing a task a role needs iam:PassRole on it.
+        let e = p.check(
+            &c,
+            None,
+            Service::Ecs,
+            "ListClusters",
+            br#"{"taskRoleArn":"ignored-here"}"#,
+        );
+        assert!(e.is_ok());
+        let runner = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"ecs:*","Resource":"*"},
+                {"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::111111111111:role/ok"}]}"#,
+        )
+        .unwrap();
+        let p2 = Policies::new([("AKIAREADER".to_string(), vec![runner])].into());
+        let td = |role: &str| format!(r#"{{"family":"f","taskRoleArn":"{role}"}}"#);
+        assert!(p2
+            .check(
+                &c,
+                None,
+                Service::Ecs,
+                "RegisterTaskDefinition",
+                td("ok").as_bytes()
+            )
+            .is_ok());
+        let e = p2
+            .check(
+                &c,
+                None,
+                Service::Ecs,
+                "RegisterTaskDefinition",
+                td("admin").as_bytes(),
+            )
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("iam:PassRole on resource: arn:aws:iam::111111111111:role/admin"),
+            "{}",
+            e.message
+        );
+        let run = br#"{"taskDefinition":"f","overrides":{"taskRoleArn":"arn:aws:iam::111111111111:role/admin"}}"#;
+        assert!(p2.check(&c, None, Service::Ecs, "RunTask", run).is_err());
         // A key without policies may do everything in its account.
         let mut other = c.clone();
         other.access_key_id = "AKIAOTHER".into();
-        assert!(p.check(&other, Service::Ecs, "RunTask", b"{}").is_ok());
+        assert!(p
+            .check(&other, None, Service::Ecs, "RunTask", b"{}")
+            .is_ok());
     }
 }

@@ -9,6 +9,12 @@
 //! account_id = "123456789012"
 //! principal_arn = "arn:aws:iam::123456789012:user/alice"  # optional, default: the account root
 //!
+//! [[roles]]                 # optional: what a task role's credentials may do
+//! arn = "arn:aws:iam::123456789012:role/app"   # the taskRoleArn, in full
+//! policy = '{"Statement": [{"Effect": "Allow", "Action": "ecs:List*", "Resource": "*"}]}'
+//! # policy_file = "/etc/berth/app-role.json"   # or a file; a role with neither may do
+//! #                                            # everything in its account, as a key without one
+//!
 //! [http]                    # optional; each also a `berth server` flag, which wins
 //! header_read_timeout = 10  # seconds from a connection's opening, or a request's first byte, to its headers
 //! body_read_timeout = 30    # seconds to receive a request's body
@@ -33,6 +39,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Credentials from the config file and the environment.
     pub credentials: Vec<CredentialEntry>,
+    /// Policies of task roles (`[[roles]]`).
+    pub roles: Vec<RoleEntry>,
     /// When set, only these regions are accepted in signatures.
     pub regions: Option<Vec<String>>,
     /// Agent liveness and task retention timings.
@@ -201,11 +209,25 @@ pub struct CredentialEntry {
     pub policy_file: Option<PathBuf>,
 }
 
+/// A task role's policies: what the temporary credentials of a task whose
+/// `taskRoleArn` is `arn` may do.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleEntry {
+    pub arn: String,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     #[serde(default)]
     pub credentials: Vec<CredentialEntry>,
+    #[serde(default)]
+    pub roles: Vec<RoleEntry>,
     #[serde(default)]
     pub regions: Option<Vec<String>>,
     /// Timeouts, limits and throttling (`[http]`).

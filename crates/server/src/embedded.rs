@@ -10,7 +10,6 @@ use berth_agent::secret_ref::{
 use berth_agent::{Agent, AgentConfig, ControlPlane, LogSetupError};
 use berth_api::{Ecs, Logs, ParameterStore, SecretsManager};
 use berth_core::arn::Arn;
-use berth_runtime::Runtime;
 use berth_wire::agent::{PollWorkRequest, PollWorkResponse, SubmitHealthRequest};
 use berth_wire::ecs::{
     ContainerInstance, EcsApi, RegisterContainerInstanceRequest, SubmitTaskStateChangeRequest,
@@ -21,7 +20,6 @@ use berth_wire::logs::{
 use berth_wire::secretsmanager::{GetSecretValueRequest, SecretsManagerApi};
 use berth_wire::ssm::{GetParametersRequest, SsmApi};
 use berth_wire::RequestContext;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 struct InProcess {
@@ -195,6 +193,54 @@ impl ControlPlane for InProcess {
         Ok(())
     }
 
+    /// In the task's own account and region.
+    async fn task_protection(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        update: Option<(bool, Option<i32>)>,
+    ) -> anyhow::Result<berth_wire::ecs::GetTaskProtectionResponse> {
+        let ctx = task_context(task_arn)?;
+        Ok(match update {
+            None => {
+                let req = berth_wire::ecs::GetTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: Some(vec![task_arn.to_string()]),
+                };
+                self.ecs.get_task_protection(&ctx, req).await?
+            }
+            Some((enabled, minutes)) => {
+                let req = berth_wire::ecs::UpdateTaskProtectionRequest {
+                    cluster: cluster.to_string(),
+                    tasks: vec![task_arn.to_string()],
+                    protection_enabled: enabled,
+                    expires_in_minutes: minutes,
+                };
+                let out = self.ecs.update_task_protection(&ctx, req).await?;
+                berth_wire::ecs::GetTaskProtectionResponse {
+                    protected_tasks: out.protected_tasks,
+                    failures: out.failures,
+                }
+            }
+        })
+    }
+
+    /// Managed tasks' credentials: for tasks assigned to the managed instance.
+    async fn task_credentials(
+        &self,
+        req: berth_wire::agent::GetTaskCredentialsRequest,
+    ) -> anyhow::Result<berth_wire::agent::GetTaskCredentialsResponse> {
+        let scope = berth_store::Scope::new(
+            &Ecs::managed_context().account_id,
+            &Ecs::managed_context().region,
+        );
+        Ok(self
+            .ecs
+            .task_credentials(&scope, &req.container_instance_arn, &req.task)
+            .await
+            .map_err(berth_wire::ApiError::from)?)
+    }
+
     async fn resolve_secrets(
         &self,
         task_arn: &str,
@@ -215,9 +261,8 @@ pub async fn start(
     logs: Logs,
     secrets: SecretsManager,
     ssm: ParameterStore,
-    runtime: Arc<dyn Runtime>,
-    state_dir: PathBuf,
-    cleanup_wait: std::time::Duration,
+    agent: &crate::config::EmbeddedAgent,
+    task_endpoint: &str,
 ) -> anyhow::Result<String> {
     ecs.ensure_managed_cluster().await?;
     let control = Arc::new(InProcess {
@@ -226,8 +271,12 @@ pub async fn start(
         secrets,
         ssm,
     });
-    let mut config = AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, state_dir);
-    config.cleanup_wait = cleanup_wait;
+    let mut config =
+        AgentConfig::for_host(berth_api::ecs::MANAGED_CLUSTER, agent.state_dir.clone());
+    config.cleanup_wait = agent.cleanup_wait;
+    // Tasks reach the control plane where it listens (from a task's own
+    // network namespace, a loopback address through the agent's proxy).
+    config.task_endpoint = Some(task_endpoint.to_string());
     // Tasks of every account share this host: whatever a stored task
     // definition says, none gets a way into it (the control plane refuses
     // such FARGATE definitions and launches too).
@@ -239,7 +288,7 @@ pub async fn start(
     config
         .attributes
         .insert("ecs.availability-zone".into(), Some("berth-managed".into()));
-    let agent = Arc::new(Agent::register(control, runtime, config).await?);
+    let agent = Arc::new(Agent::register(control, agent.runtime.clone(), config).await?);
     let arn = agent.instance_arn().to_string();
     tokio::spawn(agent.run());
     Ok(arn)

@@ -300,13 +300,47 @@ async fn process(
     }
 
     let ctx = RequestContext {
-        account_id: verified.account_id,
-        region: verified.region,
-        principal_arn: verified.principal_arn,
-        access_key_id: verified.access_key_id,
+        account_id: verified.account_id.clone(),
+        region: verified.region.clone(),
+        principal_arn: verified.principal_arn.clone(),
+        access_key_id: verified.access_key_id.clone(),
         request_id: request_id.to_string(),
     };
     tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
-    state.policies.check(&ctx, service, &op, body)?;
+    let role = match &verified.session {
+        Some(session) => Some(check_session(state, session, service).await?),
+        None => None,
+    };
+    state.policies.check(&ctx, role, service, &op, body)?;
     services::call(&state.services, service, &op, &target, &ctx, body).await
+}
+
+/// What a task role's temporary credentials may not do even when their
+/// token is valid: act for a task that has stopped (they die with it), or
+/// speak for an agent (whose channel hands out other tasks' credentials).
+/// Returns the role, whose policies then apply.
+async fn check_session<'a>(
+    state: &AppState,
+    session: &'a berth_auth::SessionClaims,
+    service: Service,
+) -> Result<&'a str, ApiError> {
+    if service == Service::Agent {
+        return Err(ApiError::new(
+            "AccessDeniedException",
+            400,
+            format!(
+                "User: {} is not authorized to use the agent channel.",
+                session.principal_arn()
+            ),
+        ));
+    }
+    if !state.services.ecs.task_is_live(&session.task_arn).await? {
+        let e = berth_auth::AuthError::ExpiredToken;
+        return Err(ApiError::new(
+            e.aws_code(),
+            e.http_status_code(),
+            e.message(),
+        ));
+    }
+    Ok(&session.role_arn)
 }

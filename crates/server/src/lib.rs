@@ -43,6 +43,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // Seals secret values and SecureStrings at rest; losing it loses them.
     let secrets_key = credentials::load_or_create_key(&config.data_dir.join("secrets.key"))?;
     let vault = Vault::new(&secrets_key).map_err(anyhow::Error::msg)?;
+    // Seals task-role sessions: whoever holds it can mint any account's credentials.
+    let session_key = credentials::load_or_create_key(&config.data_dir.join("session.key"))?;
+    let sessions = Arc::new(
+        berth_auth::SessionKey::new(&session_key)
+            .ok_or_else(|| anyhow::anyhow!("session.key is too short"))?,
+    );
     let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
     let store = Arc::new(store);
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -54,7 +60,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let endpoint = format!("{scheme}://{addr}");
 
     let ecs = Ecs::with_timings(store.clone(), token_key.clone(), config.timings.clone())
-        .with_endpoint(&endpoint);
+        .with_endpoint(&endpoint)
+        .with_sessions(sessions.clone());
     let upgraded = ecs
         .upgrade_stored()
         .await
@@ -73,7 +80,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(events.clone().run_deliverer());
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
-    let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
+    let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())))
+        .with_sessions(sessions);
     let managed = match &config.embedded_agent {
         Some(a) => Some(
             embedded::start(
@@ -81,9 +89,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 logs.clone(),
                 secrets.clone(),
                 ssm.clone(),
-                a.runtime.clone(),
-                a.state_dir.clone(),
-                a.cleanup_wait,
+                a,
+                &endpoint,
             )
             .await
             .context("starting the embedded agent")?,
@@ -94,7 +101,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // The service scheduler: keeps every service's tasks as it asks.
     tokio::spawn(ecs.clone().run_services());
     // Per-key policies: a bad one stops the server here, with its reason.
-    let policies = authorize::Policies::from_entries(&config.credentials)?;
+    let policies = authorize::Policies::from_entries(&config.credentials, &config.roles)?;
     let state = http::AppState::new(
         services::Services {
             ecs,

@@ -135,6 +135,10 @@ pub async fn call(
                 let req = berth_wire::codec::decode(body)?;
                 berth_wire::codec::encode(&svcs.ecs.submit_task_network(ctx, req).await?)
             }
+            agent::Operation::GetTaskCredentials => {
+                let req = berth_wire::codec::decode(body)?;
+                berth_wire::codec::encode(&svcs.ecs.get_task_credentials(ctx, req).await?)
+            }
         },
         Service::Logs => {
             let op = logs::Operation::from_name(op).ok_or_else(unknown)?;

@@ -21,6 +21,7 @@ pub enum Operation {
     PollWork,
     SubmitHealth,
     SubmitTaskNetwork,
+    GetTaskCredentials,
 }
 
 impl Operation {
@@ -29,6 +30,7 @@ impl Operation {
             "PollWork" => Some(Operation::PollWork),
             "SubmitHealth" => Some(Operation::SubmitHealth),
             "SubmitTaskNetwork" => Some(Operation::SubmitTaskNetwork),
+            "GetTaskCredentials" => Some(Operation::GetTaskCredentials),
             _ => None,
         }
     }
@@ -105,3 +107,39 @@ pub struct SubmitTaskNetworkRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubmitTaskNetworkResponse {}
+
+/// Temporary credentials for a task's `taskRoleArn`, asked for by the agent
+/// the task is assigned to (ECS's agent gets them pushed over its ACS
+/// session) and served to the task's containers by that agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetTaskCredentialsRequest {
+    pub cluster: String,
+    #[serde(rename = "containerInstanceArn")]
+    pub container_instance_arn: String,
+    pub task: String,
+}
+
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GetTaskCredentialsResponse {
+    #[serde(rename = "roleArn")]
+    pub role_arn: String,
+    #[serde(rename = "accessKeyId")]
+    pub access_key_id: String,
+    #[serde(rename = "secretAccessKey")]
+    pub secret_access_key: String,
+    #[serde(rename = "sessionToken")]
+    pub session_token: String,
+    /// Seconds since the epoch.
+    pub expiration: i64,
+}
+
+/// Never prints the secret or the token.
+impl std::fmt::Debug for GetTaskCredentialsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTaskCredentialsResponse")
+            .field("role_arn", &self.role_arn)
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}

@@ -10,6 +10,7 @@ mod services;
 mod sweeper;
 mod tags;
 mod task_definitions;
+pub mod task_role;
 mod tasks;
 mod upgrade;
 mod work;
@@ -39,6 +40,8 @@ pub struct Ecs {
     pub(crate) last_expiry: Arc<parking_lot::Mutex<Option<std::time::Duration>>>,
     /// Services waiting for a reconcile pass.
     pub(crate) services: Arc<services::ServiceScheduler>,
+    /// Seals task-role credentials (`task_role`); none: no task gets any.
+    pub(crate) sessions: Option<Arc<berth_auth::SessionKey>>,
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
@@ -66,6 +69,7 @@ impl Ecs {
             endpoint: String::new(),
             last_expiry: Arc::default(),
             services: Arc::default(),
+            sessions: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod create;
 mod logs;
+mod netns;
 pub mod pause;
 pub mod status;
 
@@ -559,6 +560,49 @@ impl Runtime for DockerRuntime {
             Err(e) if status_code(&e) == Some(409) => Err(RuntimeError::StillRunning),
             Err(e) => Err(io(e)),
         }
+    }
+
+    async fn stats(&self, key: &ContainerKey) -> Result<Option<serde_json::Value>, RuntimeError> {
+        let name = create::container_name(&key.task_id, &key.container);
+        let opts = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let mut stream = self.docker.stats(&name, Some(opts));
+        match stream.next().await {
+            Some(Ok(s)) => Ok(serde_json::to_value(s).ok()),
+            Some(Err(e)) if is_not_found(&e) => Ok(None),
+            Some(Err(e)) => Err(io(e)),
+            None => Ok(None),
+        }
+    }
+
+    fn own_network(&self, mode: NetworkMode) -> bool {
+        mode != NetworkMode::Host
+    }
+
+    async fn listen_in_network(
+        &self,
+        task: &TaskSpec,
+        key: Option<&ContainerKey>,
+        port: u16,
+    ) -> Result<Option<std::net::TcpListener>, RuntimeError> {
+        let name = match key {
+            Some(k) => create::container_name(&k.task_id, &k.container),
+            None => create::pause_name(&task.task_id),
+        };
+        let Some(c) = self.inspect(&name).await? else {
+            return Ok(None);
+        };
+        let pid = c.state.and_then(|s| s.pid).unwrap_or(0);
+        if pid <= 0 {
+            return Ok(None);
+        }
+        tokio::task::spawn_blocking(move || netns::listen(pid as u32, port))
+            .await
+            .map_err(|e| RuntimeError::Io(e.to_string()))?
+            .map(Some)
+            .map_err(|e| RuntimeError::Io(format!("listening in the network of {name}: {e}")))
     }
 
     async fn prepare_task(&self, task: &TaskSpec) -> Result<TaskNetwork, RuntimeError> {

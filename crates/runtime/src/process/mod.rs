@@ -14,6 +14,7 @@
 pub mod cgroup;
 mod spawn;
 pub mod state;
+mod stats;
 mod tenancy;
 
 pub use tenancy::{running_as_root, AccountIsolation, Tenancy};
@@ -51,6 +52,8 @@ pub struct ProcessRuntime {
     /// Keys inside `start` in this runtime: their shim may not have
     /// recorded itself yet, which is not a lost shim.
     starting: Arc<Mutex<HashSet<ContainerKey>>>,
+    /// Each container's last CPU sample (the next stats' `precpu_stats`).
+    last_cpu: Mutex<std::collections::HashMap<ContainerKey, serde_json::Value>>,
 }
 
 impl ProcessRuntime {
@@ -66,6 +69,7 @@ impl ProcessRuntime {
             cgroups: true,
             tenancy: Tenancy::Shared,
             starting: Arc::default(),
+            last_cpu: Mutex::default(),
         }
     }
 
@@ -381,6 +385,29 @@ impl Runtime for ProcessRuntime {
 
     async fn status(&self, key: &ContainerKey) -> Result<Option<ContainerStatus>, RuntimeError> {
         self.read_status(key)
+    }
+
+    async fn stats(&self, key: &ContainerKey) -> Result<Option<serde_json::Value>, RuntimeError> {
+        let Some(status) = self.read_status(key)? else {
+            return Ok(None);
+        };
+        let dir = self.dir(key)?;
+        let previous = self.last_cpu.lock().get(key).cloned();
+        let name = format!("/{}", key.container);
+        let stats =
+            tokio::task::spawn_blocking(move || stats::read(&dir, &name, &status.id, previous))
+                .await
+                .map_err(|e| RuntimeError::Io(e.to_string()))?;
+        let mut last = self.last_cpu.lock();
+        match &stats {
+            Some(s) => {
+                last.insert(key.clone(), s["cpu_stats"].clone());
+            }
+            None => {
+                last.remove(key);
+            }
+        }
+        Ok(stats)
     }
 
     async fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
