@@ -3,12 +3,16 @@
 //! documents of `berth-store`. No HTTP here: the server decodes, checks
 //! auth and calls in; tests can call in directly.
 
+pub mod ec2;
 pub mod ecs;
 mod locks;
 pub mod logs;
 mod records;
 pub mod secrets;
+pub mod sts;
 
+pub use ec2::Ec2;
 pub use ecs::Ecs;
 pub use logs::Logs;
 pub use secrets::{ParameterStore, SecretsManager, Vault};
+pub use sts::Sts;

@@ -9,6 +9,7 @@
 //! the caller's account and region. An operation that names none (ListClusters,
 //! RegisterTaskDefinition) is checked against `*`.
 
+use crate::protocol::QueryService;
 use crate::services::Service;
 use berth_iam::{denial_message, evaluate, Policy};
 use berth_wire::{ApiError, RequestContext};
@@ -54,6 +55,40 @@ impl Policies {
         Ok(Policies { by_key })
     }
 
+    /// The same for a form-protocol action (`ec2:DescribeVpcs`), checked
+    /// against `*`. `sts:GetCallerIdentity` is never denied, as on AWS.
+    pub fn check_query(
+        &self,
+        ctx: &RequestContext,
+        service: QueryService,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let action = format!("{}:{action}", service.signing_name());
+        if action == "sts:GetCallerIdentity" {
+            return Ok(());
+        }
+        self.decide(ctx, &action, &["*".to_string()])
+    }
+
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        resources: &[String],
+    ) -> Result<(), ApiError> {
+        let Some(policies) = self.by_key.get(&ctx.access_key_id) else {
+            return Ok(());
+        };
+        let decision = evaluate(policies, action, resources);
+        match denial_message(&ctx.principal_arn, action, &decision) {
+            None => Ok(()),
+            Some(message) => {
+                tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
+                Err(ApiError::new("AccessDeniedException", 400, message))
+            }
+        }
+    }
+
     /// Refuses the request with AWS's AccessDeniedException when the
     /// caller's policies do not allow it.
     pub fn check(
@@ -63,20 +98,13 @@ impl Policies {
         op: &str,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let Some(policies) = self.by_key.get(&ctx.access_key_id) else {
+        if !self.by_key.contains_key(&ctx.access_key_id) {
             return Ok(());
-        };
+        }
         let action = action(service, op);
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let resources = resources(service, op, &body, ctx);
-        let decision = evaluate(policies, &action, &resources);
-        match denial_message(&ctx.principal_arn, &action, &decision) {
-            None => Ok(()),
-            Some(message) => {
-                tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
-                Err(ApiError::new("AccessDeniedException", 400, message))
-            }
-        }
+        self.decide(ctx, &action, &resources)
     }
 }
 

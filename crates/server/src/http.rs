@@ -1,22 +1,24 @@
 //! One handler for every request: refuse from the headers alone what can be
 //! refused (authentication, operation, signature scope and clock, content
 //! type, length, throttling), read the body within the memory budget and
-//! its deadline, verify the signature, dispatch, and answer in the AWS JSON
-//! 1.1 envelope. Nothing a client sends reaches a panic: every failure
+//! its deadline, verify the signature, dispatch, and answer in the request's
+//! protocol (`protocol`: AWS JSON, or the XML of EC2's and STS/IAM's form
+//! protocols). Nothing a client sends reaches a panic: every failure
 //! becomes an `ApiError`.
 
 use crate::config::HttpOptions;
 use crate::gate::{self, BodyBudget, Throttle};
+use crate::protocol::{self, Protocol, QueryService};
 use crate::services::{self, Service};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use berth_auth::{Pending, SignedRequest, Verifier};
 use berth_core::names;
-use berth_wire::codec::CONTENT_TYPE;
+use berth_wire::query::Params;
 use berth_wire::{ApiError, RequestContext};
 use futures::FutureExt;
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -60,22 +62,22 @@ impl AppState {
     }
 }
 
-/// Answers one request (`conn` calls this for every request it reads).
+/// Answers one request (`conn` calls this for every request it reads), in
+/// the protocol its headers name (`protocol::classify`), errors included.
 pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let result = admit_and_process(&state, &parts, body, &request_id).await;
+    let protocol = protocol::classify(&header_list(&parts), parts.uri.query().unwrap_or(""));
+    let result = admit_and_process(&state, protocol, &parts, body, &request_id).await;
     match result {
-        Ok(body) => respond(StatusCode::OK, body, &request_id, None),
+        Ok(body) => protocol::ok_response(protocol, body, &request_id),
         Err(e) => {
             if e.status >= 500 && e.status != 503 {
                 tracing::error!(code = %e.code, message = %e.message, request_id, "request failed");
             } else {
                 tracing::debug!(code = %e.code, message = %e.message, request_id, "request refused");
             }
-            let status =
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut r = respond(status, e.body(), &request_id, Some(&e.code));
+            let mut r = protocol::error_response(protocol, &e, &request_id);
             if e.status == 408 {
                 // The body is half read: the connection cannot carry another request.
                 r.headers_mut()
@@ -88,20 +90,30 @@ pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
 
 /// What was decided from the headers alone.
 struct Admitted {
-    service: Service,
-    op: String,
-    target: String,
+    route: Route,
     pending: Pending,
     length: Option<usize>,
 }
 
+/// Where a request goes: an AWS JSON operation (known from the target), or
+/// a form-protocol service (its `Action` is in the body).
+enum Route {
+    Json {
+        service: Service,
+        op: String,
+        target: String,
+    },
+    Query(QueryService),
+}
+
 async fn admit_and_process(
     state: &AppState,
+    protocol: Protocol,
     parts: &http::request::Parts,
     body: Body,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let admitted = admit(state, parts)?;
+    let admitted = admit(state, protocol, parts)?;
     // Room for the body in the memory budget, held until the answer is ready.
     let _room = state.budget.reserve(admitted.length).await?;
     let bytes = gate::read_body(body, state.body_read_timeout).await?;
@@ -116,23 +128,6 @@ async fn admit_and_process(
                 "An internal error occurred.",
             ))
         })
-}
-
-fn respond(status: StatusCode, body: Vec<u8>, request_id: &str, error: Option<&str>) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE),
-    );
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-RequestId", v);
-    }
-    if let Some(code) = error.and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert("x-amzn-ErrorType", code);
-    }
-    r
 }
 
 fn has_auth(parts: &http::request::Parts) -> bool {
@@ -155,7 +150,11 @@ fn header_list(parts: &http::request::Parts) -> Vec<(&str, &str)> {
 /// some authentication, a known operation, a well-formed and fresh
 /// signature of a known key that binds the operation, the content type,
 /// the method, the declared length, and the caller's request rate.
-fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, ApiError> {
+fn admit(
+    state: &AppState,
+    protocol: Protocol,
+    parts: &http::request::Parts,
+) -> Result<Admitted, ApiError> {
     if !has_auth(parts) {
         return Err(ApiError::new(
             "MissingAuthenticationTokenException",
@@ -165,16 +164,29 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
     }
     let headers = header_list(parts);
     let query = parts.uri.query().unwrap_or("");
-    let target = berth_auth::request_target(&headers, query).unwrap_or_default();
-    if parts.headers.get_all("x-amz-target").iter().count() > 1 {
-        return Err(services::unknown_operation(&target));
-    }
-    let (service, op) =
-        Service::from_target(&target).ok_or_else(|| services::unknown_operation(&target))?;
-    if !services::is_operation(service, op) {
-        return Err(services::unknown_operation(&target));
-    }
-    let op = op.to_string();
+    let route = match protocol {
+        Protocol::Json => {
+            let target = berth_auth::request_target(&headers, query).unwrap_or_default();
+            if parts.headers.get_all("x-amz-target").iter().count() > 1 {
+                return Err(services::unknown_operation(&target));
+            }
+            let (service, op) = Service::from_target(&target)
+                .ok_or_else(|| services::unknown_operation(&target))?;
+            if !services::is_operation(service, op) {
+                return Err(services::unknown_operation(&target));
+            }
+            Route::Json {
+                service,
+                op: op.to_string(),
+                target,
+            }
+        }
+        Protocol::Query(service) => Route::Query(service),
+    };
+    let signing_name = match &route {
+        Route::Json { service, .. } => service.signing_name(),
+        Route::Query(service) => service.signing_name(),
+    };
 
     let head = SignedRequest {
         method: parts.method.as_str(),
@@ -186,23 +198,34 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
     let region_ok = |r: &str| state.region_ok(r);
     let pending = state
         .verifier
-        .begin(&head, service.signing_name(), &region_ok, SystemTime::now())
+        .begin(&head, signing_name, &region_ok, SystemTime::now())
         .map_err(auth_error)?;
 
-    if parts.method != http::Method::POST {
-        return Err(services::unknown_operation(&target));
+    match &route {
+        Route::Json { target, .. } => {
+            if parts.method != http::Method::POST {
+                return Err(services::unknown_operation(target));
+            }
+            gate::check_content_type(&parts.headers)?;
+        }
+        Route::Query(_) => {
+            if parts.method != http::Method::POST && parts.method != http::Method::GET {
+                return Err(ApiError::client(
+                    "InvalidAction",
+                    format!("{} requests are not supported.", parts.method),
+                ));
+            }
+            protocol::check_form_content_type(&parts.method, &parts.headers)?;
+        }
     }
-    gate::check_content_type(&parts.headers)?;
     let length = gate::declared_length(&parts.headers)?;
-    if let Some(t) = throttled(state, service) {
+    if let Some(t) = throttled(state, &route) {
         if !t.has_room(pending.access_key_id(), Instant::now()) {
             return Err(gate::throttled());
         }
     }
     Ok(Admitted {
-        service,
-        op,
-        target,
+        route,
         pending,
         length,
     })
@@ -210,11 +233,16 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
 
 /// The throttle that applies to `service`: none for berth's agent channel,
 /// whose long polls are the agents' heartbeats.
-fn throttled(state: &AppState, service: Service) -> Option<&Throttle> {
-    state
-        .throttle
-        .as_ref()
-        .filter(|_| service != Service::Agent)
+fn throttled<'a>(state: &'a AppState, route: &Route) -> Option<&'a Throttle> {
+    state.throttle.as_ref().filter(|_| {
+        !matches!(
+            route,
+            Route::Json {
+                service: Service::Agent,
+                ..
+            }
+        )
+    })
 }
 
 fn auth_error(e: berth_auth::AuthError) -> ApiError {
@@ -228,18 +256,13 @@ async fn process(
     body: &[u8],
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let Admitted {
-        service,
-        op,
-        target,
-        pending,
-        ..
-    } = admitted;
+    let Admitted { route, pending, .. } = admitted;
     let headers = header_list(parts);
+    let query = parts.uri.query().unwrap_or("");
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
+        query,
         headers: &headers,
         body,
     };
@@ -247,7 +270,7 @@ async fn process(
         .verifier
         .finish(pending, &signed)
         .map_err(auth_error)?;
-    if let Some(t) = throttled(state, service) {
+    if let Some(t) = throttled(state, &route) {
         if !t.take(&verified.access_key_id, Instant::now()) {
             return Err(gate::throttled());
         }
@@ -260,7 +283,30 @@ async fn process(
         access_key_id: verified.access_key_id,
         request_id: request_id.to_string(),
     };
-    tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
-    state.policies.check(&ctx, service, &op, body)?;
-    services::call(&state.services, service, &op, &target, &ctx, body).await
+    match route {
+        Route::Json {
+            service,
+            op,
+            target,
+        } => {
+            tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+            state.policies.check(&ctx, service, &op, body)?;
+            services::call(&state.services, service, &op, &target, &ctx, body).await
+        }
+        Route::Query(service) => {
+            // A presigned GET carries its parameters in the query string.
+            let mut params = Params::parse(query.as_bytes())?;
+            params.extend(Params::parse(body)?);
+            let action = params.action().ok_or_else(|| {
+                ApiError::client(
+                    "MissingAction",
+                    "The request must contain the parameter Action.",
+                )
+            })?;
+            let op = services::query_operation(service, action)?;
+            tracing::debug!(action, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+            state.policies.check_query(&ctx, service, action)?;
+            services::call_query(&state.services, op, &ctx, &params).await
+        }
+    }
 }

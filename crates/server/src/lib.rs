@@ -10,6 +10,7 @@ pub mod credentials;
 mod embedded;
 mod gate;
 mod http;
+mod protocol;
 mod services;
 mod tls;
 
@@ -57,6 +58,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_endpoint(&endpoint);
     let secrets = SecretsManager::new(store.clone(), token_key.clone(), vault.clone());
     let ssm = ParameterStore::new(store.clone(), token_key.clone(), vault);
+    let ec2 = berth_api::Ec2::new(store.clone());
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())));
@@ -87,6 +89,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             logs,
             secrets,
             ssm,
+            ec2,
+            sts: berth_api::Sts,
         },
         verifier,
         config.regions.clone(),
