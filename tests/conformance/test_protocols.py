@@ -10,6 +10,8 @@ ClientError in boto3 and the aws-cli; each account has a network of its own.
 
 from __future__ import annotations
 
+import json
+
 import requests
 import pytest
 from botocore.auth import SigV4Auth
@@ -289,3 +291,32 @@ def test_another_account_cannot_see_or_delete_a_security_group(two_accounts, mak
                            "subnets": ["subnet-berth"], "securityGroups": [gid]}})
     assert_error(e, "InvalidParameterException", message_contains="does not exist")
     assert [g["GroupId"] for g in ec2_a.describe_security_groups(GroupIds=[gid])["SecurityGroups"]] == [gid]
+
+
+def test_container_instances_with_an_identity_document_are_ec2_instances(ec2, ecs, cluster):
+    """ECS reads the instance ID, zone and type from the identity document;
+    the instance's zone gets a default subnet."""
+    doc = {"instanceId": "i-0abc1234def567890", "availabilityZone": f"{harness.REGION}b",
+           "instanceType": "m5.large", "imageId": "ami-0123456789abcdef0",
+           "region": harness.REGION}
+    ci = ecs.register_container_instance(
+        cluster=cluster, instanceIdentityDocument=json.dumps(doc),
+        totalResources=[{"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                        {"name": "MEMORY", "type": "INTEGER", "integerValue": 1024}]
+    )["containerInstance"]
+    try:
+        assert ci["ec2InstanceId"] == doc["instanceId"]
+        attrs = {a["name"]: a.get("value") for a in ci["attributes"]}
+        assert attrs["ecs.availability-zone"] == doc["availabilityZone"]
+        [r] = ec2.describe_instances(InstanceIds=[doc["instanceId"]])["Reservations"]
+        [i] = r["Instances"]
+        assert i["State"]["Name"] == "running" and i["InstanceType"] == "m5.large"
+        assert i["Placement"]["AvailabilityZone"] == doc["availabilityZone"]
+        [subnet] = ec2.describe_subnets(Filters=[
+            {"Name": "availability-zone", "Values": [doc["availabilityZone"]]}])["Subnets"]
+        assert i["SubnetId"] == subnet["SubnetId"] and subnet["DefaultForAz"] is True
+        zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
+        assert doc["availabilityZone"] in zones
+    finally:
+        ecs.deregister_container_instance(cluster=cluster, containerInstance=ci["containerInstanceArn"],
+                                          force=True)
