@@ -428,8 +428,16 @@ pub(crate) async fn check_awsvpc(
 ) -> Result<(), berth_core::EcsError> {
     use berth_core::EcsError;
     let failed = |e: ApiError| EcsError::Server(e.message);
-    let zones = network::zones(store, ctx).await.map_err(failed)?;
-    let known = network::subnets(ctx, &zones);
+    // The region's first zone is always there: its subnets need no read of
+    // the container instances (the zones they report), on a hot path.
+    let mut known = network::subnets(ctx, &[format!("{}a", ctx.region)]);
+    if subnets
+        .iter()
+        .any(|s| !known.iter().any(|k| k.subnet_id.as_ref() == Some(s)))
+    {
+        let zones = network::zones(store, ctx).await.map_err(failed)?;
+        known = network::subnets(ctx, &zones);
+    }
     for s in subnets {
         if !known.iter().any(|k| k.subnet_id.as_ref() == Some(s)) {
             return Err(EcsError::invalid(format!(
