@@ -237,6 +237,16 @@ def test_unserved_and_unknown_operations_are_readable_client_errors(
     assert "<Code>MissingParameter</Code>" in r.text, r.text
 
 
+def test_a_hostile_form_is_refused_and_the_server_lives(server, recorder, ec2):
+    """A key nested a million levels deep (a tree whose drop would exhaust
+    the stack) is refused in EC2's shape."""
+    deep = "Filter" + ".1" * 1_000_000
+    r = form(server, recorder, "ec2", f"Action=DescribeVpcs&Version=2016-11-15&{deep}=x",
+             op="DescribeVpcs")
+    assert r.status_code == 400 and "<Code>UnknownParameter</Code>" in r.text, r.text[:300]
+    assert ec2.describe_vpcs()["Vpcs"]
+
+
 def test_refusals_before_the_body_are_in_the_protocols_shape(server, recorder):
     stranger = harness.Creds("AKIANOBODYKNOWSTHIS1", "x" * 40, "999999999999")
     r = form(server, recorder, "ec2", "Action=DescribeVpcs&Version=2016-11-15", creds=stranger)

@@ -65,17 +65,26 @@ struct Node {
     children: BTreeMap<String, Node>,
 }
 
+/// No model nests deeper than this (EC2's deepest input keys have about
+/// eight parts); a longer key is refused before it becomes a tree whose
+/// recursive drop could exhaust the stack.
+const MAX_KEY_PARTS: usize = 32;
+
 impl Node {
-    fn from_params(params: &Params) -> Node {
+    fn from_params(params: &Params, invalid: &Invalid) -> Result<Node, ApiError> {
         let mut root = Node::default();
         for (k, v) in params.0.iter().filter(|(k, _)| !is_envelope(k)) {
+            if k.split('.').nth(MAX_KEY_PARTS).is_some() {
+                let shown: String = k.chars().take(64).collect();
+                return Err(invalid.unknown(&format!("{shown}…")));
+            }
             let mut node = &mut root;
             for part in k.split('.') {
                 node = node.children.entry(part.to_string()).or_default();
             }
             node.value = Some(v.clone());
         }
-        root
+        Ok(root)
     }
 
     /// The children keyed `1`, `2`, …, in numeric order.
@@ -137,7 +146,7 @@ pub fn decode_input<T: DeserializeOwned>(
         protocol: schema.protocol,
         code: invalid_code,
     };
-    let root = Node::from_params(params);
+    let root = Node::from_params(params, &invalid)?;
     let value = structure(schema, shape, &root, "", &invalid)?;
     serde_json::from_value(value)
         .map_err(|e| ApiError::client(invalid_code, format!("The request could not be read: {e}")))

@@ -97,3 +97,11 @@ fn params_read_the_action() {
     assert_eq!(p.action(), Some("Other"));
     assert_eq!(Params::parse(b"Action=").unwrap().action(), None);
 }
+
+#[test]
+fn absurdly_deep_keys_are_refused_not_built() {
+    let key = "Filter".to_string() + &".1".repeat(200_000);
+    let e = decode(&EC2, &format!("GroupName=a&{key}=x")).unwrap_err();
+    assert_eq!(e.code, "UnknownParameter");
+    assert!(e.message.len() < 200, "{}", e.message);
+}
