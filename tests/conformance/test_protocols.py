@@ -223,6 +223,12 @@ def test_unserved_and_unknown_operations_are_readable_client_errors(
     with pytest.raises(ClientError) as e:
         make_client("iam").list_roles()
     assert_error(e, "UnsupportedOperation", message_contains="ListRoles")
+    # A query-protocol service berth does not serve at all: still a readable error.
+    with pytest.raises(ClientError) as e:
+        make_client("sns").list_topics()
+    assert_error(e, "UnsupportedOperation", message_contains="does not serve")
+    r = form(server, recorder, "sns", "Action=ListTopics&Version=2010-03-31", op="ListTopics")
+    assert "<ErrorResponse>" in r.text, r.text
     r = form(server, recorder, "ec2", "Action=Frobnicate&Version=2016-11-15")
     assert r.status_code == 400 and "<Code>InvalidAction</Code>" in r.text, r.text
     r = form(server, recorder, "sts", "Action=Frobnicate&Version=2011-06-15")

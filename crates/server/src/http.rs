@@ -181,6 +181,7 @@ fn admit(
                 target,
             }
         }
+        Protocol::Query(QueryService::Unserved) => return Err(services::unserved_service()),
         Protocol::Query(service) => Route::Query(service),
     };
     let signing_name = match &route {

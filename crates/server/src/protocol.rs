@@ -26,6 +26,9 @@ pub enum QueryService {
     Ec2,
     Sts,
     Iam,
+    /// A form-encoded request for any other service: refused in the query
+    /// protocol's shape.
+    Unserved,
 }
 
 impl QueryService {
@@ -43,7 +46,7 @@ impl QueryService {
         match self {
             QueryService::Ec2 => berth_wire::ec2::SIGNING_NAME,
             QueryService::Sts => berth_wire::sts::SIGNING_NAME,
-            QueryService::Iam => "iam",
+            QueryService::Iam | QueryService::Unserved => "iam",
         }
     }
 }
@@ -58,14 +61,28 @@ pub enum Protocol {
 
 /// The protocol of a request: AWS JSON when it names an `X-Amz-Target`;
 /// else the form protocol of the service its credential scope names (EC2,
-/// STS, IAM). Anything else is answered as AWS JSON, as before.
+/// STS, IAM); else, for a form-encoded body, the query protocol of a
+/// service berth does not serve (SNS, CloudFormation, …: `Unserved`), so
+/// that its client reads the refusal. Anything else is answered as AWS JSON.
 pub fn classify(headers: &[(&str, &str)], query: &str) -> Protocol {
     if berth_auth::request_target(headers, query).is_some() {
         return Protocol::Json;
     }
-    berth_auth::scope_service(headers, query)
-        .and_then(|s| QueryService::from_signing_name(&s))
-        .map_or(Protocol::Json, Protocol::Query)
+    if let Some(s) =
+        berth_auth::scope_service(headers, query).and_then(|s| QueryService::from_signing_name(&s))
+    {
+        return Protocol::Query(s);
+    }
+    let form = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("content-type")
+            && v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+    });
+    if form {
+        Protocol::Query(QueryService::Unserved)
+    } else {
+        Protocol::Json
+    }
 }
 
 /// Form-encoded requests must say so (botocore sends
@@ -204,6 +221,21 @@ mod tests {
             Protocol::Query(QueryService::Sts)
         );
         assert_eq!(classify(&[], ""), Protocol::Json);
+        let sns = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=00";
+        assert_eq!(
+            classify(
+                &[
+                    ("Authorization", sns),
+                    (
+                        "Content-Type",
+                        "application/x-www-form-urlencoded; charset=utf-8"
+                    )
+                ],
+                ""
+            ),
+            Protocol::Query(QueryService::Unserved)
+        );
+        assert_eq!(classify(&[("Authorization", sns)], ""), Protocol::Json);
     }
 
     #[test]

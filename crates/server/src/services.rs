@@ -171,7 +171,18 @@ pub fn query_operation(service: QueryService, action: &str) -> Result<QueryOpera
             )),
         },
         QueryService::Iam => Err(unsupported("IAM")),
+        QueryService::Unserved => Err(unserved_service()),
     }
+}
+
+/// What a form-encoded request for a service berth does not serve gets,
+/// before its body is read.
+pub fn unserved_service() -> ApiError {
+    ApiError::client(
+        "UnsupportedOperation",
+        "berth does not serve this API: it serves ECS, CloudWatch Logs, Secrets Manager, SSM \
+Parameter Store, and EC2's, STS's and IAM's operations listed in its README.",
+    )
 }
 
 pub async fn call_query(
