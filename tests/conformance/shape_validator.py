@@ -392,7 +392,14 @@ def validate_response(
 
     ``op`` may be None (or a name not in the model) for requests whose target
     is unknown; then only an error envelope with a common code is valid.
+    Services of the XML protocols (``query``, ``ec2``) are checked by
+    :mod:`xml_validator`.
     """
+    model = service_model(service)
+    if model.protocol in ("query", "ec2"):
+        import xml_validator
+        return xml_validator.validate_response(model, op, raw_body, status, headers,
+                                               require_request_id=require_request_id)
     out: list[str] = []
     if headers is not None:
         ctype = _header(headers, "Content-Type")

@@ -166,17 +166,16 @@ def test_fargate_task_shows_the_address_it_really_has(ecs, cluster, name):
         memory="512", containerDefinitions=[sh("web", "sleep 60"), sh("side", "sleep 60")])
     out = ecs.run_task(cluster=cluster, taskDefinition=fam, launchType="FARGATE",
                        networkConfiguration={"awsvpcConfiguration": {
-                           "subnets": ["subnet-first", "subnet-second"],
-                           "securityGroups": ["sg-berth"]}})
+                           "subnets": ["subnet-berth", "subnet-local"]}})
     assert out["failures"] == []
     task = out["tasks"][0]
     arn = task["taskArn"]
-    assert_precreated(task, "subnet-first")
+    assert_precreated(task, "subnet-berth")
 
     ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
     running = describe(ecs, cluster, arn)
     assert running["lastStatus"] == "RUNNING"
-    attached = assert_attached_to_this_host(running, "subnet-first")
+    attached = assert_attached_to_this_host(running, "subnet-berth")
     # The interface does not change while the task runs.
     assert the_eni(describe(ecs, cluster, arn)) == attached
 
@@ -193,7 +192,7 @@ def test_a_task_that_ends_by_itself_ends_with_its_interface_deleted(ecs, cluster
         family=fam, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
         memory="512", containerDefinitions=[sh("main", "exit 0")])
     arn = ecs.run_task(cluster=cluster, taskDefinition=fam, launchType="FARGATE",
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-x"]}}
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-local"]}}
                        )["tasks"][0]["taskArn"]
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
     t = describe(ecs, cluster, arn)
@@ -201,7 +200,7 @@ def test_a_task_that_ends_by_itself_ends_with_its_interface_deleted(ecs, cluster
     assert a["status"] == "DELETED"
     # The agent attached it before the container started.
     assert eni_private_ip(t) in host_ipv4s()
-    assert details(a)["subnetId"] == "subnet-x"
+    assert details(a)["subnetId"] == "subnet-local"
 
 
 def test_awsvpc_needs_a_subnet(ecs, cluster, name):
@@ -253,14 +252,14 @@ def test_ec2_awsvpc_task_on_a_standalone_agent(ecs, cluster, agent, name):
         family=fam, networkMode="awsvpc",
         containerDefinitions=[sh("main", "sleep 60", memory=64)])
     out = ecs.run_task(cluster=cluster, taskDefinition=fam, launchType="EC2",
-                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-ec2"]}})
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-berth"]}})
     assert out["failures"] == []
     task = out["tasks"][0]
     arn = task["taskArn"]
     assert task["containerInstanceArn"] == inst
-    assert_precreated(task, "subnet-ec2")
+    assert_precreated(task, "subnet-berth")
     ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
-    attached = assert_attached_to_this_host(describe(ecs, cluster, arn), "subnet-ec2")
+    attached = assert_attached_to_this_host(describe(ecs, cluster, arn), "subnet-berth")
     ecs.stop_task(cluster=cluster, task=arn)
     ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=[arn], WaiterConfig=FAST)
     assert_deleted_keeping(describe(ecs, cluster, arn), attached)

@@ -312,7 +312,7 @@ def test_fargate_tasks_get_their_own_namespace_and_address(docker_server, record
     arns = []
     for _ in range(2):
         out = ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE",
-                           networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-a"]}})
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-berth"]}})
         assert out["failures"] == [], out["failures"]
         arns.append(out["tasks"][0]["taskArn"])
     ecs.get_waiter("tasks_running").wait(cluster=cluster, tasks=arns, WaiterConfig=FAST)

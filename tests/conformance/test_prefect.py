@@ -60,7 +60,7 @@ def events_queue(make_client, name):
     return make
 
 
-def test_prefect_ecs_worker_runs_flows(server, ecs, name, tmp_path, events_queue):
+def test_prefect_ecs_worker_runs_flows(server, ecs, make_client, name, tmp_path, events_queue):
     pf = venv("prefect")
     bin_dir = pf / "bin"
     home = tmp_path / "prefect"
@@ -137,11 +137,21 @@ def test_prefect_ecs_worker_runs_flows(server, ecs, name, tmp_path, events_queue
         assert states == {"hello": "COMPLETED", "fails": "FAILED", "crashes": "CRASHED"}, \
             f"{states}\n--- worker ---\n{tail('worker')}"
 
-        # berth ran them as tasks of the cluster, with the subnets EC2 showed.
-        arns = [a for page in ecs.get_paginator("list_tasks").paginate(
-            cluster=cluster, desiredStatus="STOPPED") for a in page["taskArns"]]
-        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
-        assert len(tasks) == 3
+        # berth ran them as tasks of the cluster (a run is final in Prefect
+        # a moment before its process has exited), in the subnets EC2 showed.
+        def stopped():
+            arns = [a for page in ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, desiredStatus="STOPPED") for a in page["taskArns"]]
+            return arns if len(arns) == 3 else None
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=wait_for("3 stopped tasks", stopped,
+                                                                   60))["tasks"]
+        subnets = {d["value"] for t in tasks for a in t["attachments"]
+                   for d in a["details"] if d["name"] == "subnetId"}
+        ec2 = make_client("ec2")
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+        vpc_subnets = {s["SubnetId"] for s in ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]}
+        assert subnets and subnets <= vpc_subnets, (subnets, vpc_subnets)
         exits = sorted(t["containers"][0].get("exitCode") for t in tasks)
         assert exits == [0, 1, 7] or exits == [0, 0, 7], exits
     finally:

@@ -166,3 +166,21 @@ def test_an_invalid_policy_stops_the_server_with_a_reason(tmp_path):
         srv.start()
     log = srv.log_path.read_text(errors="replace")
     assert "the policy of key AKIABERTHAUTHZREADER" in log and "Condition" in log, log[-3000:]
+
+
+def test_ec2_actions_are_authorized_and_get_caller_identity_never_denied(authz_server, recorder):
+    """EC2 actions go through the key's policies as `ec2:<Action>` and are
+    refused in EC2's own error shape; `sts:GetCallerIdentity` is never
+    denied, as on AWS."""
+    ec2 = authz_server.client(creds=READER, recorder=recorder, service="ec2")
+    with pytest.raises(ClientError) as e:
+        ec2.describe_vpcs()
+    err = e.value.response["Error"]
+    assert err["Code"] == "UnauthorizedOperation", err
+    assert "is not authorized to perform: ec2:DescribeVpcs" in err["Message"], err
+    sts = authz_server.client(creds=READER, recorder=recorder, service="sts")
+    me = sts.get_caller_identity()
+    assert me["Account"] == ACCOUNT and me["Arn"] == f"arn:aws:iam::{ACCOUNT}:root"
+    # The customer's Allow * covers EC2.
+    assert authz_server.client(creds=CUSTOMER, recorder=recorder,
+                               service="ec2").describe_vpcs()["Vpcs"]

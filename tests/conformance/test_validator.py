@@ -279,3 +279,61 @@ def test_error_with_modeled_extra_member():
     assert violations(op, good, 400, err_headers("ConflictException")) == []
     bad = {"__type": "ConflictException", "message": "x", "resourceIds": "a"}
     assert any("resourceIds" in v for v in violations(op, bad, 400, err_headers("ConflictException")))
+
+
+# -- the XML protocols (xml_validator) ------------------------------------------
+
+XML = {"Content-Type": "text/xml", "x-amzn-RequestId": "r-1"}
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+def ec2_vpcs(inner: str) -> bytes:
+    return (f'<DescribeVpcsResponse xmlns="{EC2_NS}"><requestId>r-1</requestId>'
+            f'<vpcSet>{inner}</vpcSet></DescribeVpcsResponse>').encode()
+
+
+def xml_violations(service, op, raw, status=200, headers=XML):
+    return validate_response(op, raw, status, headers, service=service)
+
+
+def test_xml_success_shapes_are_checked_strictly():
+    good = "<item><vpcId>vpc-1</vpcId><isDefault>true</isDefault><state>available</state></item>"
+    assert xml_violations("ec2", "DescribeVpcs", ec2_vpcs(good)) == []
+    bad = [
+        ("<item><vpcId>vpc-1</vpcId><bogus>x</bogus></item>", "unknown element"),
+        ("<item><isDefault>yes</isDefault></item>", "true or false"),
+        ("<item><state>melting</state></item>", "not a value of enum"),
+        ("<member><vpcId>v</vpcId></member>", "items must be <item>"),
+        ("<item><vpcId><x/></vpcId></item>", "child elements"),
+        ("<item><vpcId>a</vpcId><vpcId>b</vpcId></item>", "more than once"),
+    ]
+    for inner, expected in bad:
+        found = xml_violations("ec2", "DescribeVpcs", ec2_vpcs(inner))
+        assert any(expected in v for v in found), (inner, found)
+    no_request_id = f'<DescribeVpcsResponse xmlns="{EC2_NS}"><vpcSet/></DescribeVpcsResponse>'
+    assert any("requestId" in v for v in xml_violations("ec2", "DescribeVpcs", no_request_id.encode()))
+    wrong_ns = ec2_vpcs("").replace(EC2_NS.encode(), b"http://example.com/")
+    assert any("namespace" in v for v in xml_violations("ec2", "DescribeVpcs", wrong_ns))
+    assert any("Content-Type" in v for v in xml_violations(
+        "ec2", "DescribeVpcs", ec2_vpcs(""), headers={"Content-Type": "application/json"}))
+
+
+def test_xml_query_envelope_and_errors():
+    ns = "https://sts.amazonaws.com/doc/2011-06-15/"
+    ok = (f'<GetCallerIdentityResponse xmlns="{ns}"><GetCallerIdentityResult><Account>1</Account>'
+          f'</GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>'
+          f'</GetCallerIdentityResponse>').encode()
+    assert xml_violations("sts", "GetCallerIdentity", ok) == []
+    unwrapped = ok.replace(b"GetCallerIdentityResult", b"Result")
+    assert xml_violations("sts", "GetCallerIdentity", unwrapped)
+    err = (b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"
+           b"<Message>no</Message></Error><RequestId>r</RequestId></ErrorResponse>")
+    assert xml_violations("sts", "GetCallerIdentity", err, 400) == []
+    assert any("status" in v for v in xml_violations("sts", "GetCallerIdentity", err, 500))
+    assert xml_violations("sts", "GetCallerIdentity", err.replace(b"InvalidAction", b"Made.Up"), 400)
+    ec2_err = (b"<Response><Errors><Error><Code>InvalidVpcID.NotFound</Code><Message>m</Message>"
+               b"</Error></Errors><RequestID>r</RequestID></Response>")
+    assert xml_violations("ec2", "DescribeVpcs", ec2_err, 400) == []
+    # The query shape is not EC2's, and JSON is neither.
+    assert xml_violations("ec2", "DescribeVpcs", err, 400)
+    assert xml_violations("ec2", "DescribeVpcs", b'{"__type": "X", "message": "m"}', 400)

@@ -1,7 +1,7 @@
 """Run the strict shape validator on every raw response a botocore client sees.
 
 The hook is registered on ``response-received.<service>`` (ECS, CloudWatch
-Logs, Secrets Manager and SSM) which botocore emits once per HTTP attempt (so retried attempts are validated too), for successes
+Logs, Secrets Manager, SSM, and the XML protocols' EC2, STS and IAM) which botocore emits once per HTTP attempt (so retried attempts are validated too), for successes
 and errors alike, with the raw ``response_dict`` (``body`` bytes,
 ``status_code``, ``headers``) before any ClientError is raised.  It is used
 both by the boto3 fixtures and by the aws-cli plugin (``berth_cli_plugin``).
@@ -19,7 +19,8 @@ EVENT = "response-received.ecs"
 #: botocore names the event ``response-received.<hyphenized service id>.<Op>``;
 #: the services berth serves, by that id, with their botocore model names.
 SERVICES = {"ecs": "ecs", "cloudwatch-logs": "logs", "secrets-manager": "secretsmanager",
-            "ssm": "ssm", "sqs": "sqs", "eventbridge": "events"}
+            "ssm": "ssm", "sqs": "sqs", "eventbridge": "events", "ec2": "ec2", "sts": "sts",
+            "iam": "iam"}
 EVENTS = tuple(f"response-received.{service_id}" for service_id in SERVICES)
 
 

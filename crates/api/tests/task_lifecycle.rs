@@ -465,7 +465,7 @@ async fn fargate_tasks_run_on_managed_capacity_not_on_cluster_instances() {
     assert_eq!(missing_net.code, "InvalidParameterException");
     run.network_configuration = Some(NetworkConfiguration {
         awsvpc_configuration: Some(AwsVpcConfiguration {
-            subnets: vec!["subnet-1".into()],
+            subnets: vec!["subnet-berth".into()],
             ..Default::default()
         }),
     });

@@ -20,6 +20,6 @@ pub use key::derive_signing_key;
 pub use session::{SessionClaims, SessionKey, TemporaryCredentials};
 pub use sign::{presign_query, sign_headers, signature};
 pub use verify::{
-    query_param, request_target, Pending, SignedRequest, Verified, Verifier, DEFAULT_MAX_SKEW,
-    MAX_PRESIGN_EXPIRES_SECS,
+    query_param, request_target, scope_service, Pending, SignedRequest, Verified, Verifier,
+    DEFAULT_MAX_SKEW, MAX_PRESIGN_EXPIRES_SECS,
 };

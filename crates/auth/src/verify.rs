@@ -91,6 +91,23 @@ pub fn request_target(headers: &[(&str, &str)], query: &str) -> Option<String> {
         .or_else(|| query_param(query, TARGET_QUERY))
 }
 
+/// The service a request's credential scope names (`AKID/date/region/SERVICE/aws4_request`,
+/// from the Authorization header or a presigned URL's `X-Amz-Credential`), read
+/// before anything is verified: it tells which protocol to answer in, even a refusal.
+pub fn scope_service(headers: &[(&str, &str)], query: &str) -> Option<String> {
+    let credential = match headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+    {
+        Some((_, authz)) => authz
+            .split([',', ' '])
+            .find_map(|p| p.trim().strip_prefix("Credential="))
+            .map(str::to_owned),
+        None => query_param(query, "X-Amz-Credential"),
+    }?;
+    credential.split('/').nth(3).map(str::to_owned)
+}
+
 const TARGET_HEADER: &str = "x-amz-target";
 const TARGET_QUERY: &str = "X-Amz-Target";
 

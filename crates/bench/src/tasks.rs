@@ -127,7 +127,7 @@ pub fn run_task_body(family: &str, count: usize) -> serde_json::Value {
         "cluster": CLUSTER,
         "taskDefinition": family,
         "launchType": "FARGATE",
-        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-bench"]}},
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-berth"]}},
         "count": count
     })
 }
@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(v["launchType"], "FARGATE");
         assert_eq!(
             v["networkConfiguration"]["awsvpcConfiguration"]["subnets"][0],
-            "subnet-bench"
+            "subnet-berth"
         );
     }
 }

@@ -32,6 +32,7 @@ const METADATA: &[&str] = &[
     "serviceId",
     "signingName",
     "targetPrefix",
+    "xmlNamespace",
 ];
 
 /// An installed botocore.
@@ -96,7 +97,11 @@ pub fn extract(bc: &Botocore, svc: &config::Service) -> Result<String> {
     };
 
     let mut operations = Map::new();
-    let mut roots = vec![svc.not_implemented.as_str()];
+    // EC2 models no errors at all: its not-implemented code is unmodeled.
+    let mut roots: Vec<&str> = Some(svc.not_implemented.as_str())
+        .filter(|n| shapes.contains_key(n))
+        .into_iter()
+        .collect();
     for name in wanted {
         let Some(op) = all_ops.get(name) else {
             bail!(
@@ -161,7 +166,7 @@ pub fn extract(bc: &Botocore, svc: &config::Service) -> Result<String> {
         }
     }
 
-    let doc = json!({
+    let mut doc = json!({
         "generatedBy": "berth-codegen extract; do not edit, regenerate",
         "botocoreVersion": bc.version,
         "service": svc.name,
@@ -169,6 +174,25 @@ pub fn extract(bc: &Botocore, svc: &config::Service) -> Result<String> {
         "operations": operations,
         "shapes": out_shapes,
     });
+    // Query and EC2 services answer an action of the model that berth does
+    // not serve differently from one that does not exist (`InvalidAction`),
+    // so their extract names the rest of the model's operations.
+    let protocol = model
+        .get("metadata")
+        .and_then(|m| m.get("protocol"))
+        .and_then(Ordered::as_str);
+    if matches!(protocol, Some("query" | "ec2")) {
+        let unserved: Vec<&str> = all_ops
+            .keys()
+            .copied()
+            .filter(|op| {
+                !doc["operations"]
+                    .as_object()
+                    .is_some_and(|o| o.contains_key(*op))
+            })
+            .collect();
+        doc["unservedOperations"] = json!(unserved);
+    }
     Ok(canonical(&doc))
 }
 

@@ -12,6 +12,9 @@ pub struct Extract {
     pub metadata: Metadata,
     pub operations: BTreeMap<String, Operation>,
     pub shapes: BTreeMap<String, Shape>,
+    /// Query and EC2 services: the model's operations berth does not serve.
+    #[serde(default)]
+    pub unserved_operations: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -21,7 +24,12 @@ pub struct Metadata {
     pub endpoint_prefix: String,
     pub service_id: String,
     pub signing_name: Option<String>,
-    pub target_prefix: String,
+    /// AWS JSON services only: `X-Amz-Target` prefix.
+    pub target_prefix: Option<String>,
+    /// `json`, `query` or `ec2`.
+    pub protocol: String,
+    /// Query and EC2 services: the responses' XML namespace.
+    pub xml_namespace: Option<String>,
     /// AWS JSON's version: `1.0` or `1.1` (the content type's suffix).
     pub json_version: Option<String>,
     /// Present when the service moved from the query protocol and still
@@ -29,17 +37,35 @@ pub struct Metadata {
     pub aws_query_compatible: Option<serde_json::Value>,
 }
 
+impl Metadata {
+    /// Whether requests are form-encoded and answered in XML (`query`, `ec2`).
+    pub fn is_query(&self) -> bool {
+        self.protocol == "query" || self.protocol == "ec2"
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Operation {
     pub input: Option<ShapeRef>,
-    pub output: Option<ShapeRef>,
+    pub output: Option<OutputRef>,
     #[serde(default)]
     pub errors: Vec<ShapeRef>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ShapeRef {
     pub shape: String,
+    /// A list member's or map key's/value's XML element name.
+    pub location_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputRef {
+    pub shape: String,
+    /// Query protocol: the element the output's members are wrapped in.
+    pub result_wrapper: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +84,9 @@ pub struct Shape {
     pub values: Option<Vec<String>>,
     #[serde(default)]
     pub document: bool,
+    /// Query protocol lists and maps: serialized without a wrapper element.
+    #[serde(default)]
+    pub flattened: bool,
     #[serde(default)]
     pub exception: bool,
     #[serde(default)]
@@ -66,9 +95,16 @@ pub struct Shape {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Member {
     pub name: String,
     pub shape: String,
+    /// Query/EC2: the serialized name (XML element; EC2 request key capitalised).
+    pub location_name: Option<String>,
+    /// EC2: the request key, when it differs from the location name.
+    pub query_name: Option<String>,
+    #[serde(default)]
+    pub flattened: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,10 +27,12 @@ pub struct File {
 /// Generates the (unformatted) files of one service module.
 pub fn generate(ex: &Extract, svc: &config::Service) -> Result<Vec<File>> {
     let g = Gen::new(ex)?;
-    if !ex
-        .shapes
-        .get(&svc.not_implemented)
-        .is_some_and(|s| s.exception)
+    // Query and EC2 services may answer an unmodeled code (EC2 models none).
+    if !ex.metadata.is_query()
+        && !ex
+            .shapes
+            .get(&svc.not_implemented)
+            .is_some_and(|s| s.exception)
     {
         bail!(
             "{}: not_implemented error {} is not an exception shape of the extract",
@@ -116,6 +118,12 @@ pub fn generate(ex: &Extract, svc: &config::Service) -> Result<Vec<File>> {
         name: "api".to_string(),
         text: header.clone() + &g.api(svc),
     });
+    if ex.metadata.is_query() {
+        files.push(File {
+            name: "schema".to_string(),
+            text: header.clone() + &g.schema(),
+        });
+    }
     files.push(File {
         name: "operations".to_string(),
         text: header.clone() + &g.operations(svc),
@@ -463,11 +471,27 @@ impl<'a> Gen<'a> {
         let md = &ex.metadata;
         let signing = md.signing_name.as_deref().unwrap_or(&md.endpoint_prefix);
         let mut o = String::new();
+        if let Some(prefix) = &md.target_prefix {
+            writeln!(
+                o,
+                "/// `X-Amz-Target` prefix: requests name `<TARGET_PREFIX>.<Operation>`.\n\
+                 pub const TARGET_PREFIX: &str = {prefix:?};"
+            )
+            .unwrap();
+        }
+        if md.is_query() {
+            writeln!(
+                o,
+                "/// The operations of the model berth does not serve (an `Action`\n\
+                 /// that is neither these nor an [`Operation`] does not exist).\n\
+                 pub const UNSERVED_OPERATIONS: &[&str] = &{:?};\n",
+                ex.unserved_operations
+            )
+            .unwrap();
+        }
         writeln!(
             o,
-            "/// `X-Amz-Target` prefix: requests name `<TARGET_PREFIX>.<Operation>`.\n\
-             pub const TARGET_PREFIX: &str = {:?};\n\
-             /// SigV4 signing name (credential scope service).\n\
+            "/// SigV4 signing name (credential scope service).\n\
              pub const SIGNING_NAME: &str = {signing:?};\n\
              /// The model's `serviceId`.\n\
              pub const SERVICE_ID: &str = {:?};\n\
@@ -476,20 +500,22 @@ impl<'a> Gen<'a> {
              /// The modeled error code the trait's default methods answer (operations\n\
              /// that do not model it answer a fallback they model).\n\
              pub const NOT_IMPLEMENTED_ERROR: &str = {:?};\n",
-            md.target_prefix, md.service_id, md.api_version, svc.not_implemented
+            md.service_id, md.api_version, svc.not_implemented
         )
         .unwrap();
-        writeln!(
-            o,
-            "/// The media type of requests and responses (AWS JSON {v}).\n\
+        if !md.is_query() {
+            writeln!(
+                o,
+                "/// The media type of requests and responses (AWS JSON {v}).\n\
              pub const CONTENT_TYPE: &str = \"application/x-amz-json-{v}\";\n\
              /// Whether errors also carry the query protocol's code in an\n\
              /// `x-amzn-query-error: <code>;<Sender|Receiver>` header.\n\
              pub const QUERY_COMPATIBLE: bool = {};\n",
-            md.aws_query_compatible.is_some(),
-            v = md.json_version.as_deref().unwrap_or("1.1"),
-        )
-        .unwrap();
+                md.aws_query_compatible.is_some(),
+                v = md.json_version.as_deref().unwrap_or("1.1"),
+            )
+            .unwrap();
+        }
 
         let ops: Vec<&String> = ex.operations.keys().collect();
         o.push_str("/// The operations berth routes for this service.\n");
@@ -509,11 +535,16 @@ impl<'a> Gen<'a> {
         for op in &ops {
             writeln!(o, "{op:?} => Some(Operation::{op}),").unwrap();
         }
+        o.push_str("_ => None,\n}\n}\n\n");
+        if md.target_prefix.is_some() {
+            o.push_str(
+                "/// The operation an `X-Amz-Target` header value names.\n\
+                 pub fn from_target(target: &str) -> Option<Operation> {\n\
+                 target.strip_prefix(TARGET_PREFIX)?.strip_prefix('.').and_then(Operation::from_name)\n}\n",
+            );
+        }
         o.push_str(
-            "_ => None,\n}\n}\n\n\
-             /// The operation an `X-Amz-Target` header value names.\n\
-             pub fn from_target(target: &str) -> Option<Operation> {\n\
-             target.strip_prefix(TARGET_PREFIX)?.strip_prefix('.').and_then(Operation::from_name)\n}\n}\n\n\
+            "}\n\n\
              impl std::fmt::Display for Operation {\n\
              fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\nf.write_str(self.name())\n}\n}\n\n",
         );
@@ -591,6 +622,10 @@ impl<'a> Gen<'a> {
         }
         o.push_str("}\n\n");
 
+        if md.is_query() {
+            o.push_str(&self.query_dispatch(svc));
+            return o;
+        }
         writeln!(
             o,
             "/// Decodes the body for `op`, calls the handler, encodes the output.\n\
@@ -626,6 +661,131 @@ impl<'a> Gen<'a> {
         }
         o.push_str("}\n}\n\n");
 
+        o
+    }
+
+    /// `dispatch` for a query or EC2 service: the form in, XML out.
+    fn query_dispatch(&self, svc: &config::Service) -> String {
+        let ex = self.ex;
+        let tr = &svc.api_trait;
+        let mut o = String::new();
+        writeln!(
+            o,
+            "/// Decodes the form for `op`, calls the handler, encodes the output in XML.\n\
+             pub async fn dispatch<S: {tr} + ?Sized>(svc: &S, ctx: &crate::RequestContext, op: Operation, \
+             params: &crate::query::Params) -> Result<Vec<u8>, crate::ApiError> {{\nmatch op {{"
+        )
+        .unwrap();
+        for (name, op) in &ex.operations {
+            let method = names::field_name(name);
+            let (decode, arg) = match &op.input {
+                Some(i) => (
+                    format!(
+                        "let input: {} = crate::query::decode_input(&SCHEMA, {:?}, params, {:?})?;\n\
+                         crate::validate::reject_unknown_enums(&input, {:?})?;\n",
+                        self.types[i.shape.as_str()],
+                        i.shape,
+                        svc.invalid_value,
+                        svc.invalid_value
+                    ),
+                    ", input",
+                ),
+                None => (String::new(), ""),
+            };
+            let (bind, out, shape, wrapper) = match &op.output {
+                Some(o) => (
+                    "let output = ",
+                    "output",
+                    format!("Some({:?})", o.shape),
+                    format!("{:?}", o.result_wrapper),
+                ),
+                None => ("", "()", "None".to_string(), "None".to_string()),
+            };
+            writeln!(
+                o,
+                "Operation::{name} => {{\n{decode}{bind}svc.{method}(ctx{arg}).await?;\n\
+                 crate::query::encode_output(&SCHEMA, {name:?}, {shape}, {wrapper}, &ctx.request_id, &{out})\n}}"
+            )
+            .unwrap();
+        }
+        o.push_str("}\n}\n");
+        o
+    }
+
+    /// `schema.rs`: what the form decoder and XML encoder read of each shape.
+    fn schema(&self) -> String {
+        let ex = self.ex;
+        let md = &ex.metadata;
+        let protocol = if md.protocol == "ec2" { "Ec2" } else { "Query" };
+        let mut o = String::from("use crate::query::{Member, Protocol, Schema, Shape};\n\n");
+        writeln!(
+            o,
+            "/// Every shape of the extract, sorted by name.\n\
+             pub static SCHEMA: Schema = Schema {{\nprotocol: Protocol::{protocol},\n\
+             namespace: {:?},\nshapes: &[",
+            md.xml_namespace.as_deref().unwrap_or_default()
+        )
+        .unwrap();
+        let opt = |v: &Option<String>| match v {
+            Some(s) => format!("Some({s:?})"),
+            None => "None".to_string(),
+        };
+        for (name, s) in &ex.shapes {
+            let def = match s.kind.as_str() {
+                "structure" => {
+                    let mut m = String::from("Shape::Structure(&[");
+                    for mem in &s.members {
+                        write!(
+                            m,
+                            "Member {{ name: {:?}, shape: {:?}, location_name: {}, query_name: {}, \
+                             flattened: {}, required: {} }},",
+                            mem.name,
+                            mem.shape,
+                            opt(&mem.location_name),
+                            opt(&mem.query_name),
+                            mem.flattened,
+                            s.required.contains(&mem.name)
+                        )
+                        .unwrap();
+                    }
+                    m.push_str("])");
+                    m
+                }
+                "list" => {
+                    let member = s.member.as_ref().expect("list member");
+                    format!(
+                        "Shape::List {{ member: {:?}, member_name: {}, flattened: {} }}",
+                        member.shape,
+                        opt(&member.location_name),
+                        s.flattened
+                    )
+                }
+                "map" => {
+                    let (k, v) = (
+                        s.key.as_ref().expect("map key"),
+                        s.value.as_ref().expect("map value"),
+                    );
+                    format!(
+                        "Shape::Map {{ key: {:?}, value: {:?}, key_name: {}, value_name: {}, flattened: {} }}",
+                        k.shape,
+                        v.shape,
+                        opt(&k.location_name),
+                        opt(&v.location_name),
+                        s.flattened
+                    )
+                }
+                "string" => "Shape::String".to_string(),
+                "integer" => "Shape::Integer".to_string(),
+                "long" => "Shape::Long".to_string(),
+                "boolean" => "Shape::Boolean".to_string(),
+                "double" | "float" => "Shape::Double".to_string(),
+                "timestamp" => "Shape::Timestamp".to_string(),
+                "blob" => "Shape::Blob".to_string(),
+                other => panic!("shape {name}: unsupported type {other}"),
+            };
+            writeln!(o, "({name:?}, {def}),").unwrap();
+        }
+        o.push_str("],\n};\n");
         o
     }
 }

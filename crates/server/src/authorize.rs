@@ -9,6 +9,7 @@
 //! the caller's account and region. An operation that names none (ListClusters,
 //! RegisterTaskDefinition) is checked against `*`.
 
+use crate::protocol::QueryService;
 use crate::services::Service;
 use berth_iam::{denial_message, evaluate, Policy};
 use berth_wire::{ApiError, RequestContext};
@@ -86,6 +87,53 @@ impl Policies {
         Ok(Policies { by_key, by_role })
     }
 
+    /// The policies that govern the caller: its task role's (temporary
+    /// credentials), else its key's. `None`: there are none, and everything
+    /// in its account is allowed.
+    fn policies_of(&self, ctx: &RequestContext, role: Option<&str>) -> Option<&Vec<Policy>> {
+        match role {
+            Some(r) => self.by_role.get(r),
+            None => self.by_key.get(&ctx.access_key_id),
+        }
+        .filter(|p| !p.is_empty())
+    }
+
+    /// The same for a form-protocol action (`ec2:DescribeVpcs`), checked
+    /// against `*`. `sts:GetCallerIdentity` is never denied, as on AWS.
+    pub fn check_query(
+        &self,
+        ctx: &RequestContext,
+        role: Option<&str>,
+        service: QueryService,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        let action = format!("{}:{action}", service.signing_name());
+        if action == "sts:GetCallerIdentity" {
+            return Ok(());
+        }
+        self.decide(ctx, role, vec![(action, vec!["*".to_string()])])
+    }
+
+    /// Every (action, resources) must be allowed.
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        role: Option<&str>,
+        checks: Vec<(String, Vec<String>)>,
+    ) -> Result<(), ApiError> {
+        let Some(policies) = self.policies_of(ctx, role) else {
+            return Ok(());
+        };
+        for (action, resources) in checks {
+            let decision = evaluate(policies, &action, &resources);
+            if let Some(message) = denial_message(&ctx.principal_arn, &action, &decision) {
+                tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
+                return Err(ApiError::new("AccessDeniedException", 400, message));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses the request with AWS's AccessDeniedException when the
     /// caller's policies do not allow it: a task role's (`role`, for
     /// temporary credentials), else its key's.
@@ -97,13 +145,9 @@ impl Policies {
         op: &str,
         body: &[u8],
     ) -> Result<(), ApiError> {
-        let policies = match role {
-            Some(r) => self.by_role.get(r),
-            None => self.by_key.get(&ctx.access_key_id),
-        };
-        let Some(policies) = policies.filter(|p| !p.is_empty()) else {
+        if self.policies_of(ctx, role).is_none() {
             return Ok(());
-        };
+        }
         let action = action(service, op);
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let resources = resources(service, op, &body, ctx);
@@ -114,14 +158,7 @@ impl Policies {
         if !passed.is_empty() {
             checks.push(("iam:PassRole".to_string(), passed));
         }
-        for (action, resources) in checks {
-            let decision = evaluate(policies, &action, &resources);
-            if let Some(message) = denial_message(&ctx.principal_arn, &action, &decision) {
-                tracing::info!(key = %ctx.access_key_id, %action, ?decision, "access denied");
-                return Err(ApiError::new("AccessDeniedException", 400, message));
-            }
-        }
-        Ok(())
+        self.decide(ctx, role, checks)
     }
 }
 

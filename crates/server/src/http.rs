@@ -1,21 +1,24 @@
 //! One handler for every request: refuse from the headers alone what can be
 //! refused (authentication, operation, signature scope and clock, content
 //! type, length, throttling), read the body within the memory budget and
-//! its deadline, verify the signature, dispatch, and answer in the AWS JSON
-//! 1.1 envelope. Nothing a client sends reaches a panic: every failure
+//! its deadline, verify the signature, dispatch, and answer in the request's
+//! protocol (`protocol`: AWS JSON, or the XML of EC2's and STS/IAM's form
+//! protocols). Nothing a client sends reaches a panic: every failure
 //! becomes an `ApiError`.
 
 use crate::config::HttpOptions;
 use crate::gate::{self, BodyBudget, Throttle};
+use crate::protocol::{self, Protocol, QueryService};
 use crate::services::{self, Service};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use berth_auth::{Pending, SignedRequest, Verifier};
 use berth_core::names;
+use berth_wire::query::Params;
 use berth_wire::{ApiError, RequestContext};
 use futures::FutureExt;
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,35 +62,22 @@ impl AppState {
     }
 }
 
-/// Answers one request (`conn` calls this for every request it reads).
+/// Answers one request (`conn` calls this for every request it reads), in
+/// the protocol its headers name (`protocol::classify`), errors included.
 pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let named = service_named(&parts);
-    let content_type = named.map_or(berth_wire::codec::CONTENT_TYPE, Service::content_type);
-    let mut result = admit_and_process(&state, &parts, body, &request_id).await;
-    if named == Some(Service::Sqs) {
-        // The front end's refusals too carry SQS's query code.
-        result = result.map_err(berth_api::sqs::query_compatible);
-    }
+    let protocol = protocol::classify(&header_list(&parts), parts.uri.query().unwrap_or(""));
+    let result = admit_and_process(&state, protocol, &parts, body, &request_id).await;
     match result {
-        Ok(body) => respond(StatusCode::OK, body, &request_id, None, content_type),
+        Ok(body) => protocol::ok_response(protocol, body, &request_id),
         Err(e) => {
             if e.status >= 500 && e.status != 503 {
                 tracing::error!(code = %e.code, message = %e.message, request_id, "request failed");
             } else {
                 tracing::debug!(code = %e.code, message = %e.message, request_id, "request refused");
             }
-            let status =
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut r = respond(status, e.body(), &request_id, Some(&e.code), content_type);
-            if let Some(q) = e
-                .query_error
-                .as_deref()
-                .and_then(|q| HeaderValue::from_str(q).ok())
-            {
-                r.headers_mut().insert("x-amzn-query-error", q);
-            }
+            let mut r = protocol::error_response(protocol, &e, &request_id);
             if e.status == 408 {
                 // The body is half read: the connection cannot carry another request.
                 r.headers_mut()
@@ -100,38 +90,46 @@ pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
 
 /// What was decided from the headers alone.
 struct Admitted {
-    service: Service,
-    op: String,
-    target: String,
+    route: Route,
     pending: Pending,
     length: Option<usize>,
 }
 
+/// Where a request goes: an AWS JSON operation (known from the target), or
+/// a form-protocol service (its `Action` is in the body).
+enum Route {
+    Json {
+        service: Service,
+        op: String,
+        target: String,
+    },
+    Query(QueryService),
+}
+
 async fn admit_and_process(
     state: &AppState,
+    protocol: Protocol,
     parts: &http::request::Parts,
     body: Body,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let admitted = admit(state, parts)?;
+    let admitted = admit(state, protocol, parts)?;
     // Room for the body in the memory budget, held until the answer is ready.
     let room = state.budget.reserve(admitted.length).await?;
     let bytes = gate::read_body(body, state.body_read_timeout).await?;
     // A long poll gives its room back before it waits; its body is small.
-    let _room = if admitted.service.is_long_poll(&admitted.op) {
-        if bytes.len() > LONG_POLL_MAX_BODY {
-            return Err(ApiError::client(
-                "SerializationException",
-                format!(
-                    "A {} request body is at most {LONG_POLL_MAX_BODY} bytes.",
-                    admitted.op
-                ),
-            ));
+    let _room = match admitted.long_poll() {
+        Some(op) => {
+            if bytes.len() > LONG_POLL_MAX_BODY {
+                return Err(ApiError::client(
+                    "SerializationException",
+                    format!("A {op} request body is at most {LONG_POLL_MAX_BODY} bytes."),
+                ));
+            }
+            drop(room);
+            None
         }
-        drop(room);
-        None
-    } else {
-        Some(room)
+        None => Some(room),
     };
     let work = process(state, parts, admitted, &bytes, request_id);
     // A bug must cost one request a ServerException, never the connection.
@@ -150,35 +148,14 @@ async fn admit_and_process(
 /// outside the body budget, while the poll waits.
 const LONG_POLL_MAX_BODY: usize = 64 * 1024;
 
-/// The service the target names, whose media type (and, for SQS, error
-/// form) the answer takes.
-fn service_named(parts: &http::request::Parts) -> Option<Service> {
-    let headers = header_list(parts);
-    berth_auth::request_target(&headers, parts.uri.query().unwrap_or(""))
-        .and_then(|t| Service::from_target(&t).map(|(s, _)| s))
-}
-
-fn respond(
-    status: StatusCode,
-    body: Vec<u8>,
-    request_id: &str,
-    error: Option<&str>,
-    content_type: &'static str,
-) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-RequestId", v);
+impl Admitted {
+    /// The operation, when it is a long poll.
+    fn long_poll(&self) -> Option<&str> {
+        match &self.route {
+            Route::Json { service, op, .. } if service.is_long_poll(op) => Some(op),
+            _ => None,
+        }
     }
-    if let Some(code) = error.and_then(|c| HeaderValue::from_str(c).ok()) {
-        h.insert("x-amzn-ErrorType", code);
-    }
-    r
 }
 
 fn has_auth(parts: &http::request::Parts) -> bool {
@@ -201,7 +178,11 @@ fn header_list(parts: &http::request::Parts) -> Vec<(&str, &str)> {
 /// some authentication, a known operation, a well-formed and fresh
 /// signature of a known key that binds the operation, the content type,
 /// the method, the declared length, and the caller's request rate.
-fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, ApiError> {
+fn admit(
+    state: &AppState,
+    protocol: Protocol,
+    parts: &http::request::Parts,
+) -> Result<Admitted, ApiError> {
     if !has_auth(parts) {
         return Err(ApiError::new(
             "MissingAuthenticationTokenException",
@@ -211,16 +192,30 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
     }
     let headers = header_list(parts);
     let query = parts.uri.query().unwrap_or("");
-    let target = berth_auth::request_target(&headers, query).unwrap_or_default();
-    if parts.headers.get_all("x-amz-target").iter().count() > 1 {
-        return Err(services::unknown_operation(&target));
-    }
-    let (service, op) =
-        Service::from_target(&target).ok_or_else(|| services::unknown_operation(&target))?;
-    if !services::is_operation(service, op) {
-        return Err(services::unknown_operation(&target));
-    }
-    let op = op.to_string();
+    let route = match protocol {
+        Protocol::Json(_) => {
+            let target = berth_auth::request_target(&headers, query).unwrap_or_default();
+            if parts.headers.get_all("x-amz-target").iter().count() > 1 {
+                return Err(services::unknown_operation(&target));
+            }
+            let (service, op) = Service::from_target(&target)
+                .ok_or_else(|| services::unknown_operation(&target))?;
+            if !services::is_operation(service, op) {
+                return Err(services::unknown_operation(&target));
+            }
+            Route::Json {
+                service,
+                op: op.to_string(),
+                target,
+            }
+        }
+        Protocol::Query(QueryService::Unserved) => return Err(services::unserved_service()),
+        Protocol::Query(service) => Route::Query(service),
+    };
+    let signing_name = match &route {
+        Route::Json { service, .. } => service.signing_name(),
+        Route::Query(service) => service.signing_name(),
+    };
 
     let head = SignedRequest {
         method: parts.method.as_str(),
@@ -232,23 +227,36 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
     let region_ok = |r: &str| state.region_ok(r);
     let pending = state
         .verifier
-        .begin(&head, service.signing_name(), &region_ok, SystemTime::now())
+        .begin(&head, signing_name, &region_ok, SystemTime::now())
         .map_err(auth_error)?;
 
-    if parts.method != http::Method::POST {
-        return Err(services::unknown_operation(&target));
+    match &route {
+        Route::Json {
+            target, service, ..
+        } => {
+            if parts.method != http::Method::POST {
+                return Err(services::unknown_operation(target));
+            }
+            gate::check_content_type_is(&parts.headers, service.content_type())?;
+        }
+        Route::Query(_) => {
+            if parts.method != http::Method::POST && parts.method != http::Method::GET {
+                return Err(ApiError::client(
+                    "InvalidAction",
+                    format!("{} requests are not supported.", parts.method),
+                ));
+            }
+            protocol::check_form_content_type(&parts.method, &parts.headers)?;
+        }
     }
-    gate::check_content_type_is(&parts.headers, service.content_type())?;
     let length = gate::declared_length(&parts.headers)?;
-    if let Some(t) = throttled(state, service) {
+    if let Some(t) = throttled(state, &route) {
         if !t.has_room(pending.access_key_id(), Instant::now()) {
             return Err(gate::throttled());
         }
     }
     Ok(Admitted {
-        service,
-        op,
-        target,
+        route,
         pending,
         length,
     })
@@ -256,11 +264,16 @@ fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, Api
 
 /// The throttle that applies to `service`: none for berth's agent channel,
 /// whose long polls are the agents' heartbeats.
-fn throttled(state: &AppState, service: Service) -> Option<&Throttle> {
-    state
-        .throttle
-        .as_ref()
-        .filter(|_| service != Service::Agent)
+fn throttled<'a>(state: &'a AppState, route: &Route) -> Option<&'a Throttle> {
+    state.throttle.as_ref().filter(|_| {
+        !matches!(
+            route,
+            Route::Json {
+                service: Service::Agent,
+                ..
+            }
+        )
+    })
 }
 
 fn auth_error(e: berth_auth::AuthError) -> ApiError {
@@ -274,18 +287,13 @@ async fn process(
     body: &[u8],
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let Admitted {
-        service,
-        op,
-        target,
-        pending,
-        ..
-    } = admitted;
+    let Admitted { route, pending, .. } = admitted;
     let headers = header_list(parts);
+    let query = parts.uri.query().unwrap_or("");
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
+        query,
         headers: &headers,
         body,
     };
@@ -293,7 +301,7 @@ async fn process(
         .verifier
         .finish(pending, &signed)
         .map_err(auth_error)?;
-    if let Some(t) = throttled(state, service) {
+    if let Some(t) = throttled(state, &route) {
         if !t.take(&verified.access_key_id, Instant::now()) {
             return Err(gate::throttled());
         }
@@ -306,13 +314,43 @@ async fn process(
         access_key_id: verified.access_key_id.clone(),
         request_id: request_id.to_string(),
     };
-    tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+    let agent_channel = matches!(
+        route,
+        Route::Json {
+            service: Service::Agent,
+            ..
+        }
+    );
     let role = match &verified.session {
-        Some(session) => Some(check_session(state, session, service).await?),
+        Some(session) => Some(check_session(state, session, agent_channel).await?),
         None => None,
     };
-    state.policies.check(&ctx, role, service, &op, body)?;
-    services::call(&state.services, service, &op, &target, &ctx, body).await
+    match route {
+        Route::Json {
+            service,
+            op,
+            target,
+        } => {
+            tracing::debug!(target = %target, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+            state.policies.check(&ctx, role, service, &op, body)?;
+            services::call(&state.services, service, &op, &target, &ctx, body).await
+        }
+        Route::Query(service) => {
+            // A presigned GET carries its parameters in the query string.
+            let mut params = Params::parse(query.as_bytes())?;
+            params.extend(Params::parse(body)?);
+            let action = params.action().ok_or_else(|| {
+                ApiError::client(
+                    "MissingAction",
+                    "The request must contain the parameter Action.",
+                )
+            })?;
+            let op = services::query_operation(service, action)?;
+            tracing::debug!(action, account = %ctx.account_id, region = %ctx.region, request_id, "request");
+            state.policies.check_query(&ctx, role, service, action)?;
+            services::call_query(&state.services, op, &ctx, &params).await
+        }
+    }
 }
 
 /// What a task role's temporary credentials may not do even when their
@@ -322,9 +360,9 @@ async fn process(
 async fn check_session<'a>(
     state: &AppState,
     session: &'a berth_auth::SessionClaims,
-    service: Service,
+    agent_channel: bool,
 ) -> Result<&'a str, ApiError> {
-    if service == Service::Agent {
+    if agent_channel {
         return Err(ApiError::new(
             "AccessDeniedException",
             400,

@@ -10,6 +10,7 @@ pub mod credentials;
 mod embedded;
 mod gate;
 mod http;
+mod protocol;
 mod services;
 mod tls;
 
@@ -78,6 +79,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let events = Events::new(store.clone(), token_key.clone(), sqs.clone());
     // Moves events (ECS's, PutEvents') from the outboxes into rules' queues.
     tokio::spawn(events.clone().run_deliverer());
+    let ec2 = berth_api::Ec2::new(store.clone());
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())))
@@ -110,6 +112,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             ssm,
             sqs,
             events,
+            ec2,
+            sts: berth_api::Sts,
         },
         verifier,
         config.regions.clone(),

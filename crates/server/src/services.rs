@@ -1,6 +1,9 @@
 //! The services on berth's endpoint, told apart by the `X-Amz-Target`
-//! prefix, each with the SigV4 signing name its clients use.
+//! prefix, each with the SigV4 signing name its clients use; and the
+//! form-protocol services (EC2, STS), told apart by the credential scope
+//! and routed by the form's `Action`.
 
+use crate::protocol::QueryService;
 use berth_wire::{agent, ecs, events, logs, secretsmanager, sqs, ssm, ApiError, RequestContext};
 use std::time::Duration;
 
@@ -69,6 +72,8 @@ pub struct Services {
     pub ssm: berth_api::ParameterStore,
     pub sqs: berth_api::Sqs,
     pub events: berth_api::Events,
+    pub ec2: berth_api::Ec2,
+    pub sts: berth_api::Sts,
 }
 
 /// Deletes expired log events every `every`, for as long as the runtime runs.
@@ -174,5 +179,71 @@ fn missing_is_validation(e: ApiError) -> ApiError {
         ApiError::client("ValidationException", e.message)
     } else {
         e
+    }
+}
+
+/// An operation of a form-protocol service that berth serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryOperation {
+    Ec2(berth_wire::ec2::Operation),
+    Sts(berth_wire::sts::Operation),
+}
+
+/// The operation a form's `Action` names: one berth serves, or the
+/// service's own error. An action of the model that berth does not serve is
+/// `UnsupportedOperation` (EC2's code for it); one that is not in the model
+/// `InvalidAction`, as EC2 and STS answer it. berth serves no IAM action.
+pub fn query_operation(service: QueryService, action: &str) -> Result<QueryOperation, ApiError> {
+    use berth_wire::{ec2, sts};
+    let unsupported = |name: &str| {
+        ApiError::client(
+            "UnsupportedOperation",
+            format!("berth does not serve {name}'s {action} operation."),
+        )
+    };
+    match service {
+        QueryService::Ec2 => match ec2::Operation::from_name(action) {
+            Some(op) => Ok(QueryOperation::Ec2(op)),
+            None if ec2::UNSERVED_OPERATIONS.contains(&action) => Err(unsupported("EC2")),
+            None => Err(ApiError::client(
+                "InvalidAction",
+                format!("The action {action} is not valid for this web service."),
+            )),
+        },
+        QueryService::Sts => match sts::Operation::from_name(action) {
+            Some(op) => Ok(QueryOperation::Sts(op)),
+            None if sts::UNSERVED_OPERATIONS.contains(&action) => Err(unsupported("STS")),
+            None => Err(ApiError::client(
+                "InvalidAction",
+                format!(
+                    "Could not find operation {action} for version {}",
+                    sts::API_VERSION
+                ),
+            )),
+        },
+        QueryService::Iam => Err(unsupported("IAM")),
+        QueryService::Unserved => Err(unserved_service()),
+    }
+}
+
+/// What a form-encoded request for a service berth does not serve gets,
+/// before its body is read.
+pub fn unserved_service() -> ApiError {
+    ApiError::client(
+        "UnsupportedOperation",
+        "berth does not serve this API: it serves ECS, CloudWatch Logs, Secrets Manager, SSM \
+Parameter Store, and EC2's, STS's and IAM's operations listed in its README.",
+    )
+}
+
+pub async fn call_query(
+    svcs: &Services,
+    op: QueryOperation,
+    ctx: &RequestContext,
+    params: &berth_wire::query::Params,
+) -> Result<Vec<u8>, ApiError> {
+    match op {
+        QueryOperation::Ec2(op) => berth_wire::ec2::dispatch(&svcs.ec2, ctx, op, params).await,
+        QueryOperation::Sts(op) => berth_wire::sts::dispatch(&svcs.sts, ctx, op, params).await,
     }
 }

@@ -198,6 +198,50 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// What ECS reads of an EC2 instance identity document: the instance it
+/// is (`ec2InstanceId`), and the attributes ECS derives from it. The
+/// document's signature is AWS's and cannot be checked here; the instance
+/// ID only names the instance within the caller's own account.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    instance_id: Option<String>,
+    availability_zone: Option<String>,
+    instance_type: Option<String>,
+    image_id: Option<String>,
+}
+
+impl Identity {
+    /// `ecs.availability-zone`, `ecs.instance-type`, `ecs.ami-id`, unless
+    /// the registration gives them itself.
+    fn add_attributes(&self, attributes: &mut Vec<Attribute>) {
+        for (name, value) in [
+            ("ecs.availability-zone", &self.availability_zone),
+            ("ecs.instance-type", &self.instance_type),
+            ("ecs.ami-id", &self.image_id),
+        ] {
+            if let Some(v) = value {
+                if !attributes.iter().any(|a| a.name == name) {
+                    attributes.push(Attribute {
+                        name: name.into(),
+                        value: Some(v.clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn identity(document: Option<&str>) -> Result<Identity, EcsError> {
+    match document.map(str::trim).filter(|d| !d.is_empty()) {
+        None => Ok(Identity::default()),
+        Some(d) => serde_json::from_str(d).map_err(|_| {
+            EcsError::invalid("instanceIdentityDocument is not a valid instance identity document.")
+        }),
+    }
+}
+
 pub async fn register(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -209,8 +253,10 @@ pub async fn register(
     let cluster_name = cluster.id();
     let resources = input.total_resources.clone().unwrap_or_default();
     validate_resources(&resources)?;
-    let attributes = input.attributes.clone().unwrap_or_default();
+    let mut attributes = input.attributes.clone().unwrap_or_default();
     validate_attributes(&attributes)?;
+    let identity = identity(input.instance_identity_document.as_deref())?;
+    identity.add_attributes(&mut attributes);
     let instance_tags = tags::initial(input.tags.as_ref())?;
     let sc = scope(ctx);
     // Re-registration names the instance it was before: keep its identity.
@@ -255,6 +301,7 @@ pub async fn register(
         ),
         tags: Some(instance_tags),
         attachments: Some(vec![]),
+        ec2_instance_id: identity.instance_id,
         ..Default::default()
     };
     let doc = Versioned {

@@ -45,6 +45,7 @@ pub struct Ecs {
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
+pub(crate) use container_instances::InstanceDoc;
 use liveness::Liveness;
 pub use liveness::Timings;
 pub use sweeper::Swept;

@@ -68,6 +68,10 @@ pub async fn task_definition(
         )));
     }
     validate::network(&td, network)?;
+    if let Some(vpc) = network.and_then(|n| n.awsvpc_configuration.as_ref()) {
+        let groups = vpc.security_groups.as_deref().unwrap_or_default();
+        crate::ec2::check_awsvpc(ecs.store.as_ref(), ctx, &vpc.subnets, groups).await?;
+    }
     Ok(td)
 }
 

@@ -512,7 +512,7 @@ mod tests {
             cluster: Some("c".into()),
             task_definition: "web".into(),
             launch_type: Some(LaunchType::Fargate),
-            network_configuration: Some(network(&["subnet-1", "subnet-2"])),
+            network_configuration: Some(network(&["subnet-berth", "subnet-local"])),
             ..Default::default()
         };
         let out = h.ecs.run_task(&h.ctx, req).await.unwrap();
@@ -607,7 +607,7 @@ mod tests {
         let id = a.id.clone().unwrap();
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         assert_eq!(a.status.as_deref(), Some("PRECREATED"));
-        assert_eq!(details(a), [("subnetId", "subnet-1")]);
+        assert_eq!(details(a), [("subnetId", "subnet-berth")]);
         assert_eq!(
             t.containers.as_ref().unwrap()[0].network_interfaces,
             Some(vec![])
@@ -642,7 +642,7 @@ mod tests {
                     .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
             "{eni_id}"
         );
-        assert_eq!(got[0].1, "subnet-1");
+        assert_eq!(got[0].1, "subnet-berth");
         assert_eq!(got[2].1, "02:ab:cd:00:00:01");
         assert_eq!(got[3].1, "ip-10-0-0-5.ec2.internal");
         assert_eq!(got[4].1, "10.0.0.5");
@@ -677,7 +677,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("subnetId", "subnet-1"),
+                ("subnetId", "subnet-berth"),
                 ("networkInterfaceId", eni_id.as_str()),
                 ("privateDnsName", "ip-10-0-0-6.ec2.internal"),
                 ("privateIPv4Address", "10.0.0.6")
@@ -811,7 +811,7 @@ mod tests {
         assert_eq!(stopped.last_status.as_deref(), Some("STOPPED"));
         let a = eni_of(&stopped);
         assert_eq!(a.status.as_deref(), Some("DELETED"));
-        assert_eq!(details(a), [("subnetId", "subnet-1")]);
+        assert_eq!(details(a), [("subnetId", "subnet-berth")]);
 
         let lost = run_web(&h).await;
         h.ecs

@@ -127,7 +127,22 @@ pub(crate) async fn prepare(
         let Some(first) = vpc.subnets.first() else {
             return Err(EcsError::invalid("subnets can not be empty."));
         };
+        let groups = vpc.security_groups.as_deref().unwrap_or_default();
+        if vpc.subnets.len() > 16 {
+            return Err(EcsError::invalid("subnets can have at most 16 items."));
+        }
+        if groups.len() > 5 {
+            return Err(EcsError::invalid(
+                "securityGroups can have at most 5 items.",
+            ));
+        }
+        // The subnets and groups must be the account's (`crate::ec2`'s network).
+        crate::ec2::check_awsvpc(ecs.store.as_ref(), ctx, &vpc.subnets, groups).await?;
         Some(first.clone())
+    } else if awsvpc.is_some() {
+        return Err(EcsError::invalid(
+            "Network Configuration is not valid for the given networkMode of this task definition.",
+        ));
     } else {
         None
     };

@@ -169,7 +169,7 @@ async fn managed_assignments_are_undone_when_the_task_commit_conflicts() {
         launch_type: LaunchType::Fargate,
         network: Some(NetworkConfiguration {
             awsvpc_configuration: Some(AwsVpcConfiguration {
-                subnets: vec!["subnet-1".into()],
+                subnets: vec!["subnet-berth".into()],
                 ..Default::default()
             }),
         }),
@@ -236,7 +236,7 @@ fn fargate_spec(task_definition: &str, overrides: Option<TaskOverride>) -> Launc
         launch_type: LaunchType::Fargate,
         network: Some(NetworkConfiguration {
             awsvpc_configuration: Some(AwsVpcConfiguration {
-                subnets: vec!["subnet-1".into()],
+                subnets: vec!["subnet-berth".into()],
                 ..Default::default()
             }),
         }),
