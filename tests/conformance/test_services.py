@@ -342,8 +342,9 @@ def test_delete_service_drains_then_goes_inactive(ecs, cluster, name, tmp_path):
         ecs.get_waiter("services_stable").wait(cluster=cluster, services=[svc],
                                                WaiterConfig=FAST)
     assert "terminal failure state" in str(w.value) and "DRAINING" in str(w.value)
-    assert ecs.list_tasks(cluster=cluster, serviceName=svc,
-                          desiredStatus="STOPPED")["taskArns"] != []
+    # The reconciler asks the task to stop (it ignores SIGTERM meanwhile).
+    wait_for("the task asked to stop", lambda: ecs.list_tasks(
+        cluster=cluster, serviceName=svc, desiredStatus="STOPPED")["taskArns"])
 
     release.touch()
     ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[svc],

@@ -101,7 +101,11 @@ pub async fn start(
     doc: &mut ServiceDoc,
     input: RevisionInput,
 ) -> Result<Vec<Write>, EcsError> {
-    let now = ecs.now();
+    // A service's first deployment is made with it, at the same instant.
+    let now = match doc.service.created_at {
+        Some(at) if doc.state.deployments.is_empty() => at,
+        _ => ecs.now(),
+    };
     let id = rules::deployment_id(rand::random());
     let number = id
         .trim_start_matches("ecs-svc/")
