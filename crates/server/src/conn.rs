@@ -9,7 +9,9 @@
 //!   request's complete headers. Half-open and slowloris connections go.
 //! - **Idle timeout**: a kept-alive connection with no request in progress
 //!   is closed. The clock stops while a handler runs, so a long poll
-//!   (`BerthAgentV1.PollWork` holds ~20 s) is never cut.
+//!   (`BerthAgentV1.PollWork` holds ~20 s) is never cut. While a stream
+//!   (`sse`) is sent, only a write that waits longer than the idle timeout
+//!   (a client that stopped reading) closes the connection.
 //! - **Body-read timeout**: applied by the handler (`gate::read_body`).
 //! - At most 64 KiB of buffered headers per connection (hyper's default
 //!   is ~400 KiB), so a thousand slow header senders cost 64 MiB at most.
@@ -197,6 +199,14 @@ async fn drive<S>(
         Box::pin(async move {
             clock.set(Phase::Busy);
             let response = crate::http::serve_request(state, req.map(axum::body::Body::new)).await;
+            if response
+                .extensions()
+                .get::<crate::sse::Streaming>()
+                .is_some()
+            {
+                clock.set(Phase::Stream);
+                return Ok(idle_when_done(response, clock));
+            }
             // Writing the answer counts as idle time: a client that does
             // not read it is dropped like one that sends nothing.
             clock.set(Phase::Idle);
@@ -229,6 +239,27 @@ async fn drive<S>(
     }
 }
 
+/// A streamed answer whose connection turns idle when its body is done
+/// (or dropped), so the next request on it has its usual timeouts.
+fn idle_when_done(
+    response: axum::response::Response,
+    clock: Arc<ConnClock>,
+) -> axum::response::Response {
+    struct IdleOnDrop(Arc<ConnClock>);
+    impl Drop for IdleOnDrop {
+        fn drop(&mut self) {
+            self.0.set(Phase::Idle);
+        }
+    }
+    let guard = IdleOnDrop(clock);
+    response.map(|body| {
+        axum::body::Body::from_stream(futures::StreamExt::map(body.into_data_stream(), move |c| {
+            let _held = &guard;
+            c
+        }))
+    })
+}
+
 /// Closes our side, then reads and drops what the client still sends, so
 /// that it reads our answer rather than a reset.
 async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
@@ -258,6 +289,8 @@ enum Phase {
     Head = 1,
     /// A handler runs: no timeout here (the handler has its own).
     Busy = 2,
+    /// A stream is being sent: a write may not wait past the idle timeout.
+    Stream = 3,
 }
 
 /// A connection's phase and since when, in one atomic: the phase in the
@@ -306,7 +339,8 @@ impl ConnClock {
         let phase = match s & 3 {
             0 => Phase::Idle,
             1 => Phase::Head,
-            _ => Phase::Busy,
+            2 => Phase::Busy,
+            _ => Phase::Stream,
         };
         (phase, self.origin + Duration::from_millis(s >> 2))
     }
@@ -333,6 +367,8 @@ struct Watched<S> {
     idle_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
     armed: Option<Instant>,
+    /// Since when a write waits for the client to read.
+    write_blocked: Option<Instant>,
 }
 
 impl<S> Watched<S> {
@@ -344,15 +380,21 @@ impl<S> Watched<S> {
             idle_timeout: options.idle_timeout,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
+            write_blocked: None,
         }
     }
 
     /// Err once the phase's deadline has passed; otherwise makes sure the
     /// task is woken at the deadline.
-    fn check_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    fn check_deadline(&mut self, cx: &mut Context<'_>, writing: bool) -> io::Result<()> {
         let (phase, since) = self.clock.get();
         let (deadline, what) = match phase {
             Phase::Busy => return Ok(()),
+            Phase::Stream if !writing => return Ok(()),
+            Phase::Stream => {
+                let blocked = *self.write_blocked.get_or_insert_with(Instant::now);
+                (blocked + self.idle_timeout, "stream write timeout")
+            }
             Phase::Idle => (since + self.idle_timeout, "idle timeout"),
             Phase::Head => (since + self.header_timeout, "header read timeout"),
         };
@@ -385,7 +427,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => match this.check_deadline(cx) {
+            Poll::Pending => match this.check_deadline(cx, false) {
                 Ok(()) => Poll::Pending,
                 Err(e) => Poll::Ready(Err(e)),
             },
@@ -402,11 +444,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => match this.check_deadline(cx) {
+            Poll::Pending => match this.check_deadline(cx, true) {
                 Ok(()) => Poll::Pending,
                 Err(e) => Poll::Ready(Err(e)),
             },
-            other => other,
+            other => {
+                this.write_blocked = None;
+                other
+            }
         }
     }
 
@@ -417,11 +462,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => match this.check_deadline(cx) {
+            Poll::Pending => match this.check_deadline(cx, true) {
                 Ok(()) => Poll::Pending,
                 Err(e) => Poll::Ready(Err(e)),
             },
-            other => other,
+            other => {
+                this.write_blocked = None;
+                other
+            }
         }
     }
 
@@ -432,11 +480,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => match this.check_deadline(cx) {
+            Poll::Pending => match this.check_deadline(cx, true) {
                 Ok(()) => Poll::Pending,
                 Err(e) => Poll::Ready(Err(e)),
             },
-            other => other,
+            other => {
+                this.write_blocked = None;
+                other
+            }
         }
     }
 
@@ -485,6 +536,15 @@ mod tests {
         clock.set(Phase::Busy);
         let r = tokio::time::timeout(Duration::from_millis(400), w.read(&mut buf)).await;
         assert!(r.is_err(), "a busy connection waits as long as it must");
+
+        clock.set(Phase::Stream);
+        let r = tokio::time::timeout(Duration::from_millis(400), w.read(&mut buf)).await;
+        assert!(r.is_err(), "a stream's client need not send anything");
+        w.write_all(&[0; 64]).await.unwrap();
+        let t = Instant::now();
+        let e = w.write_all(&[0; 64]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "nor may it stop reading");
+        assert!(t.elapsed() >= Duration::from_millis(150));
 
         clock.set(Phase::Idle);
         let t = Instant::now();

@@ -27,12 +27,14 @@ pub struct AppState {
     /// Per-key IAM-style policies (a key without one may do everything
     /// in its account).
     policies: crate::authorize::Policies,
-    services: crate::services::Services,
+    pub(crate) services: crate::services::Services,
     verifier: Verifier,
     regions: Option<Vec<String>>,
     budget: BodyBudget,
     body_read_timeout: Duration,
     throttle: Option<Throttle>,
+    /// Open event streams, capped per key and in all.
+    pub(crate) streams: crate::sse::Streams,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             budget: BodyBudget::new(http.max_body_memory),
             body_read_timeout: http.body_read_timeout,
             throttle: http.throttle.map(|t| Throttle::new(t.rate, t.burst)),
+            streams: crate::sse::Streams::default(),
         })
     }
 
@@ -67,6 +70,9 @@ impl AppState {
 pub async fn serve_request(state: Arc<AppState>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
+    if crate::sse::is_stream_request(&parts) {
+        return crate::sse::serve(state, parts, request_id).await;
+    }
     let protocol = protocol::classify(&header_list(&parts), parts.uri.query().unwrap_or(""));
     let result = admit_and_process(&state, protocol, &parts, body, &request_id).await;
     match result {
@@ -351,6 +357,65 @@ async fn process(
             services::call_query(&state.services, op, &ctx, &params).await
         }
     }
+}
+
+/// The caller of a request without a body (berth's event stream), its
+/// signature verified, throttled and checked against its policies for
+/// `service:op` like any other request.
+pub(crate) async fn authenticate_bodiless(
+    state: &AppState,
+    parts: &http::request::Parts,
+    service: Service,
+    op: &str,
+    request_id: &str,
+) -> Result<RequestContext, ApiError> {
+    if !has_auth(parts) {
+        return Err(ApiError::new(
+            "MissingAuthenticationTokenException",
+            403,
+            "Missing Authentication Token",
+        ));
+    }
+    let headers = header_list(parts);
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body: &[],
+    };
+    let region_ok = |r: &str| state.region_ok(r);
+    let pending = state
+        .verifier
+        .begin(
+            &signed,
+            service.signing_name(),
+            &region_ok,
+            SystemTime::now(),
+        )
+        .map_err(auth_error)?;
+    let verified = state
+        .verifier
+        .finish(pending, &signed)
+        .map_err(auth_error)?;
+    if let Some(t) = &state.throttle {
+        if !t.take(&verified.access_key_id, Instant::now()) {
+            return Err(gate::throttled());
+        }
+    }
+    let ctx = RequestContext {
+        account_id: verified.account_id.clone(),
+        region: verified.region.clone(),
+        principal_arn: verified.principal_arn.clone(),
+        access_key_id: verified.access_key_id.clone(),
+        request_id: request_id.to_string(),
+    };
+    let role = match &verified.session {
+        Some(session) => Some(check_session(state, session, false).await?),
+        None => None,
+    };
+    state.policies.check(&ctx, role, service, op, b"")?;
+    Ok(ctx)
 }
 
 /// What a task role's temporary credentials may not do even when their

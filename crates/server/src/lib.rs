@@ -12,6 +12,7 @@ mod gate;
 mod http;
 mod protocol;
 mod services;
+mod sse;
 mod tls;
 
 pub use config::ServerConfig;

@@ -24,13 +24,31 @@ use rules::RuleDoc;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 #[derive(Clone)]
 pub struct Events {
     store: Arc<dyn Store>,
     tokens: TokenCodec,
     sqs: Sqs,
+    /// Every delivered event, for live streams (`berth server`'s SSE
+    /// endpoint): bounded, so a reader that falls behind skips (and
+    /// learns it was lagged) instead of growing memory.
+    tap: broadcast::Sender<Arc<Tapped>>,
 }
+
+/// An event as it left the outbox, for a live stream.
+#[derive(Debug)]
+pub struct Tapped {
+    pub account: String,
+    pub region: String,
+    pub id: String,
+    pub detail_type: String,
+    pub event: Value,
+}
+
+/// How many events the tap holds for its slowest reader.
+const TAP_CAPACITY: usize = 1024;
 
 impl Events {
     pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>, sqs: Sqs) -> Events {
@@ -38,7 +56,14 @@ impl Events {
             store,
             tokens: TokenCodec::new(token_key),
             sqs,
+            tap: broadcast::channel(TAP_CAPACITY).0,
         }
+    }
+
+    /// Every event delivered from now on, of every account: the reader
+    /// keeps only its caller's. Dropping the receiver releases it.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Tapped>> {
+        self.tap.subscribe()
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -117,6 +142,7 @@ impl Events {
         let handled = pending.len();
         let mut writes = Vec::new();
         let mut woken = Vec::new();
+        let mut tapped = Vec::new();
         for ev in pending {
             writes.push(Write::Delete {
                 kind: outbox::KIND,
@@ -150,10 +176,24 @@ impl Events {
                     woken.push(q.value.generation.clone());
                 }
             }
+            if self.tap.receiver_count() > 0 {
+                tapped.push(ev.value);
+            }
         }
         if records::try_commit(self.store(), sc, writes).await? {
             for g in woken {
                 self.sqs.waiters.wake(sc, &g);
+            }
+            // Only once committed: a retried batch is streamed once.
+            for ev in tapped {
+                let detail_type = ev.event["detail-type"].as_str().unwrap_or("").to_string();
+                let _ = self.tap.send(Arc::new(Tapped {
+                    account: sc.account.clone(),
+                    region: sc.region.clone(),
+                    id: ev.id,
+                    detail_type,
+                    event: ev.event,
+                }));
             }
         }
         Ok(handled)

@@ -53,6 +53,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every parameter, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn action(&self) -> Option<&str> {
         self.get("Action").filter(|a| !a.is_empty())
     }
