@@ -207,12 +207,20 @@ def test_ecs_task_events_reach_a_queue_across_kill_9(srv, clients, name):
         assert d["stoppedAt"].endswith("Z") and "T" in d["stoppedAt"]  # ISO-8601, as ECS
     # A task may change again once STOPPED (its container's exit is
     # recorded): every such change is an event; the last one has it all.
-    got += drain(sqs, url, lambda b: False, timeout=2)
+    def exits_known(bodies):
+        return all(any(e["detail"]["taskArn"] == a
+                       and e["detail"]["containers"][0].get("exitCode") == 3
+                       for e in got + bodies) for a in arns)
+    got += drain(sqs, url, exits_known)
     for a in arns:
         last = max((e for e in got if e["detail"]["taskArn"] == a),
                    key=lambda e: e["detail"]["version"])
         assert last["detail"]["containers"][0]["exitCode"] == 3, json.dumps(last)
-    seen = drain(sqs, all_url, lambda b: False, timeout=3)
+    def every_state(bodies):
+        have = {(e["detail"]["taskArn"], e["detail"]["lastStatus"]) for e in bodies}
+        return all((a, "STOPPED") in have
+                   and ((a, "PROVISIONING") in have or (a, "PENDING") in have) for a in arns)
+    seen = drain(sqs, all_url, every_state)
     statuses = {(e["detail"]["taskArn"], e["detail"]["lastStatus"]) for e in seen}
     for a in arns:
         assert (a, "STOPPED") in statuses
