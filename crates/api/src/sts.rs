@@ -218,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn reports_the_context() {
         let mut ctx = RequestContext::for_account("111111111111", "us-east-1");
-        let out = Sts
+        let out = Sts::default()
             .get_caller_identity(&ctx, GetCallerIdentityRequest::default())
             .await
             .unwrap();
@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(out.arn.as_deref(), Some("arn:aws:iam::111111111111:root"));
         assert_eq!(out.user_id.as_deref(), Some("111111111111"));
         ctx.principal_arn = "arn:aws:sts::111111111111:assumed-role/app/task-1".into();
-        let out = Sts
+        let out = Sts::default()
             .get_caller_identity(&ctx, GetCallerIdentityRequest::default())
             .await
             .unwrap();
