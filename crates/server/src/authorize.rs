@@ -552,4 +552,37 @@ mod tests {
             .check(&other, None, Service::Ecs, "RunTask", b"{}")
             .is_ok());
     }
+
+    #[test]
+    fn assume_role_is_checked_on_the_role_and_never_chained() {
+        let c = ctx();
+        let one = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111111111111:role/ok"}]}"#,
+        )
+        .unwrap();
+        let p = Policies::new([("AKIAREADER".to_string(), vec![one])].into());
+        let form = |role: &str| {
+            Params::parse(format!("Action=AssumeRole&RoleArn={role}").as_bytes()).unwrap()
+        };
+        let sts = QueryService::Sts;
+        assert!(p
+            .check_query(&c, None, sts, &form("arn:aws:iam::111111111111:role/ok"))
+            .is_ok());
+        let e = p
+            .check_query(&c, None, sts, &form("arn:aws:iam::111111111111:role/no"))
+            .unwrap_err();
+        assert!(e
+            .message
+            .contains("sts:AssumeRole on resource: arn:aws:iam::111111111111:role/no"));
+        // Temporary credentials may not assume any role, whatever their policies.
+        let e = p
+            .check_query(
+                &c,
+                Some("arn:aws:iam::111111111111:role/x"),
+                sts,
+                &form("arn:aws:iam::111111111111:role/ok"),
+            )
+            .unwrap_err();
+        assert!(e.message.contains("does not chain roles"), "{}", e.message);
+    }
 }
