@@ -218,8 +218,8 @@ def test_unserved_and_unknown_operations_are_readable_client_errors(
         ec2.describe_images()
     assert_error(e, "UnsupportedOperation", message_contains="DescribeImages")
     with pytest.raises(ClientError) as e:
-        sts.assume_role(RoleArn="arn:aws:iam::111111111111:role/app", RoleSessionName="s1")
-    assert_error(e, "UnsupportedOperation", message_contains="AssumeRole")
+        sts.get_session_token()
+    assert_error(e, "UnsupportedOperation", message_contains="GetSessionToken")
     with pytest.raises(ClientError) as e:
         make_client("iam").list_roles()
     assert_error(e, "UnsupportedOperation", message_contains="ListRoles")

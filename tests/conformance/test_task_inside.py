@@ -350,11 +350,16 @@ def test_a_role_of_another_account_gets_no_credentials(a, tmp_path):
     assert "boto3_error" in seen, seen
 
 
+def forged(uri: str) -> str:
+    """The URI with its token's last character changed (never to itself)."""
+    return uri[:-1] + ("1" if uri.endswith("0") else "0")
+
+
 def test_another_tasks_token_is_its_own(a, b, tmp_path):
     """Metadata tokens are per container and unguessable; B's task reading
     with A's token would need A's token, which only A's environment holds."""
     arn, env = a.holder(tmp_path / "env.json", role=None)
-    _, seen = b.probe(other=env["ECS_CONTAINER_METADATA_URI_V4"][:-1] + "0")
+    _, seen = b.probe(other=forged(env["ECS_CONTAINER_METADATA_URI_V4"]))
     assert seen["other_task"][0] == 404
     a.ecs.stop_task(cluster=a.cluster, task=arn)
     a.wait(arn)

@@ -17,7 +17,7 @@ mod verify;
 pub use credentials::{Credential, CredentialStore, StaticCredentials};
 pub use error::AuthError;
 pub use key::derive_signing_key;
-pub use session::{SessionClaims, SessionKey, TemporaryCredentials};
+pub use session::{SessionClaims, SessionFor, SessionKey, TemporaryCredentials};
 pub use sign::{presign_query, sign_headers, signature};
 pub use verify::{
     query_param, request_target, scope_service, Pending, SignedRequest, Verified, Verifier,

@@ -33,25 +33,41 @@ pub struct SessionClaims {
     /// The role assumed, `arn:aws:iam::ACCOUNT:role/NAME`.
     #[serde(rename = "r")]
     pub role_arn: String,
-    /// The task the role was assumed for (its id is the session name).
-    #[serde(rename = "t")]
-    pub task_arn: String,
+    /// The task the role was assumed for (its id is the session name):
+    /// the session dies with the task. None for `sts:AssumeRole`'s.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    /// The `RoleSessionName` of an `sts:AssumeRole` session.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
     /// Seconds since the epoch.
     #[serde(rename = "x")]
     pub expires: i64,
 }
 
 impl SessionClaims {
-    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE_NAME/TASK_ID`, as STS names
-    /// a task role's session on ECS.
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE_NAME/SESSION_NAME`; a task
+    /// role's session is named by its task's id, as on ECS.
     pub fn principal_arn(&self) -> String {
         let role_name = self.role_arn.rsplit('/').next().unwrap_or_default();
-        let task_id = self.task_arn.rsplit('/').next().unwrap_or_default();
+        let session = match (&self.session_name, &self.task_arn) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(task)) => task.rsplit('/').next().unwrap_or_default(),
+            (None, None) => "",
+        };
         format!(
-            "arn:aws:sts::{}:assumed-role/{role_name}/{task_id}",
+            "arn:aws:sts::{}:assumed-role/{role_name}/{session}",
             self.account_id
         )
     }
+}
+
+/// Whom a session is for: a task (it lives while the task does), or the
+/// `RoleSessionName` of an `sts:AssumeRole` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionFor<'a> {
+    Task(&'a str),
+    Name(&'a str),
 }
 
 /// Temporary credentials as handed to a task.
@@ -110,15 +126,19 @@ impl SessionKey {
         URL_SAFE_NO_PAD.encode(hmac_sha256(&self.secret_key, access_key_id.as_bytes()))
     }
 
-    /// New credentials for `account`'s `role_arn`, assumed by `task_arn`,
+    /// New credentials for `account`'s `role_arn`, assumed for `who`,
     /// valid until `expires` (epoch seconds).
     pub fn issue(
         &self,
         account_id: &str,
         role_arn: &str,
-        task_arn: &str,
+        who: SessionFor<'_>,
         expires: i64,
     ) -> TemporaryCredentials {
+        let (task_arn, session_name) = match who {
+            SessionFor::Task(t) => (Some(t.to_string()), None),
+            SessionFor::Name(n) => (None, Some(n.to_string())),
+        };
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         let random: [u8; 16] = rand::random();
         let suffix: String = random
@@ -129,7 +149,8 @@ impl SessionKey {
             access_key_id: format!("{TEMPORARY_KEY_PREFIX}{suffix}"),
             account_id: account_id.to_string(),
             role_arn: role_arn.to_string(),
-            task_arn: task_arn.to_string(),
+            task_arn,
+            session_name,
             expires,
         };
         let plain = serde_json::to_vec(&claims).expect("claims serialize");
@@ -204,11 +225,12 @@ mod tests {
 
     const TASK: &str = "arn:aws:ecs:us-east-1:111111111111:task/c/0123456789abcdef";
     const ROLE: &str = "arn:aws:iam::111111111111:role/app/writer";
+    const T: SessionFor = SessionFor::Task(TASK);
 
     #[test]
     fn issued_credentials_open_until_they_expire() {
         let key = SessionKey::new(&[7; 32]).unwrap();
-        let c = key.issue("111111111111", ROLE, TASK, 1_000);
+        let c = key.issue("111111111111", ROLE, T, 1_000);
         assert!(c.access_key_id.starts_with("ASIA") && c.access_key_id.len() == 20);
         let (claims, secret) = key.open(&c.access_key_id, &c.session_token, 999).unwrap();
         assert_eq!(secret, c.secret_access_key);
@@ -226,8 +248,8 @@ mod tests {
     #[test]
     fn foreign_tampered_or_borrowed_tokens_are_invalid() {
         let key = SessionKey::new(&[7; 32]).unwrap();
-        let c = key.issue("111111111111", ROLE, TASK, 1_000);
-        let other = key.issue("111111111111", ROLE, TASK, 1_000);
+        let c = key.issue("111111111111", ROLE, T, 1_000);
+        let other = key.issue("111111111111", ROLE, T, 1_000);
         // Another session's token with this key id.
         assert_eq!(
             key.open(&c.access_key_id, &other.session_token, 0),
@@ -259,5 +281,27 @@ mod tests {
             Err(SessionError::Invalid)
         );
         assert!(SessionKey::new(&[1; 31]).is_none());
+    }
+
+    #[test]
+    fn named_sessions_are_their_name_and_tokens_of_either_kind_open() {
+        let key = SessionKey::new(&[7; 32]).unwrap();
+        let c = key.issue("111111111111", ROLE, SessionFor::Name("ci-run.7"), 1_000);
+        let (claims, _) = key.open(&c.access_key_id, &c.session_token, 0).unwrap();
+        assert_eq!(claims.task_arn, None);
+        assert_eq!(
+            claims.principal_arn(),
+            "arn:aws:sts::111111111111:assumed-role/writer/ci-run.7"
+        );
+        // A task session's claims as sealed before named sessions existed.
+        let old: SessionClaims = serde_json::from_str(
+            r#"{"k":"ASIAX","a":"111111111111","r":"arn:aws:iam::111111111111:role/w","t":"arn:aws:ecs:us-east-1:111111111111:task/c/abc","x":5}"#,
+        )
+        .unwrap();
+        assert_eq!(old.session_name, None);
+        assert_eq!(
+            old.principal_arn(),
+            "arn:aws:sts::111111111111:assumed-role/w/abc"
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_auth::{
-    sign_headers, AuthError, SessionKey, SignedRequest, StaticCredentials, TemporaryCredentials,
-    Verifier,
+    sign_headers, AuthError, SessionFor, SessionKey, SignedRequest, StaticCredentials,
+    TemporaryCredentials, Verifier,
 };
 
 const HOST: &str = "127.0.0.1:8450";
@@ -77,7 +77,12 @@ fn verify(
 }
 
 fn issue(key: &SessionKey, lifetime: i64) -> TemporaryCredentials {
-    key.issue("111111111111", ROLE, TASK, epoch(now()) + lifetime)
+    key.issue(
+        "111111111111",
+        ROLE,
+        SessionFor::Task(TASK),
+        epoch(now()) + lifetime,
+    )
 }
 
 #[test]
@@ -98,9 +103,32 @@ fn issued_credentials_verify_as_their_session() {
     );
     let session = v.session.unwrap();
     assert_eq!(
-        (session.role_arn.as_str(), session.task_arn.as_str()),
-        (ROLE, TASK)
+        (session.role_arn.as_str(), session.task_arn.as_deref()),
+        (ROLE, Some(TASK))
     );
+}
+
+#[test]
+fn assumed_role_sessions_verify_as_their_session_name() {
+    let key = Arc::new(SessionKey::new(&[3; 32]).unwrap());
+    let c = key.issue(
+        "111111111111",
+        ROLE,
+        SessionFor::Name("deploy@ci"),
+        epoch(now()) + 900,
+    );
+    let v = verify(
+        &verifier(&key),
+        &c.access_key_id,
+        &c.secret_access_key,
+        Some(&c.session_token),
+    )
+    .unwrap();
+    assert_eq!(
+        v.principal_arn,
+        "arn:aws:sts::111111111111:assumed-role/app/deploy@ci"
+    );
+    assert_eq!(v.session.unwrap().task_arn, None);
 }
 
 #[test]

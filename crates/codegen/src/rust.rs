@@ -103,6 +103,14 @@ pub fn generate(ex: &Extract, svc: &config::Service) -> Result<Vec<File>> {
         for name in chunk {
             uses |= g.emit_struct(name, &mut body);
         }
+        // Types defined in this very chunk need no import (an unused one warns).
+        let words: BTreeSet<&str> = body
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        let uses = uses
+            && g.types
+                .iter()
+                .any(|(shape, t)| !chunk.iter().any(|n| n == shape) && words.contains(t.as_str()));
         let mut text = header.clone();
         if uses {
             text.push_str("use super::*;\n\n");

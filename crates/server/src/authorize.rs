@@ -12,6 +12,7 @@
 use crate::protocol::QueryService;
 use crate::services::Service;
 use berth_iam::{denial_message, evaluate, Policy};
+use berth_wire::query::Params;
 use berth_wire::{ApiError, RequestContext};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -99,19 +100,41 @@ impl Policies {
     }
 
     /// The same for a form-protocol action (`ec2:DescribeVpcs`), checked
-    /// against `*`. `sts:GetCallerIdentity` is never denied, as on AWS.
+    /// against `*`, or for `sts:AssumeRole` against the role it names.
+    /// `sts:GetCallerIdentity` is never denied, as on AWS. Temporary
+    /// credentials may not assume a role: berth does not chain roles, so
+    /// no session outlives the key (or task) that started it.
     pub fn check_query(
         &self,
         ctx: &RequestContext,
         role: Option<&str>,
         service: QueryService,
-        action: &str,
+        params: &Params,
     ) -> Result<(), ApiError> {
-        let action = format!("{}:{action}", service.signing_name());
-        if action == "sts:GetCallerIdentity" {
-            return Ok(());
+        let action = format!(
+            "{}:{}",
+            service.signing_name(),
+            params.action().unwrap_or_default()
+        );
+        match action.as_str() {
+            "sts:GetCallerIdentity" => Ok(()),
+            "sts:AssumeRole" => {
+                let target = params.get("RoleArn").unwrap_or("*").to_string();
+                if role.is_some() {
+                    return Err(ApiError::new(
+                        "AccessDeniedException",
+                        400,
+                        format!(
+                            "User: {} is not authorized to perform: sts:AssumeRole on resource: {target} \
+(berth does not chain roles: assume it with a long-term key)",
+                            ctx.principal_arn
+                        ),
+                    ));
+                }
+                self.decide(ctx, role, vec![(action, vec![target])])
+            }
+            _ => self.decide(ctx, role, vec![(action, vec!["*".to_string()])]),
         }
-        self.decide(ctx, role, vec![(action, vec!["*".to_string()])])
     }
 
     /// Every (action, resources) must be allowed.
@@ -528,5 +551,38 @@ mod tests {
         assert!(p
             .check(&other, None, Service::Ecs, "RunTask", b"{}")
             .is_ok());
+    }
+
+    #[test]
+    fn assume_role_is_checked_on_the_role_and_never_chained() {
+        let c = ctx();
+        let one = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111111111111:role/ok"}]}"#,
+        )
+        .unwrap();
+        let p = Policies::new([("AKIAREADER".to_string(), vec![one])].into());
+        let form = |role: &str| {
+            Params::parse(format!("Action=AssumeRole&RoleArn={role}").as_bytes()).unwrap()
+        };
+        let sts = QueryService::Sts;
+        assert!(p
+            .check_query(&c, None, sts, &form("arn:aws:iam::111111111111:role/ok"))
+            .is_ok());
+        let e = p
+            .check_query(&c, None, sts, &form("arn:aws:iam::111111111111:role/no"))
+            .unwrap_err();
+        assert!(e
+            .message
+            .contains("sts:AssumeRole on resource: arn:aws:iam::111111111111:role/no"));
+        // Temporary credentials may not assume any role, whatever their policies.
+        let e = p
+            .check_query(
+                &c,
+                Some("arn:aws:iam::111111111111:role/x"),
+                sts,
+                &form("arn:aws:iam::111111111111:role/ok"),
+            )
+            .unwrap_err();
+        assert!(e.message.contains("does not chain roles"), "{}", e.message);
     }
 }

@@ -353,7 +353,7 @@ async fn process(
             })?;
             let op = services::query_operation(service, action)?;
             tracing::debug!(action, account = %ctx.account_id, region = %ctx.region, request_id, "request");
-            state.policies.check_query(&ctx, role, service, action)?;
+            state.policies.check_query(&ctx, role, service, &params)?;
             services::call_query(&state.services, op, &ctx, &params).await
         }
     }
@@ -418,8 +418,8 @@ pub(crate) async fn authenticate_bodiless(
     Ok(ctx)
 }
 
-/// What a task role's temporary credentials may not do even when their
-/// token is valid: act for a task that has stopped (they die with it), or
+/// What temporary credentials may not do even when their token is valid:
+/// act for a task that has stopped (a task role's die with it), or
 /// speak for an agent (whose channel hands out other tasks' credentials).
 /// Returns the role, whose policies then apply.
 async fn check_session<'a>(
@@ -437,7 +437,12 @@ async fn check_session<'a>(
             ),
         ));
     }
-    if !state.services.ecs.task_is_live(&session.task_arn).await? {
+    // A task's session dies with its task; an AssumeRole session only expires.
+    let task_stopped = match &session.task_arn {
+        Some(task) => !state.services.ecs.task_is_live(task).await?,
+        None => false,
+    };
+    if task_stopped {
         let e = berth_auth::AuthError::ExpiredToken;
         return Err(ApiError::new(
             e.aws_code(),

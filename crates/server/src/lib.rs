@@ -83,6 +83,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let ec2 = berth_api::Ec2::new(store.clone());
     let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
+    // AssumeRole: the roles of `[[roles]]`, each in its own account.
+    let sts = berth_api::Sts::new(sessions.clone(), config.roles.iter().map(|r| r.arn.clone()));
     let verifier = Verifier::new(Arc::new(StaticCredentials::new(creds.credentials.clone())))
         .with_sessions(sessions);
     let managed = match &config.embedded_agent {
@@ -114,7 +116,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             sqs,
             events,
             ec2,
-            sts: berth_api::Sts,
+            sts,
         },
         verifier,
         config.regions.clone(),

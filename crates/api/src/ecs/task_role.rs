@@ -81,7 +81,12 @@ impl Ecs {
             ))
         })?;
         let expires = self.now().0 as i64 + CREDENTIALS_LIFETIME_SECS;
-        let c = key.issue(&doc.1.account, &role_arn, task_arn, expires);
+        let c = key.issue(
+            &doc.1.account,
+            &role_arn,
+            berth_auth::SessionFor::Task(task_arn),
+            expires,
+        );
         Ok(GetTaskCredentialsResponse {
             role_arn,
             access_key_id: c.access_key_id,

@@ -5,6 +5,19 @@ use super::*;
 /// The STS API. Every method defaults to answering a modeled "not implemented" error.
 #[async_trait::async_trait]
 pub trait StsApi: Send + Sync {
+    async fn assume_role(
+        &self,
+        ctx: &crate::RequestContext,
+        input: AssumeRoleRequest,
+    ) -> Result<AssumeRoleResponse, crate::ApiError> {
+        let _ = (ctx, input);
+        Err(crate::ApiError::not_implemented(
+            "UnsupportedOperation",
+            SERVICE_ID,
+            "AssumeRole",
+        ))
+    }
+
     async fn get_caller_identity(
         &self,
         ctx: &crate::RequestContext,
@@ -27,6 +40,24 @@ pub async fn dispatch<S: StsApi + ?Sized>(
     params: &crate::query::Params,
 ) -> Result<Vec<u8>, crate::ApiError> {
     match op {
+        Operation::AssumeRole => {
+            let input: AssumeRoleRequest = crate::query::decode_input(
+                &SCHEMA,
+                "AssumeRoleRequest",
+                params,
+                "ValidationError",
+            )?;
+            crate::validate::reject_unknown_enums(&input, "ValidationError")?;
+            let output = svc.assume_role(ctx, input).await?;
+            crate::query::encode_output(
+                &SCHEMA,
+                "AssumeRole",
+                Some("AssumeRoleResponse"),
+                Some("AssumeRoleResult"),
+                &ctx.request_id,
+                &output,
+            )
+        }
         Operation::GetCallerIdentity => {
             let input: GetCallerIdentityRequest = crate::query::decode_input(
                 &SCHEMA,

@@ -3,7 +3,6 @@
 /// The operations of the model berth does not serve (an `Action`
 /// that is neither these nor an [`Operation`] does not exist).
 pub const UNSERVED_OPERATIONS: &[&str] = &[
-    "AssumeRole",
     "AssumeRoleWithSAML",
     "AssumeRoleWithWebIdentity",
     "AssumeRoot",
@@ -28,16 +27,18 @@ pub const NOT_IMPLEMENTED_ERROR: &str = "UnsupportedOperation";
 /// The operations berth routes for this service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    AssumeRole,
     GetCallerIdentity,
 }
 
 impl Operation {
     /// Every operation, sorted by name.
-    pub const ALL: &[Operation] = &[Operation::GetCallerIdentity];
+    pub const ALL: &[Operation] = &[Operation::AssumeRole, Operation::GetCallerIdentity];
 
     /// The model's operation name.
     pub fn name(self) -> &'static str {
         match self {
+            Operation::AssumeRole => "AssumeRole",
             Operation::GetCallerIdentity => "GetCallerIdentity",
         }
     }
@@ -45,6 +46,7 @@ impl Operation {
     /// The operation with this model name.
     pub fn from_name(name: &str) -> Option<Operation> {
         match name {
+            "AssumeRole" => Some(Operation::AssumeRole),
             "GetCallerIdentity" => Some(Operation::GetCallerIdentity),
             _ => None,
         }
@@ -61,6 +63,12 @@ impl std::fmt::Display for Operation {
 /// (`error.httpStatusCode`, else 500 for faults and 400 otherwise).
 pub fn modeled_errors(op: Operation) -> &'static [(&'static str, u16)] {
     match op {
+        Operation::AssumeRole => &[
+            ("MalformedPolicyDocument", 400),
+            ("PackedPolicyTooLarge", 400),
+            ("RegionDisabledException", 403),
+            ("ExpiredTokenException", 400),
+        ],
         Operation::GetCallerIdentity => &[],
     }
 }
