@@ -11,8 +11,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/conformance/requirements.txt
 
-step "third-party tools the suite drives unchanged, from PyPI, one virtualenv each (tests/thirdparty)"
-scripts/thirdparty-venvs.sh
+step "third-party tools the suite drives unchanged, from PyPI, one virtualenv each (tests/thirdparty): installed in the background while Rust builds"
+mkdir -p target
+scripts/thirdparty-venvs.sh > target/thirdparty-venvs.log 2>&1 &
+venvs_pid=$!
 
 step "Debian packages: a static busybox (test images are built from it; nothing can be pulled), docker-registry (a private registry for repositoryCredentials)"
 missing=()
@@ -42,6 +44,14 @@ cargo build --quiet --workspace --bins
 
 step "unit and integration tests (cargo test)"
 cargo test --quiet --workspace
+
+step "third-party virtualenvs ready"
+if ! wait "$venvs_pid"; then
+    cat target/thirdparty-venvs.log >&2
+    echo "installing the third-party tools failed" >&2
+    exit 1
+fi
+cat target/thirdparty-venvs.log
 
 step "conformance suite: real berth server, aws-cli and boto3 (pytest)"
 BERTH_THIRDPARTY=required BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest tests/conformance -q -p no:cacheprovider
