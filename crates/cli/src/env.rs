@@ -25,9 +25,7 @@ pub fn print(args: EnvArgs) -> anyhow::Result<()> {
     let dir = args.data_dir.unwrap_or_else(default_data_dir);
     let endpoint = match args.endpoint {
         Some(e) => e,
-        None => std::fs::read_to_string(dir.join("endpoint"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| format!("http://{}", berth_server::DEFAULT_LISTEN)),
+        None => crate::client::endpoint_of(&dir),
     };
     let creds = credentials::stored(&dir)?;
     let Some(c) = creds.first() else {

@@ -4,22 +4,14 @@
 //! Ctrl-C (should it be killed instead, they stay, named
 //! `berth-events-<id>`).
 
-use berth_agent::http::HttpControlPlane;
-use berth_server::config::default_data_dir;
-use berth_server::credentials;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct EventsArgs {
-    /// The server's data dir (its `endpoint` and `credentials.toml`), used
-    /// unless AWS_ENDPOINT_URL and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are set.
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Region whose events to show.
-    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
-    region: String,
+    /// The server, and the region whose events to show.
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     /// An EventBridge event pattern (JSON) choosing the events.
     #[arg(long, default_value = r#"{"source": ["aws.ecs"]}"#)]
     pattern: String,
@@ -33,35 +25,8 @@ const EVENTS: &str = "AWSEvents";
 const CALL: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_secs(30);
 
-fn client(args: &EventsArgs) -> anyhow::Result<HttpControlPlane> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let endpoint = match env("AWS_ENDPOINT_URL") {
-        Some(e) if args.data_dir.is_none() => e,
-        _ => std::fs::read_to_string(dir.join("endpoint"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| format!("http://{}", berth_server::DEFAULT_LISTEN)),
-    };
-    let (key, secret) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        (Some(k), Some(s)) if args.data_dir.is_none() => (k, s),
-        _ => {
-            let c = credentials::stored(&dir)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --data-dir"
-                    )
-                })?;
-            (c.access_key_id, c.secret_access_key)
-        }
-    };
-    let ca = env("AWS_CA_BUNDLE").map(PathBuf::from);
-    HttpControlPlane::with_ca(&endpoint, &key, &secret, &args.region, ca.as_deref())
-}
-
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
-    let api = client(&args)?;
+    let api = args.client.connect()?;
     let name = format!(
         "berth-events-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]

@@ -4,6 +4,7 @@
 //! clients at a server.
 
 mod agent;
+mod client;
 mod env;
 mod events;
 mod logs;
