@@ -9,6 +9,7 @@
 //! protection and draining are stored and shown; their engine works over
 //! [`pool`], a cluster's providers and their instances.
 
+mod spot;
 pub(crate) mod strategy;
 
 use super::services::ServiceDoc;
@@ -542,11 +543,7 @@ mod tests {
 
     #[test]
     fn another_accounts_arn_names_nothing() {
-        let ctx = RequestContext {
-            account_id: "111111111111".into(),
-            region: "us-east-1".into(),
-            ..Default::default()
-        };
+        let ctx = RequestContext::for_account("111111111111", "us-east-1");
         let own = "arn:aws:ecs:us-east-1:111111111111:capacity-provider/pool";
         let other = "arn:aws:ecs:us-east-1:222222222222:capacity-provider/pool";
         assert_eq!(provider_name(&ctx, own).as_deref(), Some("pool"));
