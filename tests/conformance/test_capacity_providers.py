@@ -215,7 +215,8 @@ def test_strategies_are_checked_as_ecs_checks_them(ecs, name):
     assert "both Fargate capacity providers and Auto Scaling group" in run(mixed)[1]
     assert "Only one capacity provider" in run([{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
                                                  {"capacityProvider": "FARGATE_SPOT", "base": 1}])[1]
-    assert "weight greater than zero" in run([{"capacityProvider": "FARGATE", "base": 1}])[1]
+    assert "weight greater than zero" in run([{"capacityProvider": "FARGATE", "base": 1},
+                                              {"capacityProvider": "FARGATE_SPOT"}])[1]
     assert "maximum of 20" in run([{"capacityProvider": f"p{i}", "weight": 1} for i in range(21)])[1]
     ecs.delete_cluster(cluster=c)
     ecs.delete_capacity_provider(capacityProvider=p)

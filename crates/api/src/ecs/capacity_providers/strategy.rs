@@ -100,7 +100,10 @@ impl Capacity {
             .iter()
             .map(|i| Share {
                 base: i.base.unwrap_or(0).max(0) as u32,
-                weight: i.weight.unwrap_or(0).max(0) as u32,
+                weight: match (items.len(), i.weight.unwrap_or(0).max(0)) {
+                    (1, 0) => 1,
+                    (_, w) => w as u32,
+                },
             })
             .collect();
         let now: Vec<u32> = items
@@ -161,7 +164,9 @@ pub(crate) fn validate(
             "Only one capacity provider in a capacity provider strategy can have a base defined.",
         ));
     }
-    if !items.iter().any(|i| i.weight.unwrap_or(0) > 0) {
+    // A lone provider takes every task whatever its weight (the common
+    // `capacityProvider=FARGATE_SPOT` with no weight runs, as on ECS).
+    if items.len() > 1 && !items.iter().any(|i| i.weight.unwrap_or(0) > 0) {
         return Err(EcsError::invalid(
             "At least one capacity provider in a capacity provider strategy must have a weight greater than zero.",
         ));
@@ -235,7 +240,11 @@ mod tests {
         };
         assert!(refused(vec![item("FARGATE", 0, 1), item("pool", 0, 1)]).contains("both Fargate"));
         assert!(refused(vec![item("pool", 1, 1), item("other", 1, 1)]).contains("Only one"));
-        assert!(refused(vec![item("pool", 1, 0)]).contains("weight greater than zero"));
+        assert!(refused(vec![item("pool", 1, 0), item("other", 0, 0)])
+            .contains("weight greater than zero"));
+        // A lone provider needs no weight.
+        let lone = Capacity::resolve(None, Some(&vec![item("pool", 0, 0)]), &c).unwrap();
+        assert_eq!(lone.split(3, |_| 0)[0].count, 3);
         assert!(refused(vec![item("elsewhere", 0, 1)]).contains("not associated"));
         assert!(refused(vec![item("pool", 0, 1001)]).contains("0-1000"));
         assert!(refused(vec![item("pool", 0, 1), item("pool", 0, 1)]).contains("more than once"));
