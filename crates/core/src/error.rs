@@ -45,6 +45,10 @@ pub enum EcsError {
     #[error("{0}")]
     NamespaceNotFound(String),
     #[error("{0}")]
+    DaemonNotFound(String),
+    #[error("{0}")]
+    DaemonNotActive(String),
+    #[error("{0}")]
     Server(String),
 }
 
@@ -75,6 +79,8 @@ impl EcsError {
             EcsError::ServiceDeploymentNotFound(_) => "ServiceDeploymentNotFoundException",
             EcsError::Conflict(_) => "ConflictException",
             EcsError::NamespaceNotFound(_) => "NamespaceNotFoundException",
+            EcsError::DaemonNotFound(_) => "DaemonNotFoundException",
+            EcsError::DaemonNotActive(_) => "DaemonNotActiveException",
             EcsError::Server(_) => "ServerException",
         }
     }

@@ -98,6 +98,7 @@ pub async fn run(
     )?;
     let spec = LaunchSpec {
         allow_inactive: false,
+        definition: None,
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: lt,
@@ -153,6 +154,7 @@ pub async fn start(
     }
     let spec = LaunchSpec {
         allow_inactive: false,
+        definition: None,
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: LaunchType::Ec2,
