@@ -377,7 +377,13 @@ pub async fn list_deployments(
     ctx: &RequestContext,
     input: ListDaemonDeploymentsRequest,
 ) -> Result<ListDaemonDeploymentsResponse, EcsError> {
-    let (doc, _) = find(ecs, ctx, &input.daemon_arn).await?;
+    // ListDaemonDeployments models no DaemonNotFoundException.
+    let (doc, _) = find(ecs, ctx, &input.daemon_arn)
+        .await
+        .map_err(|e| match e {
+            EcsError::DaemonNotFound(m) => EcsError::Client(m),
+            e => e,
+        })?;
     let d = doc.value;
     let limit = page_size(input.max_results, 20, 100)?;
     let statuses: Vec<String> = input
