@@ -244,8 +244,15 @@ def test_a_daemon_follows_its_hosts_rolls_and_goes(a, hosts, name, cli):
     assert {g for ts in tasks.values() for _, _, g in ts} == {f"daemon:{daemon_name}"}
     wait_for("the first deployment to succeed",
              lambda: deployment(a, out["deploymentArn"])["status"] == "SUCCESSFUL", timeout=60)
-    # No service shows for it.
+    # No service shows for it, nor its deployments' records.
     assert a.list_services(cluster=cluster)["serviceArns"] == []
+    hidden = a.describe_services(cluster=cluster, services=[f"daemon:{daemon_name}"])
+    assert hidden["services"] == [] and hidden["failures"][0]["reason"] == "MISSING"
+    deployment_id = out["deploymentArn"].rsplit("/", 1)[1]
+    forged = (f"arn:aws:ecs:{harness.REGION}:{ACCOUNT_A.account_id}:"
+              f"service-deployment/{cluster}/daemon:{daemon_name}/{deployment_id}")
+    records = a.describe_service_deployments(serviceDeploymentArns=[forged])
+    assert records["serviceDeployments"] == [] and records["failures"][0]["reason"] == "MISSING"
 
     # A host that joins later gets its daemon task.
     third = start("pool")
@@ -382,5 +389,9 @@ def test_another_account_reaches_no_daemon(a, b, name):
                             capacityProviderArns=[provider_arn("pool", ACCOUNT_B.account_id)])
         assert_error(e, "ClientException")
         assert a.describe_daemon(daemonArn=daemon)["daemon"]["status"] == "ACTIVE"
+        # A's cluster keeps its daemon: it can not be deleted under it.
+        with pytest.raises(ClientError) as e:
+            a.delete_cluster(cluster=cluster)
+        assert_error(e, "ClusterContainsServicesException")
     finally:
         a.delete_daemon(daemonArn=daemon)
