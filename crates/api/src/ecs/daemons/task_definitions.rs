@@ -401,3 +401,52 @@ pub async fn delete(
         daemon_task_definition_arn: Some(doc.arn()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_registration_is_an_ec2_registration_with_the_same_members() {
+        let input = RegisterDaemonTaskDefinitionRequest {
+            family: "agent".into(),
+            container_definitions: vec![DaemonContainerDefinition {
+                name: Some("main".into()),
+                image: "busybox".into(),
+                memory: Some(64),
+                command: Some(vec!["sleep".into(), "1".into()]),
+                linux_parameters: Some(DaemonLinuxParameters {
+                    init_process_enabled: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            volumes: Some(vec![DaemonVolume {
+                name: Some("logs".into()),
+                host: Some(HostVolumeProperties {
+                    source_path: Some("/var/log".into()),
+                }),
+            }]),
+            memory: Some("128".into()),
+            ..Default::default()
+        };
+        let r = as_registration(&input).unwrap();
+        assert_eq!(r.requires_compatibilities, Some(vec![Compatibility::Ec2]));
+        let c = &r.container_definitions[0];
+        assert_eq!(c.image.as_deref(), Some("busybox"));
+        assert_eq!(c.memory, Some(64));
+        assert_eq!(c.command.as_deref().map(<[String]>::len), Some(2));
+        assert_eq!(
+            c.linux_parameters
+                .as_ref()
+                .and_then(|l| l.init_process_enabled),
+            Some(true)
+        );
+        let v = &r.volumes.as_ref().unwrap()[0];
+        assert_eq!(
+            v.host.as_ref().and_then(|h| h.source_path.as_deref()),
+            Some("/var/log")
+        );
+        td::validate(&r).unwrap();
+    }
+}
