@@ -314,6 +314,11 @@ def test_a_daemon_follows_its_hosts_rolls_and_goes(a, hosts, name, cli):
             return err.response["Error"]["Code"] == "DaemonNotFoundException"
         return False
     wait_for("the daemon to be gone", gone, timeout=30)
+    # With no daemon left on it, the revision's deletion is complete.
+    assert a.describe_daemon_task_definition(daemonTaskDefinition=v2)[
+        "daemonTaskDefinition"]["status"] == "DELETED"
+    assert [d["status"] for d in a.list_daemon_task_definitions(family=fam, status="ALL")[
+        "daemonTaskDefinitions"]] == ["ACTIVE", "DELETED"]
 
 
 def test_create_daemon_errors(a, name):

@@ -245,6 +245,20 @@ pub async fn register(
     })
 }
 
+/// A deletion finishes once no daemon runs the revision any more: its
+/// status is read as DELETED from then on.
+async fn settle(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    mut doc: DaemonTaskDefinitionDoc,
+) -> Result<DaemonTaskDefinitionDoc, EcsError> {
+    let deleting = Some(DaemonTaskDefinitionStatus::DeleteInProgress);
+    if doc.definition.status == deleting && !super::uses_definition(ecs, ctx, &doc.arn()).await? {
+        doc.definition.status = Some(DaemonTaskDefinitionStatus::Deleted);
+    }
+    Ok(doc)
+}
+
 pub async fn describe(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -253,6 +267,7 @@ pub async fn describe(
     let doc = resolve(ecs, ctx, &input.daemon_task_definition)
         .await?
         .ok_or_else(not_found)?;
+    let doc = settle(ecs, ctx, doc).await?;
     Ok(DescribeDaemonTaskDefinitionResponse {
         daemon_task_definition: Some(doc.definition),
     })
@@ -315,6 +330,14 @@ pub async fn list(
         for d in batch {
             after = Some(d.value.sort());
             if !keep(&d.value) {
+                continue;
+            }
+            let d = Versioned {
+                value: settle(ecs, ctx, d.value).await?,
+                version: d.version,
+            };
+            // One whose deletion has finished is no longer DELETE_IN_PROGRESS.
+            if status.is_some() && Some(d.value.status()) != status {
                 continue;
             }
             // LAST_REGISTERED: one revision per family, the newest.
