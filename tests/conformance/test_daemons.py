@@ -118,6 +118,7 @@ def test_daemon_task_definitions(a, name, cli):
     arn1 = register(a, fam, tags=[{"key": "team", "value": "ops"}])
     assert arn1 == (f"arn:aws:ecs:{harness.REGION}:{ACCOUNT_A.account_id}:"
                     f"daemon-task-definition/{fam}:1")
+    assert a.list_tags_for_resource(resourceArn=arn1)["tags"] == [{"key": "team", "value": "ops"}]
     arn2 = register(a, fam, cpu="256", memory="128")
     assert arn2.endswith(f"{fam}:2")
 
@@ -227,6 +228,11 @@ def test_a_daemon_follows_its_hosts_rolls_and_goes(a, hosts, name, cli):
     assert out["deploymentArn"].startswith(
         f"arn:aws:ecs:{harness.REGION}:{ACCOUNT_A.account_id}:"
         f"daemon-deployment/{cluster}/{daemon_name}/")
+
+    assert a.list_tags_for_resource(resourceArn=daemon)["tags"] == [{"key": "team", "value": "ops"}]
+    a.tag_resource(resourceArn=daemon, tags=[{"key": "tier", "value": "base"}])
+    a.untag_resource(resourceArn=daemon, tagKeys=["team"])
+    assert a.list_tags_for_resource(resourceArn=daemon)["tags"] == [{"key": "tier", "value": "base"}]
 
     # Idempotent with its token; a second create without it is refused.
     again = a.create_daemon(clusterArn=cluster, daemonName=daemon_name,
@@ -376,6 +382,13 @@ def test_another_account_reaches_no_daemon(a, b, name):
                 call()
             assert_error(e, "DaemonNotFoundException", "ClientException")
         assert b.list_daemons()["daemonSummariesList"] == []
+        for arn in (daemon, td):
+            with pytest.raises(ClientError) as e:
+                b.tag_resource(resourceArn=arn, tags=[{"key": "mine", "value": "now"}])
+            assert_error(e, "InvalidParameterException")
+            with pytest.raises(ClientError) as e:
+                b.list_tags_for_resource(resourceArn=arn)
+            assert_error(e, "InvalidParameterException")
         out = b.describe_daemon_deployments(daemonDeploymentArns=[created["deploymentArn"]])
         assert out["daemonDeployments"] == [] and out["failures"][0]["reason"] == "MISSING"
         # ...nor its daemon task definitions.
