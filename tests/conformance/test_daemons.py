@@ -204,8 +204,9 @@ def hosts(two_accounts, a, name, tmp_path):
         return h.join(a, cluster, known, provider)
 
     yield cluster, start
-    for arn in [d["daemonArn"] for d in a.list_daemons(clusterArn=cluster)["daemonSummariesList"]]:
-        a.delete_daemon(daemonArn=arn)
+    for d in a.list_daemons(clusterArn=cluster)["daemonSummariesList"]:
+        if d["status"] == "ACTIVE":
+            a.delete_daemon(daemonArn=d["daemonArn"])
     for h in started:
         h.stop()
 

@@ -253,7 +253,8 @@ pub async fn find(
     Ok((doc, backing))
 }
 
-/// Whether a live daemon of the account runs `definition`.
+/// Whether a live daemon of the account runs `definition`: any revision
+/// its backing service still keeps (live deployments, a rollback's target).
 pub async fn uses_definition(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -264,11 +265,16 @@ pub async fn uses_definition(
         ..Default::default()
     };
     for d in records::list::<DaemonDoc>(ecs.store(), &scope(ctx), &q).await? {
-        if d.value.task_definition != definition {
-            continue;
-        }
         let backing = load::<ServiceDoc>(ecs.store(), &scope(ctx), &d.value.backing_id()).await?;
-        if backing.is_some_and(|b| !b.value.is(berth_core::service::status::INACTIVE)) {
+        let Some(b) = backing.filter(|b| !b.value.is(berth_core::service::status::INACTIVE)) else {
+            continue;
+        };
+        let runs = b
+            .value
+            .revisions
+            .values()
+            .any(|r| r.revision.task_definition.as_deref() == Some(definition));
+        if runs || d.value.task_definition == definition {
             return Ok(true);
         }
     }
