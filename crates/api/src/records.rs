@@ -252,6 +252,9 @@ pub mod kind {
     pub const SERVICE: &str = "service";
     pub const SERVICE_DEPLOYMENT: &str = "service-deployment";
     pub const SERVICE_REVISION: &str = "service-revision";
+    pub const DAEMON: &str = "daemon";
+    pub const DAEMON_TASK_DEFINITION: &str = "daemon-task-definition";
+    pub const DAEMON_TASK_DEFINITION_FAMILY: &str = "daemon-task-definition-family";
     pub const ASSIGNMENT: &str = "assignment";
     pub const RUN_TOKEN: &str = "run-task-token";
     pub const CAPACITY_PROVIDER: &str = "capacity-provider";

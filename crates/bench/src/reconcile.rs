@@ -97,6 +97,7 @@ fn cases(o: &Options) -> Vec<Case> {
                         strategy: DeploymentStrategy::Rolling,
                         health_grace_ms: 0,
                         settle_ms: DEFAULT_SETTLE_MS,
+                        daemon_rollout: None,
                     },
                     draining: false,
                     placement: service::default_placement(),

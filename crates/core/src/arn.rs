@@ -94,6 +94,40 @@ pub fn task_set(region: &str, account: &str, cluster: &str, service: &str, id: &
     format!("arn:aws:ecs:{region}:{account}:task-set/{cluster}/{service}/{id}")
 }
 
+/// ECS's Daemon API: a daemon, its revisions and deployments, and its task
+/// definitions (a family of their own, apart from task definitions).
+pub fn daemon(region: &str, account: &str, cluster: &str, name: &str) -> String {
+    format!("arn:aws:ecs:{region}:{account}:daemon/{cluster}/{name}")
+}
+
+pub fn daemon_deployment(
+    region: &str,
+    account: &str,
+    cluster: &str,
+    daemon: &str,
+    id: &str,
+) -> String {
+    format!("arn:aws:ecs:{region}:{account}:daemon-deployment/{cluster}/{daemon}/{id}")
+}
+
+pub fn daemon_revision(
+    region: &str,
+    account: &str,
+    cluster: &str,
+    daemon: &str,
+    id: &str,
+) -> String {
+    format!("arn:aws:ecs:{region}:{account}:daemon-revision/{cluster}/{daemon}/{id}")
+}
+
+pub fn daemon_task_definition(region: &str, account: &str, family: &str, revision: i32) -> String {
+    format!("arn:aws:ecs:{region}:{account}:daemon-task-definition/{family}:{revision}")
+}
+
+pub fn capacity_provider(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:ecs:{region}:{account}:capacity-provider/{name}")
+}
+
 pub fn root_principal(account: &str) -> String {
     format!("arn:aws:iam::{account}:root")
 }

@@ -47,6 +47,10 @@ pub enum EcsError {
     #[error("{0}")]
     ResourceInUse(String),
     #[error("{0}")]
+    DaemonNotFound(String),
+    #[error("{0}")]
+    DaemonNotActive(String),
+    #[error("{0}")]
     Server(String),
 }
 
@@ -78,6 +82,8 @@ impl EcsError {
             EcsError::Conflict(_) => "ConflictException",
             EcsError::NamespaceNotFound(_) => "NamespaceNotFoundException",
             EcsError::ResourceInUse(_) => "ResourceInUseException",
+            EcsError::DaemonNotFound(_) => "DaemonNotFoundException",
+            EcsError::DaemonNotActive(_) => "DaemonNotActiveException",
             EcsError::Server(_) => "ServerException",
         }
     }

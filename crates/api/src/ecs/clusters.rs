@@ -469,10 +469,15 @@ pub async fn delete(
         if instances > 0 {
             return Err(EcsError::ClusterContainsContainerInstances);
         }
-        if count(ecs, ctx, kind::SERVICE, &name, "ACTIVE").await?
-            + count(ecs, ctx, kind::SERVICE, &name, "DRAINING").await?
-            > 0
-        {
+        // A daemon's backing service (`ecs::daemons`) counts too: a
+        // daemon, even one still being deleted, runs tasks in the cluster.
+        let daemons = crate::ecs::services::daemons_parent(&name);
+        let mut services = 0;
+        for parent in [&name, &daemons] {
+            services += count(ecs, ctx, kind::SERVICE, parent, "ACTIVE").await?
+                + count(ecs, ctx, kind::SERVICE, parent, "DRAINING").await?;
+        }
+        if services > 0 {
             return Err(EcsError::ClusterContainsServices);
         }
         if count(ecs, ctx, kind::TASK, &name, TaskStatus::Running.as_str()).await?

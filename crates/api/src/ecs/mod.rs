@@ -5,6 +5,7 @@ mod agent_channel;
 mod capacity_providers;
 mod clusters;
 mod container_instances;
+mod daemons;
 mod liveness;
 mod paging;
 mod services;
@@ -513,5 +514,89 @@ impl EcsApi for Ecs {
         input: GetTaskProtectionRequest,
     ) -> Result<GetTaskProtectionResponse, ApiError> {
         Ok(tasks::protection::get(self, ctx, input).await?)
+    }
+    async fn register_daemon_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterDaemonTaskDefinitionRequest,
+    ) -> Result<RegisterDaemonTaskDefinitionResponse, ApiError> {
+        Ok(daemons::task_definitions::register(self, ctx, input).await?)
+    }
+    async fn describe_daemon_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDaemonTaskDefinitionRequest,
+    ) -> Result<DescribeDaemonTaskDefinitionResponse, ApiError> {
+        Ok(daemons::task_definitions::describe(self, ctx, input).await?)
+    }
+    async fn list_daemon_task_definitions(
+        &self,
+        ctx: &RequestContext,
+        input: ListDaemonTaskDefinitionsRequest,
+    ) -> Result<ListDaemonTaskDefinitionsResponse, ApiError> {
+        Ok(daemons::task_definitions::list(self, ctx, input).await?)
+    }
+    async fn delete_daemon_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteDaemonTaskDefinitionRequest,
+    ) -> Result<DeleteDaemonTaskDefinitionResponse, ApiError> {
+        Ok(daemons::task_definitions::delete(self, ctx, input).await?)
+    }
+    async fn create_daemon(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDaemonRequest,
+    ) -> Result<CreateDaemonResponse, ApiError> {
+        Ok(daemons::create(self, ctx, input).await?)
+    }
+    async fn update_daemon(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateDaemonRequest,
+    ) -> Result<UpdateDaemonResponse, ApiError> {
+        Ok(daemons::update(self, ctx, input).await?)
+    }
+    async fn delete_daemon(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteDaemonRequest,
+    ) -> Result<DeleteDaemonResponse, ApiError> {
+        Ok(daemons::delete(self, ctx, input).await?)
+    }
+    async fn describe_daemon(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDaemonRequest,
+    ) -> Result<DescribeDaemonResponse, ApiError> {
+        Ok(daemons::describe(self, ctx, input).await?)
+    }
+    async fn list_daemons(
+        &self,
+        ctx: &RequestContext,
+        input: ListDaemonsRequest,
+    ) -> Result<ListDaemonsResponse, ApiError> {
+        Ok(daemons::list(self, ctx, input).await?)
+    }
+    async fn describe_daemon_deployments(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDaemonDeploymentsRequest,
+    ) -> Result<DescribeDaemonDeploymentsResponse, ApiError> {
+        Ok(daemons::describe_deployments(self, ctx, input).await?)
+    }
+    async fn list_daemon_deployments(
+        &self,
+        ctx: &RequestContext,
+        input: ListDaemonDeploymentsRequest,
+    ) -> Result<ListDaemonDeploymentsResponse, ApiError> {
+        Ok(daemons::list_deployments(self, ctx, input).await?)
+    }
+    async fn describe_daemon_revisions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDaemonRevisionsRequest,
+    ) -> Result<DescribeDaemonRevisionsResponse, ApiError> {
+        Ok(daemons::describe_revisions(self, ctx, input).await?)
     }
 }

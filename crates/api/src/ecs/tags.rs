@@ -1,7 +1,8 @@
 //! TagResource, UntagResource, ListTagsForResource for every taggable
 //! resource berth keeps: clusters, task definitions, services, task sets,
-//! tasks and container instances.
+//! tasks, container instances, daemons and daemon task definitions.
 
+use super::daemons::{self, task_definitions::DaemonTaskDefinitionDoc, DaemonDoc};
 use super::services::{self, ServiceDoc};
 use super::tasks::TaskDoc;
 use super::Ecs;
@@ -26,6 +27,9 @@ enum Target {
     ContainerInstance(String, String),
     /// A stored (Auto Scaling group) capacity provider, by name.
     CapacityProvider(String),
+    /// A daemon, by its ARN.
+    Daemon(String),
+    DaemonTaskDefinition(String, i32),
 }
 
 fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
@@ -96,6 +100,17 @@ fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> 
         ("capacity-provider", name) if !name.is_empty() && !name.contains('/') => {
             Ok(Target::CapacityProvider(name.to_string()))
         }
+        ("daemon", rest) if rest.split('/').count() == 2 => {
+            Ok(Target::Daemon(resource_arn.to_string()))
+        }
+        ("daemon-task-definition", rest) => rest
+            .rsplit_once(':')
+            .and_then(|(f, r)| Some(Target::DaemonTaskDefinition(f.to_string(), r.parse().ok()?)))
+            .ok_or_else(|| {
+                EcsError::invalid(format!(
+                    "The ARN '{resource_arn}' does not name a daemon task definition revision."
+                ))
+            }),
         (t, _) => Err(EcsError::invalid(format!(
             "Tagging is not supported for resources of type '{t}'."
         ))),
@@ -123,6 +138,11 @@ async fn modify_tags(
         Target::ContainerInstance(_, id) => ecs.lock(ctx, kind::CONTAINER_INSTANCE, id).await,
         // Capacity providers' writers share one lock (see capacity_providers).
         Target::CapacityProvider(_) => ecs.lock(ctx, kind::CAPACITY_PROVIDER, "").await,
+        Target::Daemon(arn) => ecs.lock(ctx, kind::DAEMON, arn).await,
+        Target::DaemonTaskDefinition(family, _) => {
+            ecs.lock(ctx, kind::DAEMON_TASK_DEFINITION_FAMILY, family)
+                .await
+        }
     };
     retry(ecs.store(), async || {
         let write = match &t {
@@ -176,6 +196,18 @@ async fn modify_tags(
                 change(d.value.tags.get_or_insert_with(Vec::new))?;
                 d.write()
             }
+            Target::Daemon(arn) => {
+                let mut d = live_daemon(ecs, ctx, arn).await?.ok_or_else(not_found)?;
+                change(&mut d.value.tags)?;
+                d.write()
+            }
+            Target::DaemonTaskDefinition(f, r) => {
+                let mut d = daemon_task_definition(ecs, ctx, f, *r)
+                    .await?
+                    .ok_or_else(not_found)?;
+                change(&mut d.value.tags)?;
+                d.write()
+            }
         };
         Ok(Attempt::Commit {
             scope: scope(ctx),
@@ -197,6 +229,28 @@ async fn live_service(
     Ok(services::find(ecs, ctx, cluster, name)
         .await?
         .filter(|d| !d.value.is(status::INACTIVE)))
+}
+
+/// A daemon that is not gone (its deletion finished).
+async fn live_daemon(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    arn: &str,
+) -> Result<Option<Versioned<DaemonDoc>>, EcsError> {
+    match daemons::find(ecs, ctx, arn).await {
+        Ok((d, _)) => Ok(Some(d)),
+        Err(EcsError::DaemonNotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn daemon_task_definition(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    family: &str,
+    revision: i32,
+) -> Result<Option<Versioned<DaemonTaskDefinitionDoc>>, EcsError> {
+    load::<DaemonTaskDefinitionDoc>(ecs.store(), &scope(ctx), &format!("{family}:{revision}")).await
 }
 
 /// A task of this account and region, in `cluster` when the ARN names one.
@@ -314,6 +368,20 @@ pub async fn list(
             .value
             .tags
             .unwrap_or_default(),
+        Target::Daemon(arn) => {
+            live_daemon(ecs, ctx, &arn)
+                .await?
+                .ok_or_else(not_found_for_list)?
+                .value
+                .tags
+        }
+        Target::DaemonTaskDefinition(f, r) => {
+            daemon_task_definition(ecs, ctx, &f, r)
+                .await?
+                .ok_or_else(not_found_for_list)?
+                .value
+                .tags
+        }
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags) })
 }

@@ -54,9 +54,11 @@ pub(super) fn reconcile(p: &mut Pass) {
         return;
     }
     // Older revisions give way, unhealthy ones first.
-    let mut spare = p
-        .count(|t| p.healthy(t))
-        .saturating_sub(minimum(desired, p.spec.rules.minimum_healthy_percent));
+    let floor = match p.spec.rules.daemon_rollout {
+        Some(r) => desired.saturating_sub(r.batch(desired)),
+        None => minimum(desired, p.spec.rules.minimum_healthy_percent),
+    };
+    let mut spare = p.count(|t| p.healthy(t)).saturating_sub(floor);
     let now = p.now;
     let mut old: Vec<usize> = (0..p.tasks.len())
         .filter(|&i| {
@@ -111,6 +113,18 @@ pub(super) fn reconcile(p: &mut Pass) {
         .all(|x| served.contains(x.id.as_str()));
     let others = p.count(|t| t.live() && t.deployment != primary.id);
     if covered && others == 0 {
+        // A Daemon API deployment bakes there first.
+        if let Some(r) = p.spec.rules.daemon_rollout.filter(|r| r.bake_ms > 0) {
+            let now = p.now;
+            let first = &mut p.state.deployments[0];
+            if first.rollout == Rollout::InProgress {
+                let reached = *first.step_reached_at.get_or_insert(now);
+                if now < reached + r.bake_ms {
+                    p.wake(reached + r.bake_ms);
+                    return;
+                }
+            }
+        }
         p.complete_primary();
     }
 }

@@ -80,6 +80,26 @@ pub struct Rules {
     /// successfully: before that it neither proves a deployment healthy
     /// nor ends the throttle, and dying counts as failing to start.
     pub settle_ms: i64,
+    /// A daemon of ECS's Daemon API (not a DAEMON service): how its
+    /// deployments roll.
+    pub daemon_rollout: Option<DaemonRollout>,
+}
+
+/// A Daemon API daemon's `deploymentConfiguration`: `drainPercent` of its
+/// instances are replaced at a time (at least one, so that a small fleet
+/// still moves), and the deployment completes `bakeTimeInMinutes` after
+/// every instance runs the new revision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DaemonRollout {
+    pub drain_percent: f64,
+    pub bake_ms: i64,
+}
+
+impl DaemonRollout {
+    /// Instances of `n` that may be without a healthy task at once.
+    pub fn batch(&self, n: u32) -> u32 {
+        ((f64::from(n) * self.drain_percent / 100.0).floor() as u32).max(1)
+    }
 }
 
 /// How a new revision replaces the old. Without load balancers the

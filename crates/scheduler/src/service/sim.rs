@@ -317,6 +317,7 @@ fn arb_rules() -> impl Strategy<Value = Rules> {
             strategy,
             health_grace_ms: 0,
             settle_ms: DEFAULT_SETTLE_MS,
+            daemon_rollout: None,
         })
 }
 
@@ -426,6 +427,7 @@ proptest! {
                 strategy: DeploymentStrategy::Rolling,
                 health_grace_ms: 0,
             settle_ms: DEFAULT_SETTLE_MS,
+            daemon_rollout: None,
             },
             draining: false,
             placement: vec![],

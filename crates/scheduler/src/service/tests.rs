@@ -17,6 +17,7 @@ fn spec(desired: u32, min: u32, max: u32) -> Spec {
             strategy: DeploymentStrategy::Rolling,
             health_grace_ms: 0,
             settle_ms: DEFAULT_SETTLE_MS,
+            daemon_rollout: None,
         },
         draining: false,
         placement: default_placement(),
@@ -434,6 +435,61 @@ fn a_daemon_deployment_stops_before_it_starts_on_each_instance() {
     let d = reconcile(&daemon_spec(), &state(&["new", "old"]), &o);
     assert_eq!(d.stop.len(), 2, "min 0 %: all old tasks may stop at once");
     assert!(d.start.is_empty(), "their instances are not free yet");
+}
+
+fn daemon_api_spec(drain_percent: f64, bake_ms: i64) -> Spec {
+    let mut s = daemon_spec();
+    s.rules.daemon_rollout = Some(DaemonRollout {
+        drain_percent,
+        bake_ms,
+    });
+    s
+}
+
+#[test]
+fn a_daemon_api_deployment_drains_its_percent_of_instances_at_least_one() {
+    let mut o = observed(vec![]);
+    for i in 0..8 {
+        let inst = format!("i{i}");
+        o.instances.push(instance(&inst));
+        let mut t = task(&format!("o{i}"), "old", TaskStatus::Running);
+        t.instance = Some(inst);
+        o.tasks.push(t);
+    }
+    let s = state(&["new", "old"]);
+    // 25 % of 8: two at a time.
+    let d = reconcile(&daemon_api_spec(25.0, 0), &s, &o);
+    assert_eq!(d.stop.len(), 2);
+    // 10 % of 8 is less than one: still one, so the rollout moves.
+    let d = reconcile(&daemon_api_spec(10.0, 0), &s, &o);
+    assert_eq!(d.stop.len(), 1);
+    assert_eq!(
+        DaemonRollout {
+            drain_percent: 100.0,
+            bake_ms: 0
+        }
+        .batch(8),
+        8
+    );
+}
+
+#[test]
+fn a_daemon_api_deployment_bakes_before_it_completes() {
+    let mut o = observed(vec![]);
+    o.instances = vec![instance("i1")];
+    let mut t = task("n1", "d1", TaskStatus::Running);
+    t.instance = Some("i1".into());
+    o.tasks = vec![t];
+    let sp = daemon_api_spec(25.0, 60_000);
+    let d = reconcile(&sp, &state(&["d1"]), &o);
+    assert_eq!(d.state.deployments[0].rollout, Rollout::InProgress);
+    assert_eq!(d.wake_at, Some(NOW + 60_000));
+    o.now = NOW + 59_000;
+    let d = reconcile(&sp, &d.state, &o);
+    assert_eq!(d.state.deployments[0].rollout, Rollout::InProgress);
+    o.now = NOW + 60_000;
+    let d = reconcile(&sp, &d.state, &o);
+    assert_eq!(d.state.deployments[0].rollout, Rollout::Completed);
 }
 
 #[test]

@@ -235,11 +235,23 @@ mod tests {
                 .to_string()
         };
         // berth, unlike ECS, lets Fargate and agent pools share a strategy.
-        let mixed = vec![item("FARGATE", 2, 0), item("FARGATE_SPOT", 0, 1), item("pool", 0, 3)];
-        let parts = Capacity::resolve(None, Some(&mixed), &c).unwrap().split(10, |_| 0);
+        let mixed = vec![
+            item("FARGATE", 2, 0),
+            item("FARGATE_SPOT", 0, 1),
+            item("pool", 0, 3),
+        ];
+        let parts = Capacity::resolve(None, Some(&mixed), &c)
+            .unwrap()
+            .split(10, |_| 0);
         let got: Vec<_> = parts
             .iter()
-            .map(|p| (p.provider.as_deref().unwrap(), p.launch_type.clone(), p.count))
+            .map(|p| {
+                (
+                    p.provider.as_deref().unwrap(),
+                    p.launch_type.clone(),
+                    p.count,
+                )
+            })
             .collect();
         assert_eq!(
             got,

@@ -294,6 +294,7 @@ pub async fn create(
                     })
             }),
         rolling_back_from: None,
+        backs_daemon: None,
     };
     if let Some(note) = validate::traffic_note(
         &name,

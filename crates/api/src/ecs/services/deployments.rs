@@ -73,6 +73,14 @@ impl Record for RevisionDoc {
     }
 }
 
+/// Whether a record belongs to a daemon's backing service (see
+/// `ecs::daemons`): the Daemon API shows those, the service API does not.
+fn of_a_daemon(service_key: &str) -> bool {
+    service_key
+        .split_once('/')
+        .is_some_and(|(_, name)| name.starts_with("daemon:"))
+}
+
 /// The last `/`-separated part of an ARN.
 fn arn_id(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or_default().to_string()
@@ -587,7 +595,9 @@ pub async fn describe_deployments(
     let mut failures = Vec::new();
     for a in arns {
         let found = match record_by_arn(ecs, ctx, a, "service-deployment").await? {
-            Some(id) => load::<DeploymentDoc>(ecs.store(), &scope(ctx), &id).await?,
+            Some(id) => load::<DeploymentDoc>(ecs.store(), &scope(ctx), &id)
+                .await?
+                .filter(|d| !of_a_daemon(&d.value.service)),
             None => None,
         };
         let Some(d) = found else {
@@ -626,7 +636,9 @@ pub async fn describe_revisions(
     let mut failures = Vec::new();
     for a in arns {
         let found = match record_by_arn(ecs, ctx, a, "service-revision").await? {
-            Some(id) => load::<RevisionDoc>(ecs.store(), &scope(ctx), &id).await?,
+            Some(id) => load::<RevisionDoc>(ecs.store(), &scope(ctx), &id)
+                .await?
+                .filter(|r| !of_a_daemon(&r.value.service)),
             None => None,
         };
         match found {
@@ -668,6 +680,7 @@ pub async fn stop_deployment(
         .ok_or_else(not_found)?;
     let record = load::<DeploymentDoc>(ecs.store(), &scope(ctx), &id)
         .await?
+        .filter(|d| !of_a_daemon(&d.value.service))
         .ok_or_else(not_found)?;
     let service_key = record.value.service.clone();
     let deployment = record.value.deployment_id.clone();

@@ -218,14 +218,17 @@ impl Ecs {
         ctx: &RequestContext,
         cluster: &str,
     ) -> Result<(), EcsError> {
-        let q = Query {
-            parent: Some(cluster.to_string()),
-            limit: 1_000_000,
-            ..Default::default()
-        };
-        for d in records::list::<ServiceDoc>(self.store(), &scope(ctx), &q).await? {
-            if !d.value.is(status::INACTIVE) {
-                self.services.wake(ctx, &d.value.id());
+        // Its services, and its daemons' backing services.
+        for parent in [cluster.to_string(), daemons_parent(cluster)] {
+            let q = Query {
+                parent: Some(parent),
+                limit: 1_000_000,
+                ..Default::default()
+            };
+            for d in records::list::<ServiceDoc>(self.store(), &scope(ctx), &q).await? {
+                if !d.value.is(status::INACTIVE) {
+                    self.services.wake(ctx, &d.value.id());
+                }
             }
         }
         Ok(())
@@ -338,10 +341,14 @@ impl Ecs {
         writes.extend(records);
         // Its Service Action and Deployment State Change events, in the
         // same commit (the outbox).
+        // (A daemon's backing service emits no service events.)
         writes.extend(
-            d.events.iter().filter_map(|e| {
-                crate::events::outbox::service_event(&scope(ctx), &next.service, e)
-            }),
+            d.events
+                .iter()
+                .filter(|_| next.backs_daemon.is_none())
+                .filter_map(|e| {
+                    crate::events::outbox::service_event(&scope(ctx), &next.service, e)
+                }),
         );
         if try_commit(self.store(), &scope(ctx), writes).await? {
             Ok(Some(next))
@@ -548,10 +555,23 @@ impl Ecs {
             .propagate_tags
             .clone()
             .filter(|p| *p != PropagateTags::None);
-        let tags = if propagate == Some(PropagateTags::Service) {
+        let mut tags = if propagate == Some(PropagateTags::Service) {
             doc.tags.clone()
         } else {
             Vec::new()
+        };
+        // A daemon's task runs its daemon task definition revision, in the
+        // task group `daemon:NAME`.
+        let (definition, group) = match &doc.backs_daemon {
+            Some(b) => {
+                let arn = r.task_definition.clone().unwrap_or_default();
+                tags = crate::ecs::daemons::task_tags(self, ctx, &doc.cluster, &b.daemon).await?;
+                (
+                    Some(crate::ecs::daemons::launchable(self, ctx, &arn).await?),
+                    Some(format!("daemon:{}", b.daemon)),
+                )
+            }
+            None => (None, None),
         };
         let mut l = prepare(
             self,
@@ -572,6 +592,8 @@ impl Ecs {
                 // A service keeps running the revision it was given, even
                 // once that revision is deregistered, as on ECS.
                 allow_inactive: true,
+                definition,
+                group,
                 ..Default::default()
             },
         )

@@ -14,13 +14,13 @@
 
 mod create;
 mod delete;
-mod deployments;
+pub(crate) mod deployments;
 mod driver;
 mod observe;
 mod queries;
 mod task_sets;
 mod update;
-mod validate;
+pub(crate) mod validate;
 
 pub use create::create;
 pub use delete::delete;
@@ -75,6 +75,22 @@ pub struct ServiceDoc {
     /// A failed deployment whose record waits for its rollback to complete.
     #[serde(default)]
     pub rolling_back_from: Option<String>,
+    /// This document runs a daemon of the Daemon API (`ecs::daemons`), and
+    /// no service operation sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backs_daemon: Option<Backing>,
+}
+
+/// What the service driver needs to know of the daemon a backing service
+/// runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backing {
+    /// The daemon's name.
+    pub daemon: String,
+    /// Names of the capacity providers whose instances it runs on.
+    pub providers: Vec<String>,
+    pub drain_percent: f64,
+    pub bake_ms: i64,
 }
 
 /// One deployment's launch configuration, and the records that describe it.
@@ -98,12 +114,21 @@ impl Record for ServiceDoc {
     fn id(&self) -> String {
         key(&self.cluster, &self.name)
     }
+    /// A daemon's backing service lists apart from the cluster's services.
     fn parent(&self) -> String {
-        self.cluster.clone()
+        match self.backs_daemon {
+            Some(_) => daemons_parent(&self.cluster),
+            None => self.cluster.clone(),
+        }
     }
     fn status(&self) -> String {
         self.service.status.clone().unwrap_or_default()
     }
+}
+
+/// The `parent` under which a cluster's daemons' backing services list.
+pub fn daemons_parent(cluster: &str) -> String {
+    format!("{cluster}#daemons")
 }
 
 impl ServiceDoc {
@@ -120,6 +145,24 @@ impl ServiceDoc {
             .deployment_controller
             .as_ref()
             .is_some_and(|c| c.r#type == DeploymentControllerType::External)
+    }
+
+    /// The backing service of a daemon (see `ecs::daemons`).
+    pub fn new_backing(cluster: &str, service: Service, backing: Backing) -> Self {
+        ServiceDoc {
+            cluster: cluster.to_string(),
+            name: service.service_name.clone().unwrap_or_default(),
+            service,
+            tags: Vec::new(),
+            state: Default::default(),
+            revisions: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            events: Vec::new(),
+            client_token: None,
+            namespace: None,
+            rolling_back_from: None,
+            backs_daemon: Some(backing),
+        }
     }
 
     pub fn daemon(&self) -> bool {
@@ -210,7 +253,12 @@ pub async fn find(
     let Some(name) = service_name(ctx, cluster, reference) else {
         return Ok(None);
     };
-    load::<ServiceDoc>(ecs.store(), &scope(ctx), &key(cluster, &name)).await
+    // A daemon's backing service is no service of the caller's.
+    Ok(
+        load::<ServiceDoc>(ecs.store(), &scope(ctx), &key(cluster, &name))
+            .await?
+            .filter(|d| d.value.backs_daemon.is_none()),
+    )
 }
 
 /// The ACTIVE cluster and the service in it, or ECS's not-found errors.

@@ -8,8 +8,8 @@ use crate::records;
 use berth_core::service as rules;
 use berth_core::task::{stop, DesiredStatus, TaskStatus, TaskStatuses};
 use berth_scheduler::service::{
-    default_placement, Controller, DeploymentStrategy, Health, InstanceView, Observed, Rules,
-    Scheduling, Spec, StopCause, TaskView,
+    default_placement, Controller, DaemonRollout, DeploymentStrategy, Health, InstanceView,
+    Observed, Rules, Scheduling, Spec, StopCause, TaskView,
 };
 use berth_store::Query;
 
@@ -66,6 +66,10 @@ pub fn spec(doc: &ServiceDoc, seed: u64, settle: std::time::Duration) -> Spec {
             strategy,
             health_grace_ms: i64::from(s.health_check_grace_period_seconds.unwrap_or(0)) * 1000,
             settle_ms: settle.as_millis() as i64,
+            daemon_rollout: doc.backs_daemon.as_ref().map(|b| DaemonRollout {
+                drain_percent: b.drain_percent,
+                bake_ms: b.bake_ms,
+            }),
         },
         draining: doc.is(status::DRAINING),
         placement,
@@ -232,6 +236,11 @@ pub async fn instances(
                 .all(|(name, want)| match attributes.get(name) {
                     None => false,
                     Some(have) => want.is_none() || want == have,
+                })
+                // A daemon runs on the instances of its capacity providers.
+                && doc.backs_daemon.as_ref().is_none_or(|b| {
+                    crate::ecs::daemons::instance_capacity_provider(d)
+                        .is_some_and(|p| b.providers.contains(&p))
                 });
             let (cpu, memory, _) = d.registered();
             let (used_cpu, used_memory) = reservations.get(&d.id).copied().unwrap_or((0, 0));

@@ -33,6 +33,9 @@ pub(crate) struct LaunchSpec {
     /// Launch an INACTIVE (deregistered) revision: a service keeps running
     /// the revision it was given, as on ECS; RunTask may not.
     pub allow_inactive: bool,
+    /// The revision itself, instead of resolving `task_definition` (a
+    /// daemon's: daemon task definitions are not task definitions).
+    pub definition: Option<TaskDefinition>,
 }
 
 /// A [`LaunchSpec`] resolved: the cluster and revision it names, checked,
@@ -85,11 +88,16 @@ pub(crate) async fn prepare(
     let cluster = clusters::load_active(ecs, ctx, spec.cluster.as_deref())
         .await?
         .value;
-    let doc = task_definitions::resolve(ecs, ctx, &spec.task_definition)
-        .await?
-        .ok_or_else(|| EcsError::client("TaskDefinition not found."))?
-        .value;
-    let td = doc.task_definition;
+    let (td, td_tags) = match spec.definition.clone() {
+        Some(td) => (td, Vec::new()),
+        None => {
+            let doc = task_definitions::resolve(ecs, ctx, &spec.task_definition)
+                .await?
+                .ok_or_else(|| EcsError::client("TaskDefinition not found."))?
+                .value;
+            (doc.task_definition, doc.tags)
+        }
+    };
     if td.status != Some(TaskDefinitionStatus::Active) && !spec.allow_inactive {
         return Err(EcsError::client("TaskDefinition is inactive"));
     }
@@ -175,7 +183,7 @@ pub(crate) async fn prepare(
     // request's own tags win on the same key. SERVICE only means something
     // for a service's tasks, and ECS refuses it for RunTask.
     let mut tags = match propagate_tags {
-        Some(PropagateTags::TaskDefinition) => doc.tags.clone(),
+        Some(PropagateTags::TaskDefinition) => td_tags,
         Some(PropagateTags::Service) if owner.is_some() => Vec::new(),
         Some(PropagateTags::Service) => {
             return Err(EcsError::invalid(

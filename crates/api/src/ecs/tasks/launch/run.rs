@@ -78,6 +78,7 @@ pub async fn run(
     for part in capacity.split(count as u32, |_| 0) {
         let spec = LaunchSpec {
             allow_inactive: false,
+            definition: None,
             cluster: input.cluster.clone(),
             task_definition: input.task_definition.clone(),
             launch_type: part.launch_type,
@@ -154,6 +155,7 @@ pub async fn start(
     }
     let spec = LaunchSpec {
         allow_inactive: false,
+        definition: None,
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: LaunchType::Ec2,
