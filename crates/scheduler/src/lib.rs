@@ -6,6 +6,7 @@
 //! the resulting plan optimistically, so tests need no servers.
 
 mod feasibility;
+pub mod scaling;
 mod scoring;
 pub mod service;
 mod snapshot;
