@@ -228,6 +228,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         embedded_agent,
         http,
         tls,
+        scaling: berth_server::scaling::ScalingConfig::new(&file.scaling, &file.scaling_hooks)?,
     })
 }
 

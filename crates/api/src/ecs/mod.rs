@@ -6,6 +6,7 @@ mod clusters;
 mod container_instances;
 mod liveness;
 mod paging;
+pub mod scaling;
 mod services;
 mod sweeper;
 mod tags;
