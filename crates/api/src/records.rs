@@ -254,6 +254,7 @@ pub mod kind {
     pub const SERVICE_REVISION: &str = "service-revision";
     pub const ASSIGNMENT: &str = "assignment";
     pub const RUN_TOKEN: &str = "run-task-token";
+    pub const CAPACITY_PROVIDER: &str = "capacity-provider";
 }
 
 #[cfg(test)]

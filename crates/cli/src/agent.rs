@@ -49,6 +49,10 @@ pub struct AgentArgs {
     /// from a Docker task's own network through the agent).
     #[arg(long, value_name = "URL")]
     task_endpoint: Option<String>,
+    /// The Auto Scaling group capacity provider (CreateCapacityProvider) this
+    /// host joins: tasks of strategies naming it are placed here.
+    #[arg(long, value_name = "NAME")]
+    capacity_provider: Option<String>,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -77,6 +81,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     config
         .attributes
         .insert("ecs.availability-zone".into(), Some(zone));
+    if let Some(p) = &args.capacity_provider {
+        config
+            .attributes
+            .insert("berth.capacity-provider".into(), Some(p.clone()));
+    }
     // The control plane may not be up yet, or the cluster not created yet:
     // keep trying, as ECS's agent does, and say why.
     let mut backoff = std::time::Duration::from_millis(500);

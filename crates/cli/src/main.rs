@@ -9,6 +9,7 @@ mod env;
 mod events;
 mod logs;
 mod runtime;
+mod spot;
 mod tenancy;
 
 use berth_api::ecs::Timings;
@@ -46,6 +47,9 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Stream a server's events (ECS task, instance, service and deployment changes) to the terminal.
     Events(events::EventsArgs),
+    /// Interrupt one of your FARGATE_SPOT tasks as Fargate reclaiming its capacity would
+    /// (SIGTERM now, stopCode SpotInterruption; a service replaces it).
+    SpotInterrupt(spot::SpotInterruptArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -255,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         Command::Env(args) => env::print(args),
         Command::Logs(args) => tokio::runtime::Runtime::new()?.block_on(logs::run(args)),
         Command::Events(args) => tokio::runtime::Runtime::new()?.block_on(events::run(args)),
+        Command::SpotInterrupt(args) => tokio::runtime::Runtime::new()?.block_on(spot::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }

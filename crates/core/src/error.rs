@@ -45,6 +45,8 @@ pub enum EcsError {
     #[error("{0}")]
     NamespaceNotFound(String),
     #[error("{0}")]
+    ResourceInUse(String),
+    #[error("{0}")]
     Server(String),
 }
 
@@ -75,6 +77,7 @@ impl EcsError {
             EcsError::ServiceDeploymentNotFound(_) => "ServiceDeploymentNotFoundException",
             EcsError::Conflict(_) => "ConflictException",
             EcsError::NamespaceNotFound(_) => "NamespaceNotFoundException",
+            EcsError::ResourceInUse(_) => "ResourceInUseException",
             EcsError::Server(_) => "ServerException",
         }
     }

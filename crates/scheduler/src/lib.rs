@@ -5,6 +5,7 @@
 //! plane builds the snapshot from the store, calls [`place`], and commits
 //! the resulting plan optimistically, so tests need no servers.
 
+pub mod capacity;
 mod feasibility;
 pub mod scaling;
 mod scoring;

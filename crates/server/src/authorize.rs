@@ -229,6 +229,9 @@ pub fn action(service: Service, op: &str) -> String {
                 other => other,
             },
         ),
+        // Interrupting a task is stopping it: within the caller's account,
+        // as AWS FIS acts.
+        Service::Admin => ("ecs", "StopTask"),
         Service::Logs => ("logs", op),
         Service::SecretsManager => ("secretsmanager", op),
         Service::Ssm => ("ssm", op),
@@ -255,7 +258,7 @@ fn strings<'a>(body: &'a Value, key: &str) -> Vec<&'a str> {
 pub fn resources(service: Service, op: &str, body: &Value, ctx: &RequestContext) -> Vec<String> {
     let (region, account) = (ctx.region.as_str(), ctx.account_id.as_str());
     let mut out: Vec<String> = match service {
-        Service::Ecs | Service::Agent => ecs_resources(op, body, region, account),
+        Service::Ecs | Service::Agent | Service::Admin => ecs_resources(op, body, region, account),
         Service::Logs => {
             let group = string(body, "logGroupName").or_else(|| string(body, "logGroupIdentifier"));
             let mut v = Vec::new();

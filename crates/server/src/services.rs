@@ -4,7 +4,9 @@
 //! and routed by the form's `Action`.
 
 use crate::protocol::QueryService;
-use berth_wire::{agent, ecs, events, logs, secretsmanager, sqs, ssm, ApiError, RequestContext};
+use berth_wire::{
+    admin, agent, ecs, events, logs, secretsmanager, sqs, ssm, ApiError, RequestContext,
+};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +14,8 @@ pub enum Service {
     Ecs,
     /// berth's own agent channel (`BerthAgentV1`).
     Agent,
+    /// berth's own admin operations on an account's resources (`BerthAdminV1`).
+    Admin,
     Logs,
     SecretsManager,
     Ssm,
@@ -26,6 +30,7 @@ impl Service {
         let service = match prefix {
             ecs::TARGET_PREFIX => Service::Ecs,
             agent::TARGET_PREFIX => Service::Agent,
+            admin::TARGET_PREFIX => Service::Admin,
             logs::TARGET_PREFIX => Service::Logs,
             secretsmanager::TARGET_PREFIX => Service::SecretsManager,
             ssm::TARGET_PREFIX => Service::Ssm,
@@ -40,6 +45,7 @@ impl Service {
         match self {
             Service::Ecs => ecs::SIGNING_NAME,
             Service::Agent => agent::SIGNING_NAME,
+            Service::Admin => admin::SIGNING_NAME,
             Service::Logs => logs::SIGNING_NAME,
             Service::SecretsManager => secretsmanager::SIGNING_NAME,
             Service::Ssm => ssm::SIGNING_NAME,
@@ -105,6 +111,7 @@ pub fn is_operation(service: Service, op: &str) -> bool {
     match service {
         Service::Ecs => ecs::Operation::from_name(op).is_some(),
         Service::Agent => agent::Operation::from_name(op).is_some(),
+        Service::Admin => admin::Operation::from_name(op).is_some(),
         Service::Logs => logs::Operation::from_name(op).is_some(),
         Service::SecretsManager => secretsmanager::Operation::from_name(op).is_some(),
         Service::Ssm => ssm::Operation::from_name(op).is_some(),
@@ -143,6 +150,12 @@ pub async fn call(
             agent::Operation::GetTaskCredentials => {
                 let req = berth_wire::codec::decode(body)?;
                 berth_wire::codec::encode(&svcs.ecs.get_task_credentials(ctx, req).await?)
+            }
+        },
+        Service::Admin => match admin::Operation::from_name(op).ok_or_else(unknown)? {
+            admin::Operation::InjectSpotInterruption => {
+                let req = berth_wire::codec::decode(body)?;
+                berth_wire::codec::encode(&svcs.ecs.inject_spot_interruption(ctx, req).await?)
             }
         },
         Service::Logs => {

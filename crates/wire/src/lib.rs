@@ -12,6 +12,7 @@
 //!   protocols (EC2, STS) and writes their XML answers.
 //! * [`agent`] is berth's own agent channel (hand-written, not an AWS model).
 
+pub mod admin;
 pub mod agent;
 pub mod blob;
 pub mod codec;

@@ -1,7 +1,7 @@
 //! Clusters: CreateCluster, DescribeClusters, ListClusters, UpdateCluster,
 //! UpdateClusterSettings, DeleteCluster.
 
-use super::Ecs;
+use super::{capacity_providers, Ecs};
 use crate::records::{self, kind, load, retry, scope, Attempt, Record, Versioned};
 use berth_core::pagination::page_size;
 use berth_core::task::TaskStatus;
@@ -87,14 +87,23 @@ fn merge_settings(current: &mut Vec<ClusterSetting>, new: &[ClusterSetting]) {
     }
 }
 
-fn validate_capacity_providers(
+/// A cluster's providers must exist in the account (built in, or ACTIVE),
+/// and its default strategy may only use them.
+async fn validate_capacity_providers(
+    ecs: &Ecs,
+    ctx: &RequestContext,
     providers: &[String],
     strategy: &[CapacityProviderStrategyItem],
 ) -> Result<(), EcsError> {
-    for p in providers {
-        if p != "FARGATE" && p != "FARGATE_SPOT" {
+    for (n, p) in providers.iter().enumerate() {
+        if !capacity_providers::exists(ecs, ctx, p).await? {
             return Err(EcsError::invalid(format!(
                 "The specified capacity provider '{p}' does not exist."
+            )));
+        }
+        if providers[..n].contains(p) {
+            return Err(EcsError::invalid(format!(
+                "The capacity provider '{p}' is specified more than once."
             )));
         }
     }
@@ -105,13 +114,9 @@ fn validate_capacity_providers(
                 item.capacity_provider
             )));
         }
-        if item.weight.is_some_and(|w| !(0..=1000).contains(&w))
-            || item.base.is_some_and(|b| !(0..=100000).contains(&b))
-        {
-            return Err(EcsError::invalid(
-                "Capacity provider strategy weight must be 0-1000 and base 0-100000.",
-            ));
-        }
+    }
+    if !strategy.is_empty() {
+        capacity_providers::strategy::validate(strategy, providers)?;
     }
     Ok(())
 }
@@ -147,7 +152,7 @@ pub async fn create(
         .default_capacity_provider_strategy
         .clone()
         .unwrap_or_default();
-    validate_capacity_providers(&providers, &strategy)?;
+    validate_capacity_providers(ecs, ctx, &providers, &strategy).await?;
     let sc = scope(ctx);
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &name).await;
     let cluster = retry(ecs.store(), async || {
@@ -487,4 +492,47 @@ pub async fn delete(
     Ok(DeleteClusterResponse {
         cluster: Some(describe_one(ecs, ctx, deleted, &[]).await?),
     })
+}
+
+/// PutClusterCapacityProviders: the cluster's providers and default
+/// strategy, replaced. A provider that a service of the cluster uses, or
+/// that runs tasks of it, cannot be removed, as on ECS.
+pub async fn put_capacity_providers(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    input: PutClusterCapacityProvidersRequest,
+) -> Result<PutClusterCapacityProvidersResponse, EcsError> {
+    let providers = input.capacity_providers.clone();
+    let strategy = input.default_capacity_provider_strategy.clone();
+    validate_capacity_providers(ecs, ctx, &providers, &strategy).await?;
+    let current = load_active(ecs, ctx, Some(&input.cluster)).await?.value;
+    let name = current.id();
+    let live = super::tasks::active_in_cluster(ecs, ctx, &name).await?;
+    for removed in current
+        .capacity_providers
+        .iter()
+        .flatten()
+        .filter(|p| !providers.contains(p))
+    {
+        let by_tasks = live
+            .iter()
+            .any(|t| t.task.capacity_provider_name.as_deref() == Some(removed.as_str()));
+        let by_services = !capacity_providers::services_using(ecs, ctx, Some(&name), removed)
+            .await?
+            .is_empty();
+        if by_tasks || by_services {
+            return Err(EcsError::ResourceInUse(format!(
+                "The specified capacity provider {removed} is in use and cannot be removed."
+            )));
+        }
+    }
+    let c = modify(ecs, ctx, &input.cluster, |c| {
+        c.capacity_providers = Some(providers.clone());
+        c.default_capacity_provider_strategy = Some(strategy.clone());
+        Ok(())
+    })
+    .await?;
+    let include = [ClusterField::Tags, ClusterField::Settings];
+    let out = describe_one(ecs, ctx, c, &include).await?;
+    Ok(PutClusterCapacityProvidersResponse { cluster: Some(out) })
 }

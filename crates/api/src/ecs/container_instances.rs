@@ -37,6 +37,9 @@ pub struct InstanceDoc {
     pub instance: ContainerInstance,
 }
 
+/// The attribute a `berth agent` sets to join a capacity provider.
+pub const CAPACITY_PROVIDER_ATTRIBUTE: &str = "berth.capacity-provider";
+
 impl Record for InstanceDoc {
     const KIND: &'static str = kind::CONTAINER_INSTANCE;
     fn id(&self) -> String {
@@ -258,6 +261,22 @@ pub async fn register(
     let identity = identity(input.instance_identity_document.as_deref())?;
     identity.add_attributes(&mut attributes);
     let instance_tags = tags::initial(input.tags.as_ref())?;
+    // `berth agent --capacity-provider NAME` joins an Auto Scaling group
+    // provider of the account (ECS learns it from the instance's group).
+    let provider = attributes
+        .iter()
+        .find(|a| a.name == CAPACITY_PROVIDER_ATTRIBUTE)
+        .and_then(|a| a.value.clone());
+    if let Some(p) = &provider {
+        if super::capacity_providers::load_active(ecs, ctx, p)
+            .await?
+            .is_none()
+        {
+            return Err(EcsError::client(format!(
+                "The capacity provider '{p}' does not exist or is not ACTIVE in this account and region."
+            )));
+        }
+    }
     let sc = scope(ctx);
     // Re-registration names the instance it was before: keep its identity.
     let existing =
@@ -302,6 +321,7 @@ pub async fn register(
         tags: Some(instance_tags),
         attachments: Some(vec![]),
         ec2_instance_id: identity.instance_id,
+        capacity_provider_name: provider,
         ..Default::default()
     };
     let doc = Versioned {

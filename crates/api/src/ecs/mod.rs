@@ -2,6 +2,7 @@
 
 mod account_settings;
 mod agent_channel;
+mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod liveness;
@@ -156,6 +157,41 @@ impl EcsApi for Ecs {
         input: DeleteClusterRequest,
     ) -> Result<DeleteClusterResponse, ApiError> {
         Ok(clusters::delete(self, ctx, input).await?)
+    }
+    async fn create_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCapacityProviderRequest,
+    ) -> Result<CreateCapacityProviderResponse, ApiError> {
+        Ok(capacity_providers::create(self, ctx, input).await?)
+    }
+    async fn update_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateCapacityProviderRequest,
+    ) -> Result<UpdateCapacityProviderResponse, ApiError> {
+        Ok(capacity_providers::update(self, ctx, input).await?)
+    }
+    async fn delete_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteCapacityProviderRequest,
+    ) -> Result<DeleteCapacityProviderResponse, ApiError> {
+        Ok(capacity_providers::delete(self, ctx, input).await?)
+    }
+    async fn describe_capacity_providers(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeCapacityProvidersRequest,
+    ) -> Result<DescribeCapacityProvidersResponse, ApiError> {
+        Ok(capacity_providers::describe(self, ctx, input).await?)
+    }
+    async fn put_cluster_capacity_providers(
+        &self,
+        ctx: &RequestContext,
+        input: PutClusterCapacityProvidersRequest,
+    ) -> Result<PutClusterCapacityProvidersResponse, ApiError> {
+        Ok(clusters::put_capacity_providers(self, ctx, input).await?)
     }
     async fn register_task_definition(
         &self,

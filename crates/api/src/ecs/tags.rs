@@ -5,7 +5,7 @@
 use super::services::{self, ServiceDoc};
 use super::tasks::TaskDoc;
 use super::Ecs;
-use super::{clusters, container_instances, task_definitions};
+use super::{capacity_providers, clusters, container_instances, task_definitions};
 use crate::records::{kind, load, retry, scope, Attempt, Versioned};
 use berth_core::service::status;
 use berth_core::{arn::Arn, tags, EcsError};
@@ -24,6 +24,8 @@ enum Target {
     Task(Option<String>, String),
     /// Cluster and container instance id.
     ContainerInstance(String, String),
+    /// A stored (Auto Scaling group) capacity provider, by name.
+    CapacityProvider(String),
 }
 
 fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> {
@@ -91,6 +93,9 @@ fn target(ctx: &RequestContext, resource_arn: &str) -> Result<Target, EcsError> 
                 "The ARN '{resource_arn}' does not name a container instance."
             ))),
         },
+        ("capacity-provider", name) if !name.is_empty() && !name.contains('/') => {
+            Ok(Target::CapacityProvider(name.to_string()))
+        }
         (t, _) => Err(EcsError::invalid(format!(
             "Tagging is not supported for resources of type '{t}'."
         ))),
@@ -116,6 +121,8 @@ async fn modify_tags(
         }
         Target::Task(_, id) => ecs.lock(ctx, kind::TASK, id).await,
         Target::ContainerInstance(_, id) => ecs.lock(ctx, kind::CONTAINER_INSTANCE, id).await,
+        // Capacity providers' writers share one lock (see capacity_providers).
+        Target::CapacityProvider(_) => ecs.lock(ctx, kind::CAPACITY_PROVIDER, "").await,
     };
     retry(ecs.store(), async || {
         let write = match &t {
@@ -160,6 +167,13 @@ async fn modify_tags(
                     .await?
                     .ok_or_else(not_found)?;
                 change(d.value.instance.tags.get_or_insert_with(Vec::new))?;
+                d.write()
+            }
+            Target::CapacityProvider(name) => {
+                let mut d = capacity_providers::load_active(ecs, ctx, name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                change(d.value.tags.get_or_insert_with(Vec::new))?;
                 d.write()
             }
         };
@@ -294,6 +308,12 @@ pub async fn list(
                 .tags
                 .unwrap_or_default()
         }
+        Target::CapacityProvider(name) => capacity_providers::load_active(ecs, ctx, &name)
+            .await?
+            .ok_or_else(not_found_for_list)?
+            .value
+            .tags
+            .unwrap_or_default(),
     };
     Ok(ListTagsForResourceResponse { tags: Some(tags) })
 }

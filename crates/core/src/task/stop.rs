@@ -8,6 +8,8 @@ use std::time::Duration;
 pub mod reason {
     pub const ESSENTIAL_CONTAINER_EXITED: &str = "Essential container in task exited";
     pub const USER_INITIATED: &str = "Task stopped by user";
+    /// Fargate taking a FARGATE_SPOT task's capacity back.
+    pub const SPOT_INTERRUPTION: &str = "Your Spot Task was interrupted.";
     /// The service scheduler replacing a task whose essential container
     /// failed its health check.
     pub const FAILED_HEALTH_CHECKS: &str = "Task failed container health checks";
@@ -51,6 +53,15 @@ impl Stop {
         Stop {
             code: TaskStopCode::UserInitiated,
             reason: reason.unwrap_or_else(|| reason::USER_INITIATED.to_string()),
+        }
+    }
+
+    /// A FARGATE_SPOT task interrupted: its containers get SIGTERM at
+    /// once and their stopTimeout (at most two minutes) to exit.
+    pub fn spot_interruption() -> Stop {
+        Stop {
+            code: TaskStopCode::SpotInterruption,
+            reason: reason::SPOT_INTERRUPTION.to_string(),
         }
     }
 

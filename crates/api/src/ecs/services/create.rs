@@ -134,7 +134,7 @@ pub async fn create(
     let launch_type = launch::launch_type_of(
         input.launch_type.as_ref(),
         input.capacity_provider_strategy.as_ref(),
-        &cluster_default,
+        &cluster,
     )?;
     if daemon && launch_type == LaunchType::Fargate {
         return Err(EcsError::invalid(

@@ -16,6 +16,7 @@
 use super::deployments;
 use super::observe;
 use super::*;
+use crate::ecs::capacity_providers::strategy::{Capacity, Part};
 use crate::ecs::tasks::launch::{
     self, lock_placement, place, plan, prepare, snapshot, LaunchSpec, PlacementRequest,
 };
@@ -26,7 +27,7 @@ use berth_scheduler::service::{self as reconciler, Decision, StopWhy};
 use berth_store::Query;
 use futures::StreamExt;
 use parking_lot::Mutex;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// How often every service is looked at even if nothing woke it (agents
@@ -363,8 +364,84 @@ impl Ecs {
         let Some(rev) = doc.value.revisions.get(&start.deployment).cloned() else {
             return Ok(());
         };
+        let capacity = match self.capacity_of(ctx, &doc.value, &rev).await {
+            Ok(c) => c,
+            Err(e) => {
+                return self
+                    .note_unplaced(ctx, service, &start.deployment, start.count, &e.to_string())
+                    .await
+            }
+        };
+        // Each provider of a strategy gets the share that brings the
+        // service's live tasks closest to the strategy (ECS's base, then
+        // the provider furthest below its weight).
+        let running = match &capacity {
+            Capacity::Strategy(items) if start.instance.is_none() && items.len() > 1 => {
+                self.running_by_provider(ctx, &doc.value).await?
+            }
+            _ => BTreeMap::new(),
+        };
+        let parts = capacity.split(start.count, |p| running.get(p).copied().unwrap_or(0));
+        for part in parts {
+            let start = reconciler::Start {
+                count: part.count,
+                ..start.clone()
+            };
+            self.start_part(ctx, service, &start, &doc, &rev, part)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The service's live tasks (not stopping) on each capacity provider.
+    async fn running_by_provider(
+        &self,
+        ctx: &RequestContext,
+        doc: &ServiceDoc,
+    ) -> Result<BTreeMap<String, u32>, EcsError> {
+        let mut out = BTreeMap::new();
+        for id in doc.tasks.keys() {
+            let Some(t) = load::<tasks::TaskDoc>(self.store(), &scope(ctx), id).await? else {
+                continue;
+            };
+            let live = t.value.task.desired_status.as_deref() != Some("STOPPED")
+                && t.value.task.last_status.as_deref() != Some("STOPPED");
+            if let (true, Some(p)) = (live, t.value.task.capacity_provider_name) {
+                *out.entry(p).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a deployment's tasks run on: its launch type or strategy.
+    async fn capacity_of(
+        &self,
+        ctx: &RequestContext,
+        doc: &ServiceDoc,
+        rev: &Revision,
+    ) -> Result<Capacity, EcsError> {
+        let cluster = clusters::load_active(self, ctx, Some(&doc.cluster))
+            .await?
+            .value;
+        Capacity::resolve(
+            rev.revision.launch_type.as_ref(),
+            rev.revision.capacity_provider_strategy.as_ref(),
+            &cluster,
+        )
+    }
+
+    /// Launches one provider's share of a pass's starts.
+    async fn start_part(
+        &self,
+        ctx: &RequestContext,
+        service: &str,
+        start: &reconciler::Start,
+        doc: &Versioned<ServiceDoc>,
+        rev: &Revision,
+        part: Part,
+    ) -> Result<(), EcsError> {
         let launch = match self
-            .prepare_launch(ctx, &doc.value, &rev, &start.deployment)
+            .prepare_launch(ctx, &doc.value, rev, &start.deployment, part)
             .await
         {
             Ok(l) => l,
@@ -463,20 +540,10 @@ impl Ecs {
         doc: &ServiceDoc,
         rev: &Revision,
         deployment: &str,
+        part: Part,
     ) -> Result<launch::Launch, EcsError> {
         let s = &doc.service;
         let r = &rev.revision;
-        let cluster = clusters::load_active(self, ctx, Some(&doc.cluster))
-            .await?
-            .value;
-        let launch_type = launch::launch_type_of(
-            r.launch_type.as_ref(),
-            r.capacity_provider_strategy.as_ref(),
-            cluster
-                .default_capacity_provider_strategy
-                .as_deref()
-                .unwrap_or_default(),
-        )?;
         let propagate = s
             .propagate_tags
             .clone()
@@ -492,7 +559,8 @@ impl Ecs {
             LaunchSpec {
                 cluster: Some(doc.cluster.clone()),
                 task_definition: r.task_definition.clone().unwrap_or_default(),
-                launch_type,
+                launch_type: part.launch_type,
+                capacity_provider: part.provider,
                 network: r.network_configuration.clone(),
                 tags,
                 propagate_tags: propagate,

@@ -135,14 +135,10 @@ pub async fn create_task_set(
         return Err(EcsError::invalid(NOT_EXTERNAL));
     }
     validate::client_token(input.client_token.as_deref())?;
-    let default = cluster
-        .default_capacity_provider_strategy
-        .clone()
-        .unwrap_or_default();
     let launch_type = launch::launch_type_of(
         input.launch_type.as_ref(),
         input.capacity_provider_strategy.as_ref(),
-        &default,
+        &cluster,
     )?;
     let (_, platform) = validate::platform(&launch_type, input.platform_version.as_deref())?;
     let td = task_definition(

@@ -96,10 +96,6 @@ async fn apply(
     validate::grace(input.health_check_grace_period_seconds)?;
     let s = &mut doc.service;
     // Capacity: a new strategy (or launch type) applies to new tasks.
-    let cluster_default = cluster
-        .default_capacity_provider_strategy
-        .clone()
-        .unwrap_or_default();
     let launch_type = match &input.capacity_provider_strategy {
         Some(list) if list.is_empty() => {
             // An empty list goes back to the launch type.
@@ -112,7 +108,7 @@ async fn apply(
                     "Specifying a capacity provider strategy is not supported when you create a service using the DAEMON scheduling strategy.",
                 ));
             }
-            let lt = launch::launch_type_of(None, Some(list), &cluster_default)?;
+            let lt = launch::launch_type_of(None, Some(list), &cluster)?;
             s.capacity_provider_strategy = Some(list.clone());
             s.launch_type = None;
             lt
@@ -120,7 +116,7 @@ async fn apply(
         None => launch::launch_type_of(
             s.launch_type.as_ref(),
             s.capacity_provider_strategy.as_ref(),
-            &cluster_default,
+            &cluster,
         )?,
     };
     let placement_strategy = input

@@ -182,6 +182,10 @@ pub(crate) async fn snapshot(
         instances.retain(|d| ids.contains(&d.value.id));
     }
     instances.retain(|d| d.value.instance.status.as_deref() != Some(INACTIVE));
+    // A capacity provider's tasks go only to the instances that joined it.
+    if let Some(provider) = launch.instance_provider() {
+        instances.retain(|d| d.value.instance.capacity_provider_name.as_deref() == Some(provider));
+    }
     if instances.is_empty() {
         return Err(if managed {
             EcsError::client("No managed capacity is registered to run FARGATE tasks (start berth server with its embedded agent).")

@@ -216,6 +216,7 @@ fn new_task(
         created_at: Some(now),
         version: Some(1),
         launch_type: Some(l.launch_type.clone()),
+        capacity_provider_name: l.capacity_provider.clone(),
         group: Some(l.group.clone()),
         started_by: l.started_by.clone(),
         overrides: Some(TaskOverride {

@@ -13,6 +13,10 @@ pub(crate) struct LaunchSpec {
     /// `family`, `family:revision` or an ARN.
     pub task_definition: String,
     pub launch_type: LaunchType,
+    /// The capacity provider of a strategy the tasks run on: FARGATE or
+    /// FARGATE_SPOT (launch type FARGATE), or an Auto Scaling group's
+    /// (EC2: only its instances take them).
+    pub capacity_provider: Option<String>,
     pub network: Option<NetworkConfiguration>,
     pub overrides: Option<TaskOverride>,
     /// Defaults to the owner's `ecs-svc/<deployment id>`, if it has one.
@@ -38,6 +42,7 @@ pub(crate) struct Launch {
     pub cluster: Cluster,
     pub td: TaskDefinition,
     pub launch_type: LaunchType,
+    pub capacity_provider: Option<String>,
     pub overrides: Option<TaskOverride>,
     pub started_by: Option<String>,
     pub group: String,
@@ -58,6 +63,14 @@ impl Launch {
     /// FARGATE tasks run on berth's managed capacity, in a scope of its own.
     pub fn is_managed(&self) -> bool {
         self.launch_type == LaunchType::Fargate
+    }
+
+    /// The Auto Scaling group provider whose instances alone may take the
+    /// tasks (none for a launch type, or FARGATE's providers).
+    pub fn instance_provider(&self) -> Option<&str> {
+        self.capacity_provider
+            .as_deref()
+            .filter(|_| !self.is_managed())
     }
 }
 
@@ -82,6 +95,7 @@ pub(crate) async fn prepare(
     }
     let LaunchSpec {
         launch_type,
+        capacity_provider,
         network,
         overrides,
         started_by,
@@ -186,6 +200,7 @@ pub(crate) async fn prepare(
         cluster,
         td,
         launch_type,
+        capacity_provider,
         overrides,
         started_by,
         group,

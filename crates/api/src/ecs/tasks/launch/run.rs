@@ -2,45 +2,18 @@
 
 use super::super::*;
 use super::{launch, prepare, LaunchSpec, Launched, PlacementRequest};
+use crate::ecs::capacity_providers::strategy::Capacity;
 
 /// The launch type a request's `launchType` or capacity provider strategy
-/// (its own, else the cluster's default) means: FARGATE and FARGATE_SPOT
-/// are berth's managed capacity, no strategy at all is EC2.
+/// (its own, else the cluster's default) means, checked: FARGATE for
+/// FARGATE and FARGATE_SPOT (berth's managed capacity), EC2 for an Auto
+/// Scaling group provider's instances or when nothing is given.
 pub(crate) fn launch_type_of(
     input_launch: Option<&LaunchType>,
     strategy: Option<&Vec<CapacityProviderStrategyItem>>,
-    cluster_default: &[CapacityProviderStrategyItem],
+    cluster: &Cluster,
 ) -> Result<LaunchType, EcsError> {
-    if input_launch.is_some() && strategy.is_some_and(|s| !s.is_empty()) {
-        return Err(EcsError::invalid(
-            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
-        ));
-    }
-    if let Some(lt) = input_launch {
-        return match lt {
-            LaunchType::Ec2 | LaunchType::Fargate | LaunchType::External => Ok(lt.clone()),
-            other => Err(EcsError::invalid(format!(
-                "launchType {other} is not supported by berth."
-            ))),
-        };
-    }
-    let items = strategy
-        .filter(|s| !s.is_empty())
-        .map(|s| s.as_slice())
-        .unwrap_or(cluster_default);
-    if items
-        .iter()
-        .any(|i| i.capacity_provider == "FARGATE" || i.capacity_provider == "FARGATE_SPOT")
-    {
-        return Ok(LaunchType::Fargate);
-    }
-    if let Some(i) = items.first() {
-        return Err(EcsError::invalid(format!(
-            "The capacity provider '{}' does not exist.",
-            i.capacity_provider
-        )));
-    }
-    Ok(LaunchType::Ec2)
+    Ok(Capacity::resolve(input_launch, strategy, cluster)?.launch_type())
 }
 
 /// A RunTask clientToken and the tasks it started, for idempotency.
@@ -88,37 +61,65 @@ pub async fn run(
     let cluster = clusters::load_active(ecs, ctx, input.cluster.as_deref())
         .await?
         .value;
-    let lt = launch_type_of(
+    let capacity = Capacity::resolve(
         input.launch_type.as_ref(),
         input.capacity_provider_strategy.as_ref(),
-        cluster
-            .default_capacity_provider_strategy
-            .as_deref()
-            .unwrap_or(&[]),
+        &cluster,
     )?;
-    let spec = LaunchSpec {
-        allow_inactive: false,
-        cluster: input.cluster.clone(),
-        task_definition: input.task_definition.clone(),
-        launch_type: lt,
-        network: input.network_configuration.clone(),
-        overrides: input.overrides.clone(),
-        started_by: input.started_by.clone(),
-        group: input.group.clone(),
-        tags: input.tags.clone().unwrap_or_default(),
-        propagate_tags: input.propagate_tags.clone(),
-        enable_execute_command: input.enable_execute_command.unwrap_or(false),
-        owner: None,
-    };
-    let l = prepare(ecs, ctx, spec).await?;
     let request = PlacementRequest::new(
         count as usize,
         input.placement_strategy.as_deref(),
         input.placement_constraints.as_deref(),
     )?;
-    let Launched {
-        tasks, failures, ..
-    } = launch(ecs, ctx, &l, &request).await?;
+    // One launch per provider of the strategy, each with its share of
+    // `count` (RunTask's base and weights apply within the call, as on ECS).
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for part in capacity.split(count as u32, |_| 0) {
+        let spec = LaunchSpec {
+            allow_inactive: false,
+            cluster: input.cluster.clone(),
+            task_definition: input.task_definition.clone(),
+            launch_type: part.launch_type,
+            capacity_provider: part.provider.clone(),
+            network: input.network_configuration.clone(),
+            overrides: input.overrides.clone(),
+            started_by: input.started_by.clone(),
+            group: input.group.clone(),
+            tags: input.tags.clone().unwrap_or_default(),
+            propagate_tags: input.propagate_tags.clone(),
+            enable_execute_command: input.enable_execute_command.unwrap_or(false),
+            owner: None,
+        };
+        let l = prepare(ecs, ctx, spec).await?;
+        let request = PlacementRequest {
+            count: part.count as usize,
+            ..request.clone()
+        };
+        match launch(ecs, ctx, &l, &request).await {
+            Ok(Launched {
+                tasks: placed,
+                failures: unplaced,
+                ..
+            }) => {
+                tasks.extend(placed);
+                failures.extend(unplaced);
+            }
+            // An Auto Scaling group provider with no instance in the
+            // cluster: its share of the tasks is not placed.
+            Err(EcsError::InvalidParameter(m)) if l.instance_provider().is_some() => {
+                failures.push(Failure {
+                    arn: cluster.cluster_arn.clone(),
+                    reason: Some(format!(
+                        "{m} (capacity provider {})",
+                        part.provider.unwrap_or_default()
+                    )),
+                    detail: None,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
     if let Some(t) = &input.client_token {
         let doc = RunTokenDoc {
             token: t.clone(),
@@ -156,6 +157,7 @@ pub async fn start(
         cluster: input.cluster.clone(),
         task_definition: input.task_definition.clone(),
         launch_type: LaunchType::Ec2,
+        capacity_provider: None,
         network: input.network_configuration.clone(),
         overrides: input.overrides.clone(),
         started_by: input.started_by.clone(),
