@@ -17,6 +17,7 @@
 
 pub(crate) mod pool;
 
+use super::capacity_providers::strategy::Capacity;
 use super::services::ServiceDoc;
 use super::tasks::{self, TaskDoc};
 use super::{container_instances, task_definitions, Ecs, InstanceDoc};
@@ -142,10 +143,7 @@ impl Ecs {
                     if p.managed.is_none() {
                         continue;
                     }
-                    match self
-                        .scale_provider(engine, &ctx, &c.value.id(), &p, hook)
-                        .await
-                    {
+                    match self.scale_provider(engine, &ctx, &c.value, &p, hook).await {
                         Ok(o) => out.push(o),
                         Err(e) => {
                             tracing::warn!(provider = %p.name, error = %e, "managed scaling failed")
@@ -161,10 +159,12 @@ impl Ecs {
         &self,
         engine: &ScalingEngine,
         ctx: &RequestContext,
-        cluster: &str,
+        cluster_doc: &Cluster,
         p: &PoolProvider,
         hook: Arc<dyn ScalingHook>,
     ) -> Result<Observed, EcsError> {
+        let cluster_name = cluster_doc.id();
+        let cluster = cluster_name.as_str();
         let settings = p.managed.unwrap_or_default();
         let now = self.now().as_millis();
         let key = format!("{}\t{}\t{cluster}\t{}", ctx.account_id, ctx.region, p.name);
@@ -197,7 +197,7 @@ impl Ecs {
                 }
             })
             .collect();
-        let waiting = waiting_tasks(self, ctx, &services, &live).await?;
+        let waiting = waiting_tasks(self, ctx, cluster_doc, &p.name, &services, &live).await?;
         let running = hosts.len() as u32;
         let launching = {
             let mut mem = engine.memory.lock();
@@ -314,7 +314,15 @@ impl Ecs {
             .cloned()
             .collect();
         if !gone.is_empty() {
-            let current = (running as usize + removing.len() - forgotten.len()) as u32;
+            // The provider's hosts: the active ones and those being removed.
+            let current = p
+                .instances
+                .iter()
+                .filter(|d| {
+                    d.instance.status.as_deref() == Some(container_instances::ACTIVE)
+                        || (removing.contains(&d.id) && !forgotten.contains(&d.id))
+                })
+                .count() as u32;
             let refs = gone
                 .iter()
                 .map(|d| HostRef {
@@ -374,24 +382,44 @@ async fn services_of(
         .collect())
 }
 
-/// The tasks services want and have not got: per service, its desired
-/// count beyond its live tasks, each needing what its task definition
-/// asks.
+/// The tasks services want on `provider` and have not got: per service,
+/// its desired count beyond its live tasks, split over its capacity
+/// provider strategy as a launch would split them, each needing what its
+/// task definition asks.
 async fn waiting_tasks(
     ecs: &Ecs,
     ctx: &RequestContext,
+    cluster: &Cluster,
+    provider: &str,
     services: &[ServiceDoc],
     live: &[TaskDoc],
 ) -> Result<Vec<Waiting>, EcsError> {
     let mut out = Vec::new();
     let mut demands: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for s in services.iter().filter(|s| !s.daemon()) {
+        let Ok(capacity) = Capacity::resolve(
+            s.service.launch_type.as_ref(),
+            s.service.capacity_provider_strategy.as_ref(),
+            cluster,
+        ) else {
+            continue;
+        };
         let want = s.service.desired_count.unwrap_or(0).max(0) as u32;
-        let have = live
+        let mine: Vec<&TaskDoc> = live
             .iter()
             .filter(|t| t.service.as_ref().is_some_and(|o| o.service_name == s.name))
-            .count() as u32;
-        let missing = want.saturating_sub(have);
+            .collect();
+        let on = |p: &str| {
+            mine.iter()
+                .filter(|t| t.task.capacity_provider_name.as_deref() == Some(p))
+                .count() as u32
+        };
+        let missing = capacity
+            .split(want.saturating_sub(mine.len() as u32), on)
+            .into_iter()
+            .filter(|part| part.provider.as_deref() == Some(provider))
+            .map(|part| part.count)
+            .sum::<u32>();
         let Some(td) = s.service.task_definition.clone().filter(|_| missing > 0) else {
             continue;
         };

@@ -2,7 +2,7 @@
 //! a cluster's Auto Scaling group providers as plain values (their
 //! `managedScaling` settings and the instances that joined each).
 
-use super::super::{Ecs, InstanceDoc};
+use super::super::{capacity_providers, Ecs, InstanceDoc};
 use berth_core::EcsError;
 use berth_scheduler::scaling::Settings;
 use berth_wire::ecs::*;
@@ -22,7 +22,6 @@ pub(crate) struct PoolProvider {
     pub instances: Vec<InstanceDoc>,
 }
 
-#[allow(dead_code, reason = "called once the capacity provider documents are merged")]
 /// `managedScaling` as numbers, ECS's defaults filled in; `None` unless
 /// ENABLED.
 pub fn settings_of(m: Option<&ManagedScaling>) -> Option<Settings> {
@@ -42,7 +41,6 @@ pub fn settings_of(m: Option<&ManagedScaling>) -> Option<Settings> {
 }
 
 /// A stored provider and its instances as a [`PoolProvider`].
-#[allow(dead_code, reason = "called once the capacity provider documents are merged")]
 pub(crate) fn pool_provider(p: &CapacityProvider, instances: Vec<InstanceDoc>) -> PoolProvider {
     let asg = p.auto_scaling_group_provider.as_ref();
     PoolProvider {
@@ -55,12 +53,16 @@ pub(crate) fn pool_provider(p: &CapacityProvider, instances: Vec<InstanceDoc>) -
     }
 }
 
-/// The Auto Scaling group providers of `cluster`. The capacity provider
-/// documents arrive with the capacity branch; until then a cluster has none.
+/// The Auto Scaling group providers of `cluster` with their instances.
 pub(crate) async fn providers(
-    _ecs: &Ecs,
-    _ctx: &RequestContext,
-    _cluster: &Cluster,
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    cluster: &Cluster,
 ) -> Result<Vec<PoolProvider>, EcsError> {
-    Ok(Vec::new())
+    Ok(capacity_providers::pool(ecs, ctx, cluster)
+        .await?
+        .into_iter()
+        .filter(|(p, _)| p.auto_scaling_group_provider.is_some())
+        .map(|(p, instances)| pool_provider(&p, instances))
+        .collect())
 }
