@@ -143,3 +143,83 @@ def test_a_service_that_does_not_fit_gets_a_host_and_gives_it_back(scaled):
     assert all(c["accountId"] == ACCOUNT_A.account_id and c["cluster"] == "ours"
                for c in calls(hook_dir))
     assert stranger.list_container_instances(cluster="theirs")["containerInstanceArns"] == []
+
+
+MI_IMAGE = "berth-test/managed-instance:local"
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """A server whose provider `fleet` scales with berth's own Docker
+    launcher (agent containers on the host network, no mounts)."""
+    import docker_cluster
+    problem = docker_cluster.engine_problem()
+    if problem:
+        pytest.skip(problem)
+    env = dict(os.environ, BERTH_BIN=str(harness.berth_bin()), BERTH_IMAGE=MI_IMAGE)
+    import subprocess
+    subprocess.run([str(harness.REPO / "scripts" / "berth-image.sh")], env=env, check=True,
+                   capture_output=True, timeout=600)
+    config = tmp_path / "berth.toml"
+    config.write_text(
+        f'[[credentials]]\naccess_key_id = "{ACCOUNT_A.access_key_id}"\n'
+        f'secret_access_key = "{ACCOUNT_A.secret_access_key}"\naccount_id = "{ACCOUNT_A.account_id}"\n'
+        f"""
+[scaling]
+interval = 1
+scale_in_after = 2
+
+[[scaling_hooks]]
+account_id = "{ACCOUNT_A.account_id}"
+provider = "fleet"
+docker = {{ image = "{MI_IMAGE}", network = "host", access_key_id = "{ACCOUNT_A.access_key_id}", memory_mib = 256, cpus = 0.5 }}
+""")
+    srv = BerthServer(tmp_path / "data", config=config).start()
+    cluster = harness.unique("mi")
+    yield srv, cluster
+    srv.stop()
+    ids = docker_cluster.docker("ps", "-aq", "--filter",
+                                f"label=berth.managed-instance.cluster={cluster}").stdout.split()
+    if ids:
+        docker_cluster.docker("rm", "-f", "-v", *ids, check=False)
+
+
+def test_berths_docker_launcher_scales_out_one_agent_container_and_back_in(fleet):
+    import docker_cluster
+    srv, cluster = fleet
+    ecs = srv.client(ACCOUNT_A)
+    ecs.create_capacity_provider(name="fleet", autoScalingGroupProvider=asg("fleet"))
+    ecs.create_cluster(clusterName=cluster, capacityProviders=["fleet"],
+                       defaultCapacityProviderStrategy=[{"capacityProvider": "fleet", "weight": 1}])
+    ecs.register_task_definition(family="mi", containerDefinitions=[{
+        "name": "main", "image": "host", "memory": 32, "stopTimeout": 2,
+        "entryPoint": ["/bin/sh", "-c"], "command": ["exec sleep 600"]}])
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition="mi", desiredCount=1)
+
+    def containers():
+        out = docker_cluster.docker("ps", "-a", "--format", "{{.Names}}", "--filter",
+                                    f"label=berth.managed-instance.cluster={cluster}").stdout
+        return out.split()
+    names = wait("an agent container", containers)
+    assert len(names) == 1 and names[0].startswith("berth-mi-fleet-")
+    inspect = json.loads(docker_cluster.docker("inspect", names[0]).stdout)[0]
+    assert inspect["Mounts"] == [] and inspect["HostConfig"]["Memory"] == 256 << 20
+    assert inspect["Config"]["Labels"]["berth.managed-instance.account"] == ACCOUNT_A.account_id
+    arns = wait("the container's agent to join", lambda: ecs.list_container_instances(
+        cluster=cluster)["containerInstanceArns"], timeout=90)
+    inst = ecs.describe_container_instances(cluster=cluster, containerInstances=arns)[
+        "containerInstances"][0]
+    assert inst["capacityProviderName"] == "fleet"
+    assert {"name": "berth.managed-instance", "value": names[0]} in inst["attributes"]
+
+    def running():
+        ts = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+        return ts and [t for t in ecs.describe_tasks(cluster=cluster, tasks=ts)["tasks"]
+                       if t["lastStatus"] == "RUNNING"]
+    assert wait("the task to run", running, timeout=90)[0]["containerInstanceArn"] == arns[0]
+
+    ecs.update_service(cluster=cluster, service="web", desiredCount=0)
+    wait("the agent container to be removed", lambda: containers() == [], timeout=90)
+    wait("the host to be deregistered", lambda: [
+        i for i in ecs.describe_container_instances(cluster=cluster, containerInstances=arns)[
+            "containerInstances"] if i["status"] == "INACTIVE"])

@@ -13,6 +13,8 @@
 //! command = ["/usr/local/bin/pool-scale", "--verbose"]  # exec'd, no shell
 //! timeout = 120                 # seconds (default 300)
 //! env = { POOL_IMAGE = "berth:local" }  # the command's whole environment, with PATH
+//! # or berth's own launcher of agent containers (managed_instances.rs):
+//! # docker = { access_key_id = "AKIA...", network = "host", memory_mib = 512, cpus = 1.0 }
 //! # or, instead of command:
 //! # url = "https://hooks.example/scale"  # POST of the JSON request
 //! # secret = "..."                        # signs it: X-Berth-Signature: sha256=HMAC(ts.body)
@@ -57,6 +59,10 @@ pub struct HookEntry {
     pub url: Option<String>,
     #[serde(default)]
     pub secret: Option<String>,
+    /// berth's own launcher of agent hosts as Docker containers
+    /// (`managed_instances`), instead of a command or a URL.
+    #[serde(default)]
+    pub docker: Option<crate::managed_instances::DockerSection>,
 }
 
 /// The hooks and the engine's timings, checked.
@@ -65,6 +71,9 @@ pub struct ScalingConfig {
     pub interval: Duration,
     pub scale_in_after: Duration,
     hooks: Vec<(HookEntry, Arc<dyn ScalingHook>)>,
+    /// Docker launchers, built once the server knows its endpoint: the
+    /// entry and its agents' secret key.
+    launchers: Vec<(HookEntry, String)>,
 }
 
 impl std::fmt::Debug for ScalingConfig {
@@ -78,7 +87,11 @@ impl std::fmt::Debug for ScalingConfig {
 }
 
 impl ScalingConfig {
-    pub fn new(section: &ScalingSection, entries: &[HookEntry]) -> anyhow::Result<ScalingConfig> {
+    pub fn new(
+        section: &ScalingSection,
+        entries: &[HookEntry],
+        credentials: &[crate::config::CredentialEntry],
+    ) -> anyhow::Result<ScalingConfig> {
         let secs = |name: &str, v: Option<f64>, d: f64| -> anyhow::Result<Duration> {
             let s = v.unwrap_or(d);
             anyhow::ensure!(
@@ -88,11 +101,29 @@ impl ScalingConfig {
             Ok(Duration::from_secs_f64(s))
         };
         let mut hooks = Vec::new();
+        let mut launchers = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             anyhow::ensure!(
                 e.account_id.len() == 12 && e.account_id.bytes().all(|b| b.is_ascii_digit()),
                 "scaling_hooks[{i}].account_id must be a 12-digit account"
             );
+            if let Some(d) = &e.docker {
+                anyhow::ensure!(
+                    e.command.is_none() && e.url.is_none(),
+                    "scaling_hooks[{i}] needs exactly one of command, url and docker"
+                );
+                let key = credentials
+                    .iter()
+                    .find(|c| c.access_key_id == d.access_key_id && c.account_id == e.account_id)
+                    .with_context(|| {
+                        format!(
+                            "scaling_hooks[{i}].docker.access_key_id must be a [[credentials]] key of account {}",
+                            e.account_id
+                        )
+                    })?;
+                launchers.push((e.clone(), key.secret_access_key.clone()));
+                continue;
+            }
             let hook: Arc<dyn ScalingHook> = match (&e.command, &e.url) {
                 (Some(cmd), None) => {
                     anyhow::ensure!(
@@ -110,7 +141,9 @@ impl ScalingConfig {
                     WebhookHook::new(url, e.secret.clone(), secs("timeout", e.timeout, 30.0)?)
                         .with_context(|| format!("scaling_hooks[{i}].url"))?,
                 ),
-                _ => anyhow::bail!("scaling_hooks[{i}] needs exactly one of command and url"),
+                _ => {
+                    anyhow::bail!("scaling_hooks[{i}] needs exactly one of command, url and docker")
+                }
             };
             hooks.push((e.clone(), hook));
         }
@@ -118,7 +151,20 @@ impl ScalingConfig {
             interval: secs("interval", section.interval, 5.0)?.max(Duration::from_millis(100)),
             scale_in_after: secs("scale_in_after", section.scale_in_after, 900.0)?,
             hooks,
+            launchers,
         })
+    }
+
+    /// Builds the Docker launchers, whose hosts reach the server at
+    /// `endpoint` unless their entry names another URL.
+    pub fn with_launchers(mut self, endpoint: &str) -> anyhow::Result<Self> {
+        for (e, secret) in std::mem::take(&mut self.launchers) {
+            let d = e.docker.clone().expect("a launcher entry has docker");
+            let url = d.endpoint.clone().unwrap_or_else(|| endpoint.to_string());
+            let hook = crate::managed_instances::DockerLauncher::new(d, url, secret)?;
+            self.hooks.push((e, Arc::new(hook)));
+        }
+        Ok(self)
     }
 
     /// Adds a hook for code (berth's own Docker launcher, tests).
@@ -128,7 +174,7 @@ impl ScalingConfig {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hooks.is_empty()
+        self.hooks.is_empty() && self.launchers.is_empty()
     }
 }
 
@@ -153,10 +199,11 @@ impl HookTable for ScalingConfig {
 
 /// Runs the engine every `interval` while the server runs (nothing to do
 /// without hooks).
-pub fn spawn(ecs: Ecs, config: &ScalingConfig) {
+pub fn spawn(ecs: Ecs, config: &ScalingConfig, endpoint: &str) -> anyhow::Result<()> {
     if config.is_empty() {
-        return;
+        return Ok(());
     }
+    let config = config.clone().with_launchers(endpoint)?;
     let interval = config.interval;
     let engine = ScalingEngine::new(Arc::new(config.clone()), config.scale_in_after);
     tokio::spawn(async move {
@@ -182,6 +229,7 @@ pub fn spawn(ecs: Ecs, config: &ScalingConfig) {
             }
         }
     });
+    Ok(())
 }
 
 /// A command the operator configured, exec'd without a shell:
@@ -412,7 +460,7 @@ mod tests {
             url = "http://127.0.0.1:9/hook"
             "#,
         );
-        let c = ScalingConfig::new(&s, &e).unwrap();
+        let c = ScalingConfig::new(&s, &e, &[]).unwrap();
         assert!(c.hook("111111111111", "us-east-1", "pool").is_some());
         // Another account naming its provider the same gets nothing: a
         // stranger's CreateCapacityProvider never reaches the operator's hook.
@@ -431,9 +479,11 @@ mod tests {
             "[[scaling_hooks]]\naccount_id = \"111111111111\"\ncommand = [\"x\"]\nurl = \"http://a/\"",
             "[[scaling_hooks]]\naccount_id = \"111111111111\"\nurl = \"ftp://a/\"",
             "[scaling]\ninterval = -1",
+            // A launcher's key must be one of its own account's.
+            "[[scaling_hooks]]\naccount_id = \"111111111111\"\ndocker = { access_key_id = \"AKIAOTHER\" }",
         ] {
             let (s, e) = entries(bad);
-            assert!(ScalingConfig::new(&s, &e).is_err(), "{bad}");
+            assert!(ScalingConfig::new(&s, &e, &[]).is_err(), "{bad}");
         }
         assert!(
             toml::from_str::<HookEntry>("account_id = \"111111111111\"\nshell = \"x\"").is_err()

@@ -58,7 +58,14 @@ pub struct ScaleRequest {
 pub struct HostRef {
     pub container_instance_arn: String,
     pub ec2_instance_id: Option<String>,
+    /// Its `berth.managed-instance` attribute: the container berth's
+    /// managed instances provider started it as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_instance: Option<String>,
 }
+
+/// The attribute a managed instance's agent registers with.
+pub const MANAGED_INSTANCE_ATTRIBUTE: &str = "berth.managed-instance";
 
 /// Adds or removes a provider's hosts (a command, a webhook, berth's own
 /// Docker launcher). An error is logged and the round tried again later.
@@ -328,6 +335,13 @@ impl Ecs {
                 .map(|d| HostRef {
                     container_instance_arn: d.arn().to_string(),
                     ec2_instance_id: d.instance.ec2_instance_id.clone(),
+                    managed_instance: d
+                        .instance
+                        .attributes
+                        .iter()
+                        .flatten()
+                        .find(|a| a.name == MANAGED_INSTANCE_ATTRIBUTE)
+                        .and_then(|a| a.value.clone()),
                 })
                 .collect();
             let desired = current.saturating_sub(gone.len() as u32);
