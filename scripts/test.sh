@@ -53,5 +53,16 @@ if ! wait "$venvs_pid"; then
 fi
 cat target/thirdparty-venvs.log
 
-step "conformance suite: real berth server, aws-cli and boto3 (pytest)"
-BERTH_THIRDPARTY=required BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest tests/conformance -q -p no:cacheprovider
+step "test images (built once here, so parallel test workers find them current)"
+if docker version >/dev/null 2>&1; then
+    scripts/test-images.sh
+    BERTH_BIN="$PWD/target/debug/berth" scripts/berth-image.sh
+fi
+
+# Most conformance tests wait on servers, agents and containers rather than
+# compute, so files run on several workers at once (pytest-xdist; a file's
+# tests stay on one worker, in order, with its module fixtures).
+workers=${BERTH_TEST_WORKERS:-3}
+step "conformance suite: real berth server, aws-cli and boto3 (pytest, $workers workers)"
+BERTH_THIRDPARTY=required BERTH_BIN="$PWD/target/debug/berth" \
+    python3 -m pytest tests/conformance -q -p no:cacheprovider -n "$workers" --dist loadfile

@@ -139,12 +139,22 @@ def test_prefect_ecs_worker_runs_flows(server, ecs, make_client, name, tmp_path,
 
         # berth ran them as tasks of the cluster (a run is final in Prefect
         # a moment before its process has exited), in the subnets EC2 showed.
+        def listed(desired):
+            return [a for page in ecs.get_paginator("list_tasks").paginate(
+                cluster=cluster, desiredStatus=desired) for a in page["taskArns"]]
+
         def stopped():
-            arns = [a for page in ecs.get_paginator("list_tasks").paginate(
-                cluster=cluster, desiredStatus="STOPPED") for a in page["taskArns"]]
-            return arns if len(arns) == 3 else None
-        tasks = ecs.describe_tasks(cluster=cluster, tasks=wait_for("3 stopped tasks", stopped,
-                                                                   60))["tasks"]
+            arns = listed("STOPPED")
+            return arns if len(arns) == 3 and not listed("RUNNING") else None
+        try:
+            arns = wait_for("3 stopped tasks", stopped, 180)
+        except AssertionError:
+            arns = listed("STOPPED") + listed("RUNNING")
+            seen = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+            pytest.fail("expected the 3 flow runs' tasks, stopped; the cluster has: " + repr(
+                [(t["taskArn"], t["lastStatus"], t.get("stoppedReason")) for t in seen])
+                + f"\n--- worker ---\n{tail('worker')}")
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
         subnets = {d["value"] for t in tasks for a in t["attachments"]
                    for d in a["details"] if d["name"] == "subnetId"}
         ec2 = make_client("ec2")
