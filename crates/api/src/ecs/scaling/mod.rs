@@ -5,7 +5,8 @@
 //!
 //! - **Waiting tasks** are a service's desired tasks that have no live
 //!   task (the service scheduler could not place them), with the demand of
-//!   the service's task definition.
+//!   the service's task definition, split over its strategy; and tasks of
+//!   the provider that exist without a host (PROVISIONING).
 //! - **Termination protection**: only hosts with no task but daemons' are
 //!   chosen for scale-in; a host that got a task meanwhile stays.
 //! - **Draining**: a chosen host is set DRAINING (nothing new lands on
@@ -449,6 +450,17 @@ async fn waiting_tasks(
             cpu: demand.0,
             memory: demand.1,
             count: missing,
+        });
+    }
+    // Tasks of this provider that exist but have no host yet (ECS's
+    // PROVISIONING wait for capacity).
+    for t in live.iter().filter(|t| {
+        t.instance_id.is_none() && t.task.capacity_provider_name.as_deref() == Some(provider)
+    }) {
+        out.push(Waiting {
+            cpu: t.reserved.cpu,
+            memory: t.reserved.memory,
+            count: 1,
         });
     }
     Ok(out)

@@ -108,7 +108,7 @@ async fn apply(
                     "Specifying a capacity provider strategy is not supported when you create a service using the DAEMON scheduling strategy.",
                 ));
             }
-            let lt = launch::launch_type_of(None, Some(list), &cluster)?;
+            let lt = launch::launch_type_of(None, Some(list), cluster)?;
             s.capacity_provider_strategy = Some(list.clone());
             s.launch_type = None;
             lt
@@ -116,7 +116,7 @@ async fn apply(
         None => launch::launch_type_of(
             s.launch_type.as_ref(),
             s.capacity_provider_strategy.as_ref(),
-            &cluster,
+            cluster,
         )?,
     };
     let placement_strategy = input
