@@ -210,12 +210,10 @@ def test_strategies_are_checked_as_ecs_checks_them(ecs, name):
         return error(lambda: ecs.run_task(cluster=c, taskDefinition=fam, networkConfiguration=NETWORK,
                                           capacityProviderStrategy=strategy))
 
-    mixed = [{"capacityProvider": "FARGATE", "base": 2}, {"capacityProvider": "FARGATE_SPOT", "weight": 1},
-             {"capacityProvider": p, "weight": 3}]
-    assert "both Fargate capacity providers and Auto Scaling group" in run(mixed)[1]
     assert "Only one capacity provider" in run([{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
                                                  {"capacityProvider": "FARGATE_SPOT", "base": 1}])[1]
-    assert "weight greater than zero" in run([{"capacityProvider": "FARGATE", "base": 1}])[1]
+    assert "weight greater than zero" in run([{"capacityProvider": "FARGATE", "base": 1},
+                                              {"capacityProvider": "FARGATE_SPOT"}])[1]
     assert "maximum of 20" in run([{"capacityProvider": f"p{i}", "weight": 1} for i in range(21)])[1]
     ecs.delete_cluster(cluster=c)
     ecs.delete_capacity_provider(capacityProvider=p)
@@ -271,6 +269,38 @@ def test_a_service_splits_base_then_weights_over_fargate_and_spot(ecs, name):
         ))[0] == "ResourceInUseException"
     finally:
         ecs.delete_service(cluster=c, service=svc, force=True)
+
+
+def test_one_service_over_fargate_spot_and_an_agent_pool(ecs, server, name, tmp_path):
+    """The issue's cluster: base 2 on FARGATE, then 1:3 over FARGATE_SPOT and a
+    pool of agents (ECS refuses mixing Fargate with Auto Scaling group
+    providers; berth allows it, both being its own capacity)."""
+    p, c = name("mixp"), name("mix")
+    ecs.create_capacity_provider(name=p, autoScalingGroupProvider=asg(p))
+    ecs.create_cluster(clusterName=c, capacityProviders=["FARGATE", "FARGATE_SPOT", p])
+    agent = PoolAgent(server, c, p, tmp_path / "mix-agent").start()
+    fam = both_family(ecs, name("mix"))
+    svc = name("svc")
+    try:
+        [instance] = wait_for_instances(ecs, c, 1)
+        ecs.create_service(cluster=c, serviceName=svc, taskDefinition=fam, desiredCount=6,
+                           networkConfiguration=NETWORK, capacityProviderStrategy=[
+                               {"capacityProvider": "FARGATE", "base": 2, "weight": 0},
+                               {"capacityProvider": "FARGATE_SPOT", "weight": 1},
+                               {"capacityProvider": p, "weight": 3}])
+        ecs.get_waiter("services_stable").wait(cluster=c, services=[svc], WaiterConfig=FAST)
+        arns = ecs.list_tasks(cluster=c, serviceName=svc)["taskArns"]
+        tasks = ecs.describe_tasks(cluster=c, tasks=arns)["tasks"]
+        # 2 on FARGATE (base, weight 0), then 4 at 1:3: FARGATE_SPOT 1, pool 3.
+        assert Counter(t["capacityProviderName"] for t in tasks) == \
+            {"FARGATE": 2, "FARGATE_SPOT": 1, p: 3}
+        for t in tasks:
+            pool = t["capacityProviderName"] == p
+            assert t["launchType"] == ("EC2" if pool else "FARGATE")
+            assert (t.get("containerInstanceArn") == instance) == pool
+    finally:
+        ecs.delete_service(cluster=c, service=svc, force=True)
+        agent.stop()
 
 
 def spot_interrupt_via(ecs, cluster, task):

@@ -73,8 +73,9 @@ impl Capacity {
         Ok(Capacity::Strategy(items.clone()))
     }
 
-    /// The launch type its tasks have (one for the whole strategy: it
-    /// cannot mix FARGATE and Auto Scaling group providers).
+    /// The launch type a service or launch is checked against: the first
+    /// provider's (a mixed strategy's parts still launch each with their
+    /// provider's own launch type: see [`Capacity::split`]).
     pub fn launch_type(&self) -> LaunchType {
         match self {
             Capacity::LaunchType(lt) => lt.clone(),
@@ -100,7 +101,10 @@ impl Capacity {
             .iter()
             .map(|i| Share {
                 base: i.base.unwrap_or(0).max(0) as u32,
-                weight: i.weight.unwrap_or(0).max(0) as u32,
+                weight: match (items.len(), i.weight.unwrap_or(0).max(0)) {
+                    (1, 0) => 1,
+                    (_, w) => w as u32,
+                },
             })
             .collect();
         let now: Vec<u32> = items
@@ -161,20 +165,17 @@ pub(crate) fn validate(
             "Only one capacity provider in a capacity provider strategy can have a base defined.",
         ));
     }
-    if !items.iter().any(|i| i.weight.unwrap_or(0) > 0) {
+    // A lone provider takes every task whatever its weight (the common
+    // `capacityProvider=FARGATE_SPOT` with no weight runs, as on ECS).
+    if items.len() > 1 && !items.iter().any(|i| i.weight.unwrap_or(0) > 0) {
         return Err(EcsError::invalid(
             "At least one capacity provider in a capacity provider strategy must have a weight greater than zero.",
         ));
     }
-    let fargate = items
-        .iter()
-        .filter(|i| is_fargate(&i.capacity_provider))
-        .count();
-    if fargate > 0 && fargate < items.len() {
-        return Err(EcsError::invalid(
-            "A capacity provider strategy can't contain both Fargate capacity providers and Auto Scaling group capacity providers.",
-        ));
-    }
+    // ECS refuses a strategy mixing Fargate with Auto Scaling group
+    // providers; berth allows it (issue 11: base on FARGATE, the rest
+    // weighted over FARGATE_SPOT and an agent pool), since both are its
+    // own capacity. Each provider's part launches with its own launch type.
     Ok(())
 }
 
@@ -233,9 +234,27 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(refused(vec![item("FARGATE", 0, 1), item("pool", 0, 1)]).contains("both Fargate"));
+        // berth, unlike ECS, lets Fargate and agent pools share a strategy.
+        let mixed = vec![item("FARGATE", 2, 0), item("FARGATE_SPOT", 0, 1), item("pool", 0, 3)];
+        let parts = Capacity::resolve(None, Some(&mixed), &c).unwrap().split(10, |_| 0);
+        let got: Vec<_> = parts
+            .iter()
+            .map(|p| (p.provider.as_deref().unwrap(), p.launch_type.clone(), p.count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("FARGATE", LaunchType::Fargate, 2),
+                ("FARGATE_SPOT", LaunchType::Fargate, 2),
+                ("pool", LaunchType::Ec2, 6)
+            ]
+        );
         assert!(refused(vec![item("pool", 1, 1), item("other", 1, 1)]).contains("Only one"));
-        assert!(refused(vec![item("pool", 1, 0)]).contains("weight greater than zero"));
+        assert!(refused(vec![item("pool", 1, 0), item("other", 0, 0)])
+            .contains("weight greater than zero"));
+        // A lone provider needs no weight.
+        let lone = Capacity::resolve(None, Some(&vec![item("pool", 0, 0)]), &c).unwrap();
+        assert_eq!(lone.split(3, |_| 0)[0].count, 3);
         assert!(refused(vec![item("elsewhere", 0, 1)]).contains("not associated"));
         assert!(refused(vec![item("pool", 0, 1001)]).contains("0-1000"));
         assert!(refused(vec![item("pool", 0, 1), item("pool", 0, 1)]).contains("more than once"));
