@@ -53,6 +53,11 @@ pub struct AgentArgs {
     /// host joins: tasks of strategies naming it are placed here.
     #[arg(long, value_name = "NAME")]
     capacity_provider: Option<String>,
+    /// A custom attribute this host registers with (NAME=VALUE, or NAME
+    /// alone); repeat for more. berth's managed instances name their
+    /// container with `berth.managed-instance`.
+    #[arg(long = "attribute", value_name = "NAME=VALUE")]
+    attributes: Vec<String>,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -81,6 +86,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     config
         .attributes
         .insert("ecs.availability-zone".into(), Some(zone));
+    for a in &args.attributes {
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (a.as_str(), None),
+        };
+        anyhow::ensure!(!name.is_empty(), "--attribute needs a name: {a:?}");
+        config.attributes.insert(name.into(), value);
+    }
     if let Some(p) = &args.capacity_provider {
         config
             .attributes

@@ -222,6 +222,11 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         service_task_settle: std::time::Duration::from_secs_f64(args.service_task_settle.max(0.0)),
         ..Timings::default()
     };
+    let scaling = berth_server::scaling::ScalingConfig::new(
+        &file.scaling,
+        &file.scaling_hooks,
+        &credentials,
+    )?;
     Ok(ServerConfig {
         listen: args.listen,
         data_dir,
@@ -232,6 +237,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         embedded_agent,
         http,
         tls,
+        scaling,
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod capacity;
 mod feasibility;
+pub mod scaling;
 mod scoring;
 pub mod service;
 mod snapshot;

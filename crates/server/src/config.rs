@@ -24,6 +24,11 @@
 //! throttle_rate = 20        # requests per second per access key (absent or 0: no throttling)
 //! throttle_burst = 40       # bucket size (default: twice the rate)
 //!
+//! [[scaling_hooks]]         # optional: managed scaling's hooks (see scaling.rs)
+//! account_id = "123456789012"
+//! provider = "pool"
+//! command = ["/usr/local/bin/pool-scale"]
+//!
 //! [tls]                     # optional: serve https (also --tls-cert / --tls-key)
 //! cert = "/etc/berth/server.pem"   # PEM certificate chain, leaf first
 //! key = "/etc/berth/server.key"    # PEM private key (PKCS#8, PKCS#1 or SEC1)
@@ -52,6 +57,8 @@ pub struct ServerConfig {
     pub http: HttpOptions,
     /// Serve https with this certificate and key.
     pub tls: Option<TlsFiles>,
+    /// Managed scaling's hooks and timings (`[scaling]`, `[[scaling_hooks]]`).
+    pub scaling: crate::scaling::ScalingConfig,
 }
 
 /// What one connection and one request may cost the server.
@@ -236,6 +243,11 @@ pub struct ConfigFile {
     /// Serve https (`[tls]`).
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Managed scaling (`[scaling]`, `[[scaling_hooks]]`; see `scaling`).
+    #[serde(default)]
+    pub scaling: crate::scaling::ScalingSection,
+    #[serde(default)]
+    pub scaling_hooks: Vec<crate::scaling::HookEntry>,
 }
 
 impl ConfigFile {

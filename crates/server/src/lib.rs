@@ -10,7 +10,9 @@ pub mod credentials;
 mod embedded;
 mod gate;
 mod http;
+pub mod managed_instances;
 mod protocol;
+pub mod scaling;
 mod services;
 mod sse;
 mod tls;
@@ -105,6 +107,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     spawn_sweeper(ecs.clone());
     // The service scheduler: keeps every service's tasks as it asks.
     tokio::spawn(ecs.clone().run_services());
+    // Managed scaling: the operator's hooks add and remove agent hosts.
+    scaling::spawn(ecs.clone(), &config.scaling, &endpoint).context("starting managed scaling")?;
     // Per-key policies: a bad one stops the server here, with its reason.
     let policies = authorize::Policies::from_entries(&config.credentials, &config.roles)?;
     let state = http::AppState::new(

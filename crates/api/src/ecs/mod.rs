@@ -8,6 +8,7 @@ mod container_instances;
 mod daemons;
 mod liveness;
 mod paging;
+pub mod scaling;
 mod services;
 mod sweeper;
 mod tags;

@@ -496,7 +496,6 @@ pub async fn describe(
 /// A cluster's Auto Scaling group providers and the instances that joined
 /// each, for the engines of managed scaling, termination protection and
 /// draining.
-#[allow(dead_code, reason = "read by the managed scaling engine to come")]
 pub(crate) async fn pool(
     ecs: &Ecs,
     ctx: &RequestContext,
