@@ -66,6 +66,12 @@ struct ServerArgs {
     /// A TOML file with `[[credentials]]` entries and an optional `regions` allowlist.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where the state lives: `sqlite` (DATA_DIR/berth.db, the default) or
+    /// a PostgreSQL URL, `postgres://USER:PASSWORD@HOST/DB` (a unix socket
+    /// as HOST percent-encoded: `postgres://USER@%2Frun%2Fpostgresql/DB`),
+    /// which several servers can share. Keys stay in the data dir.
+    #[arg(long, value_name = "STORE", env = "BERTH_STORE")]
+    store: Option<berth_server::config::StoreLocation>,
     /// How the embedded agent runs containers.
     #[command(flatten)]
     runtime: runtime::RuntimeArgs,
@@ -221,6 +227,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         listen: args.listen,
         data_dir,
+        store: args.store.or(file.store).unwrap_or_default(),
         credentials,
         roles: file.roles,
         regions: file.regions,

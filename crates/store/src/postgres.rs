@@ -36,7 +36,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const MAX_ATTEMPTS: u32 = 40;
 /// Serializes migrations of servers starting together (an arbitrary key
 /// for `pg_advisory_xact_lock`, "berth" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6265_7274_68;
+const MIGRATION_LOCK: i64 = 0x0062_6572_7468;
 
 pub struct PostgresStore {
     pool: Pool,
