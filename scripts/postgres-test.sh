@@ -8,7 +8,8 @@
 #
 # The cluster listens on a unix socket in its own directory only (no port to
 # collide with), trusts local connections, and syncs nothing to disk (it is
-# thrown away). initdb refuses to run as root, so as root the cluster runs as
+# thrown away) unless BERTH_PG_DURABLE=1 (for benchmarks beside SQLite,
+# which syncs every commit). initdb refuses to run as root, so as root the cluster runs as
 # `nobody`; the socket is reachable by every user.
 set -euo pipefail
 
@@ -40,8 +41,11 @@ start() {
     as_owner "$bin/initdb" -D "$dir/data" -U berth --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; return 1; }
     # Enough connections for several test pools at once; fsync off: throwaway.
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    local opts="-c listen_addresses='' -c unix_socket_directories='$dir' -c max_connections=300"
+    if [[ "${BERTH_PG_DURABLE:-}" != "1" ]]; then
+        opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$opts" \
         >/dev/null || { cat "$dir/server.log" >&2; return 1; }
     as_owner "$bin/createdb" -h "$dir" -U berth berth
     # A socket directory is the host, percent-encoded, in a URL.

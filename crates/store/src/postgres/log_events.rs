@@ -30,12 +30,15 @@ fn row_to_stream(r: &Row) -> StreamInfo {
 }
 
 fn row_to_event(r: &Row) -> Event {
+    let message: Vec<u8> = r.get(4);
     Event {
         stream: r.get(0),
         seq: r.get(1),
         timestamp: r.get(2),
         ingestion_time: r.get(3),
-        message: r.get(4),
+        // Written from a String, so always UTF-8.
+        message: String::from_utf8(message)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
 }
 
@@ -214,7 +217,7 @@ impl LogEventStore for PostgresStore {
                         info.last_seq += 1;
                         seqs.push(info.last_seq);
                         stamps.push(e.timestamp);
-                        messages.push(e.message.as_str());
+                        messages.push(e.message.as_bytes());
                         info.stored_bytes += e.message.len() as i64;
                         info.first_event_timestamp = Some(
                             info.first_event_timestamp
@@ -232,7 +235,7 @@ impl LogEventStore for PostgresStore {
                             "INSERT INTO log_events
                                (account, region, grp, stream, seq, ts, ingestion_time, message)
                              SELECT $1, $2, $3, $4, s, t, $5, m
-                             FROM unnest($6::bigint[], $7::bigint[], $8::text[]) AS e(s, t, m)",
+                             FROM unnest($6::bigint[], $7::bigint[], $8::bytea[]) AS e(s, t, m)",
                         )
                         .await?;
                     tx.execute(

@@ -5,6 +5,8 @@
 pub const MIGRATIONS: &[&str] = &[
     // 1: documents, log streams and log events, with the indexes the
     // SQLite schema has (see crate::sqlite::schema for why each exists).
+    // Messages are UTF-8 bytes: TEXT cannot hold the NUL character, which
+    // a log message (and SQLite's TEXT) may.
     r#"CREATE TABLE docs (
         account TEXT COLLATE "C" NOT NULL,
         region TEXT COLLATE "C" NOT NULL,
@@ -45,7 +47,7 @@ pub const MIGRATIONS: &[&str] = &[
         seq BIGINT NOT NULL,
         ts BIGINT NOT NULL,
         ingestion_time BIGINT NOT NULL,
-        message TEXT NOT NULL,
+        message BYTEA NOT NULL,
         PRIMARY KEY (account, region, grp, stream, seq)
     );
     CREATE INDEX log_events_by_stream_time ON log_events

@@ -313,3 +313,34 @@ pub async fn concurrent_appends_and_commits_all_land_durably(f: &Fixture) {
     assert_eq!(seqs, (1..=5000).collect::<Vec<_>>());
     assert_eq!(reopened.count(&scope(), "k", None, None).await.unwrap(), 50);
 }
+
+/// Any UTF-8 message comes back as it went in, NUL characters included.
+pub async fn messages_round_trip_exactly(f: &Fixture) {
+    let s = f.open().await;
+    s.create_stream(&scope(), "g", "a", 0).await.unwrap();
+    let messages = ["nul \0 inside", "émoji 🚢", "", "line\nbreak\ttab"];
+    let batch = messages
+        .iter()
+        .map(|m| NewEvent {
+            timestamp: 1,
+            message: m.to_string(),
+        })
+        .collect();
+    let info = s
+        .append(&scope(), "g", "a", batch, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    let bytes: usize = messages.iter().map(|m| m.len()).sum();
+    assert_eq!(info.stored_bytes, bytes as i64);
+    let all = StreamRead {
+        limit: 10,
+        ..Default::default()
+    };
+    let got = s.read_stream(&scope(), "g", "a", &all).await.unwrap();
+    let got: Vec<&str> = got.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(got, messages);
+    assert_eq!(s.delete_before(&scope(), "g", 5, 10).await.unwrap(), 4);
+    let info = s.stream(&scope(), "g", "a").await.unwrap().unwrap();
+    assert_eq!(info.stored_bytes, 0);
+}

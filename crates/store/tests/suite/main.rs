@@ -45,6 +45,7 @@ suite!(
     log_events::expiry_deletes_old_events_in_bounded_steps,
     log_events::deletes_take_streams_and_events_together,
     log_events::concurrent_appends_and_commits_all_land_durably,
+    log_events::messages_round_trip_exactly,
     concurrency::exactly_one_writer_wins_each_version,
     concurrency::increments_are_never_lost_and_batches_never_half_apply,
     concurrency::appends_from_several_stores_number_events_once,
