@@ -9,6 +9,7 @@ mod env;
 mod events;
 mod logs;
 mod runtime;
+mod store;
 mod tenancy;
 
 use berth_api::ecs::Timings;
@@ -46,6 +47,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Stream a server's events (ECS task, instance, service and deployment changes) to the terminal.
     Events(events::EventsArgs),
+    /// Move a server's state between stores: `berth store copy --from DATA_DIR --to postgres://…` (and back).
+    Store(store::StoreArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -261,6 +264,7 @@ fn main() -> anyhow::Result<()> {
         Command::Env(args) => env::print(args),
         Command::Logs(args) => tokio::runtime::Runtime::new()?.block_on(logs::run(args)),
         Command::Events(args) => tokio::runtime::Runtime::new()?.block_on(events::run(args)),
+        Command::Store(args) => tokio::runtime::Runtime::new()?.block_on(store::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }

@@ -15,6 +15,7 @@
 //! Log events are the exception: see [`LogEventStore`], the second trait a
 //! backend implements, in the same database.
 
+pub mod copy;
 mod log_events;
 mod postgres;
 mod sqlite;

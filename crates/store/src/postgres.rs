@@ -24,6 +24,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
+mod copy;
 mod log_events;
 mod schema;
 
@@ -205,12 +206,19 @@ impl PostgresStore {
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .await?;
         }
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS berth_migrations (
-                version INTEGER PRIMARY KEY,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await?;
+        // (Not IF NOT EXISTS: its notice would be logged at every start.)
+        let fresh = tx
+            .query_one("SELECT to_regclass('berth_migrations') IS NULL", &[])
+            .await?
+            .get::<_, bool>(0);
+        if fresh {
+            tx.batch_execute(
+                "CREATE TABLE berth_migrations (
+                    version INTEGER PRIMARY KEY,
+                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await?;
+        }
         let current: i32 = tx
             .query_one(
                 "SELECT COALESCE(MAX(version), 0) FROM berth_migrations",

@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+mod copy;
 mod log_events;
 mod schema;
 

@@ -29,7 +29,7 @@ fn row_to_stream(r: &Row) -> StreamInfo {
     }
 }
 
-fn row_to_event(r: &Row) -> Event {
+pub(super) fn row_to_event(r: &Row) -> Event {
     let message: Vec<u8> = r.get(4);
     Event {
         stream: r.get(0),

@@ -9,12 +9,10 @@ use std::sync::Arc;
 const STORES: usize = 4;
 const WRITERS_PER_STORE: usize = 6;
 
+/// STORES stores, opened at once: their migrations race too.
 async fn stores(f: &Fixture) -> Vec<Arc<dyn Backend>> {
-    let mut v = Vec::new();
-    for _ in 0..STORES {
-        v.push(f.open().await);
-    }
-    v
+    let (a, b, c, d) = tokio::join!(f.open(), f.open(), f.open(), f.open());
+    vec![a, b, c, d]
 }
 
 /// Every writer of every store tries to move a document from one version

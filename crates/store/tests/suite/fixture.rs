@@ -7,13 +7,14 @@
 //! them silently. `scripts/postgres-test.sh run cargo test -p berth-store`
 //! starts a throwaway server for them.
 
+use berth_store::copy::Transfer;
 use berth_store::{LogEventStore, PostgresStore, Scope, SqliteStore, Store};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// Both traits, as the server uses them.
-pub trait Backend: Store + LogEventStore {}
-impl<T: Store + LogEventStore> Backend for T {}
+/// Both traits, as the server uses them, and the copy's.
+pub trait Backend: Store + LogEventStore + Transfer {}
+impl<T: Store + LogEventStore + Transfer> Backend for T {}
 
 pub enum Fixture {
     Sqlite(tempfile::TempDir),

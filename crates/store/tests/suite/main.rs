@@ -3,6 +3,7 @@
 //! database (see fixture.rs for how CI is kept from skipping it).
 
 mod concurrency;
+mod copy;
 mod docs;
 mod fixture;
 mod log_events;
@@ -49,4 +50,5 @@ suite!(
     concurrency::exactly_one_writer_wins_each_version,
     concurrency::increments_are_never_lost_and_batches_never_half_apply,
     concurrency::appends_from_several_stores_number_events_once,
+    copy::a_store_copies_into_another_and_back_losing_nothing,
 );
