@@ -16,12 +16,13 @@ mkdir -p target
 scripts/thirdparty-venvs.sh > target/thirdparty-venvs.log 2>&1 &
 venvs_pid=$!
 
-step "Debian packages: a static busybox (test images are built from it; nothing can be pulled), docker-registry (a private registry for repositoryCredentials)"
+step "Debian packages: a static busybox (test images are built from it; nothing can be pulled), docker-registry (a private registry for repositoryCredentials), PostgreSQL (the store's second backend)"
 missing=()
 if ! command -v busybox >/dev/null 2>&1 || ldd "$(command -v busybox)" >/dev/null 2>&1; then
     missing+=(busybox-static)
 fi
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
     sudo=""
     if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
@@ -42,7 +43,15 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 step "cargo build"
 cargo build --quiet --workspace --bins
 
-step "unit and integration tests (cargo test)"
+step "a throwaway PostgreSQL server (scripts/postgres-test.sh), for the store suite and the conformance subset on it"
+pg_dir=$(mktemp -d /tmp/berth-pg.XXXXXX)
+trap 'scripts/postgres-test.sh stop "$pg_dir"' EXIT
+BERTH_TEST_POSTGRES=$(scripts/postgres-test.sh start "$pg_dir")
+# The store suite fails, rather than skips, if it cannot run on PostgreSQL.
+export BERTH_TEST_POSTGRES BERTH_TEST_POSTGRES_REQUIRED=1
+echo "PostgreSQL: $BERTH_TEST_POSTGRES"
+
+step "unit and integration tests (cargo test; the store suite on SQLite and PostgreSQL)"
 cargo test --quiet --workspace
 
 step "third-party virtualenvs ready"
@@ -66,3 +75,7 @@ workers=${BERTH_TEST_WORKERS:-3}
 step "conformance suite: real berth server, aws-cli and boto3 (pytest, $workers workers)"
 BERTH_THIRDPARTY=required BERTH_BIN="$PWD/target/debug/berth" \
     python3 -m pytest tests/conformance -q -p no:cacheprovider -n "$workers" --dist loadfile
+
+step "conformance subset on the PostgreSQL store: tasks and services (BERTH_TEST_STORE)"
+BERTH_TEST_STORE="$BERTH_TEST_POSTGRES" BERTH_BIN="$PWD/target/debug/berth" python3 -m pytest \
+    tests/conformance/test_tasks.py tests/conformance/test_services.py -q -p no:cacheprovider -n 2 --dist loadfile

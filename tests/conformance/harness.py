@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import requests
@@ -150,6 +150,23 @@ class Server:
         return getattr(self, "proc", None) is not None and self.proc.poll() is None
 
 
+def _postgres_store() -> Optional[str]:
+    """A fresh PostgreSQL database for one server when ``BERTH_TEST_STORE``
+    names a PostgreSQL server (``postgres://…``, e.g. the URL that
+    scripts/postgres-test.sh prints): the suite then runs on that backend.
+    Unset or ``sqlite``: each server keeps its own SQLite file."""
+    base = os.environ.get("BERTH_TEST_STORE", "").strip()
+    if base in ("", "sqlite"):
+        return None
+    name = "berth_" + uuid.uuid4().hex[:16]
+    r = subprocess.run(["psql", base, "-v", "ON_ERROR_STOP=1", "-qc",
+                        f"CREATE DATABASE {name}"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"creating database {name} on BERTH_TEST_STORE failed: {r.stderr}")
+    u = urlsplit(base)
+    return urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
 class BerthServer(Server):
     name = "berth"
 
@@ -169,6 +186,8 @@ class BerthServer(Server):
         self.creds = []
         self.exported_env: dict[str, str] = {}
         self.starts = 0
+        # Its own database, kept across restarts, when the suite runs on PostgreSQL.
+        self.store = _postgres_store()
 
     @property
     def endpoint_file(self) -> Path:
@@ -192,6 +211,8 @@ class BerthServer(Server):
                "--service-task-settle", "2"]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        if self.store is not None:
+            cmd += ["--store", self.store]
         cmd += self.extra_args
         self.starts += 1
         log = open(self.log_path, "ab")
@@ -199,6 +220,7 @@ class BerthServer(Server):
         log.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.pop("BERTH_STORE", None)  # only --store chooses, above
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
         log.close()

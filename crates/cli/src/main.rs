@@ -10,6 +10,7 @@ mod events;
 mod logs;
 mod runtime;
 mod spot;
+mod store;
 mod tenancy;
 
 use berth_api::ecs::Timings;
@@ -50,6 +51,8 @@ enum Command {
     /// Interrupt one of your FARGATE_SPOT tasks as Fargate reclaiming its capacity would
     /// (SIGTERM now, stopCode SpotInterruption; a service replaces it).
     SpotInterrupt(spot::SpotInterruptArgs),
+    /// Move a server's state between stores: `berth store copy --from DATA_DIR --to postgres://…` (and back).
+    Store(store::StoreArgs),
     /// Supervise one container of the process runtime (started by the agent).
     #[command(hide = true)]
     Shim {
@@ -70,6 +73,12 @@ struct ServerArgs {
     /// A TOML file with `[[credentials]]` entries and an optional `regions` allowlist.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where the state lives: `sqlite` (DATA_DIR/berth.db, the default) or
+    /// a PostgreSQL URL, `postgres://USER:PASSWORD@HOST/DB` (a unix socket
+    /// as HOST percent-encoded: `postgres://USER@%2Frun%2Fpostgresql/DB`),
+    /// which several servers can share. Keys stay in the data dir.
+    #[arg(long, value_name = "STORE", env = "BERTH_STORE")]
+    store: Option<berth_server::config::StoreLocation>,
     /// How the embedded agent runs containers.
     #[command(flatten)]
     runtime: runtime::RuntimeArgs,
@@ -230,6 +239,7 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(ServerConfig {
         listen: args.listen,
         data_dir,
+        store: args.store.or(file.store).unwrap_or_default(),
         credentials,
         roles: file.roles,
         regions: file.regions,
@@ -265,6 +275,7 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => tokio::runtime::Runtime::new()?.block_on(logs::run(args)),
         Command::Events(args) => tokio::runtime::Runtime::new()?.block_on(events::run(args)),
         Command::SpotInterrupt(args) => tokio::runtime::Runtime::new()?.block_on(spot::run(args)),
+        Command::Store(args) => tokio::runtime::Runtime::new()?.block_on(store::run(args)),
         Command::Shim { args } => std::process::exit(berth_runtime::shim::main(args)),
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! regions = ["us-east-1", "eu-west-1"]   # optional: accept only these
+//! store = "postgres://berth:secret@db.internal/berth"   # optional (also --store):
+//!                           # the state in PostgreSQL instead of DATA_DIR/berth.db
 //!
 //! [[credentials]]
 //! access_key_id = "AKIA..."
@@ -41,7 +43,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Keys, generated credentials, the endpoint file, and the SQLite store.
     pub data_dir: PathBuf,
+    /// Where clusters, tasks, services and logs are kept.
+    pub store: StoreLocation,
     /// Credentials from the config file and the environment.
     pub credentials: Vec<CredentialEntry>,
     /// Policies of task roles (`[[roles]]`).
@@ -59,6 +64,84 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Managed scaling's hooks and timings (`[scaling]`, `[[scaling_hooks]]`).
     pub scaling: crate::scaling::ScalingConfig,
+}
+
+/// Where the server keeps its state.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreLocation {
+    /// `berth.db` in the data dir: one server, nothing else to run.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), which
+    /// several servers can share.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "sqlite" {
+            Ok(StoreLocation::Sqlite)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreLocation::Postgres(s.to_string()))
+        } else {
+            Err(format!(
+                "a store is `sqlite` or a postgres:// URL, not {:?}",
+                StoreLocation::redact(s)
+            ))
+        }
+    }
+}
+
+impl StoreLocation {
+    /// A URL without its password (in the user part or a `password=`
+    /// parameter), to print.
+    pub fn redact(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
+        let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => authority.to_string(),
+            },
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some(("password", _)) => "password=***".to_string(),
+                        _ => p.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => tail.to_string(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
+// Debug without the password a URL may hold (configs are logged).
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite => f.write_str("Sqlite"),
+            StoreLocation::Postgres(url) => write!(f, "Postgres({})", StoreLocation::redact(url)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What one connection and one request may cost the server.
@@ -237,6 +320,9 @@ pub struct ConfigFile {
     pub roles: Vec<RoleEntry>,
     #[serde(default)]
     pub regions: Option<Vec<String>>,
+    /// Where the state lives (`--store` wins).
+    #[serde(default)]
+    pub store: Option<StoreLocation>,
     /// Timeouts, limits and throttling (`[http]`).
     #[serde(default)]
     pub http: HttpSection,
@@ -323,6 +409,34 @@ mod http_options_tests {
             ..Default::default()
         };
         assert_eq!(off.apply(o).unwrap().throttle, None);
+    }
+
+    #[test]
+    fn store_locations_parse_and_print_without_passwords() {
+        let file: ConfigFile =
+            toml::from_str("store = \"postgres://berth:s3cret@db:5432/berth?password=x\"\n")
+                .unwrap();
+        let Some(StoreLocation::Postgres(url)) = file.store.clone() else {
+            panic!("{:?}", file.store)
+        };
+        assert_eq!(
+            StoreLocation::redact(&url),
+            "postgres://berth:***@db:5432/berth?password=***"
+        );
+        assert!(!format!("{:?}", file.store).contains("s3cret"));
+        assert_eq!("sqlite".parse(), Ok(StoreLocation::Sqlite));
+        assert_eq!(
+            StoreLocation::redact("postgresql://berth@%2Ftmp%2Fpg/berth"),
+            "postgresql://berth@%2Ftmp%2Fpg/berth"
+        );
+        let bad = toml::from_str::<ConfigFile>("store = \"mysql://root:pw@h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("a store is `sqlite` or a postgres:// URL"),
+            "{bad}"
+        );
+        assert!(bad.contains("not \"mysql://root:***@h/db\""), "{bad}");
     }
 
     #[test]

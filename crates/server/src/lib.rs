@@ -22,7 +22,8 @@ pub use config::ServerConfig;
 use anyhow::Context;
 use berth_api::{Ecs, Events, Logs, ParameterStore, SecretsManager, Sqs, Vault};
 use berth_auth::{StaticCredentials, Verifier};
-use berth_store::SqliteStore;
+use berth_store::{LogEventStore, PostgresStore, SqliteStore, Store};
+use config::StoreLocation;
 use std::sync::Arc;
 
 /// The default address `berth server` listens on.
@@ -53,8 +54,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         berth_auth::SessionKey::new(&session_key)
             .ok_or_else(|| anyhow::anyhow!("session.key is too short"))?,
     );
-    let store = SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?;
-    let store = Arc::new(store);
+    let (store, logs) = open_store(&config, token_key.clone()).await?;
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -83,7 +83,6 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // Moves events (ECS's, PutEvents') from the outboxes into rules' queues.
     tokio::spawn(events.clone().run_deliverer());
     let ec2 = berth_api::Ec2::new(store.clone());
-    let logs = Logs::new(store, token_key);
     services::spawn_retention_sweep(logs.clone(), std::time::Duration::from_secs(60));
     // AssumeRole: the roles of `[[roles]]`, each in its own account.
     let sts = berth_api::Sts::new(sessions.clone(), config.roles.iter().map(|r| r.arn.clone()));
@@ -147,6 +146,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     println!("berth server listening on {endpoint}");
     println!("  data dir: {}", config.data_dir.display());
+    if let StoreLocation::Postgres(url) = &config.store {
+        println!("  store: PostgreSQL at {}", StoreLocation::redact(url));
+    }
     if let Some(files) = &config.tls {
         println!(
             "  TLS: certificate {}; clients trust it with AWS_CA_BUNDLE={}",
@@ -177,6 +179,33 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     conn::serve(listener, tls, state, config.http.clone(), shutdown_signal()).await;
     Ok(())
+}
+
+/// Opens the store `config` names, applying its migrations; the log
+/// service is built here too, as it needs the store's concrete type.
+async fn open_store(
+    config: &ServerConfig,
+    token_key: Vec<u8>,
+) -> anyhow::Result<(Arc<dyn Store>, Logs)> {
+    fn both<S: Store + LogEventStore>(s: S, token_key: Vec<u8>) -> (Arc<dyn Store>, Logs) {
+        let s = Arc::new(s);
+        (s.clone(), Logs::new(s, token_key))
+    }
+    Ok(match &config.store {
+        StoreLocation::Sqlite => both(
+            SqliteStore::open(config.data_dir.join("berth.db")).context("opening the store")?,
+            token_key,
+        ),
+        StoreLocation::Postgres(url) => both(
+            PostgresStore::connect(url).await.with_context(|| {
+                format!(
+                    "opening the PostgreSQL store at {}",
+                    StoreLocation::redact(url)
+                )
+            })?,
+            token_key,
+        ),
+    })
 }
 
 /// Housekeeping every two seconds: lost agents' tasks, expired tasks.

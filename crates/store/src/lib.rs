@@ -8,20 +8,23 @@
 //! at all ([`StoreError::Conflict`] → re-read and retry). This is the model
 //! of etcd/Kubernetes and of Nomad's plan apply: it needs nothing from a
 //! backend but conditional batch writes and ordered range reads, so the
-//! embedded SQLite backend and a PostgreSQL backend for multi-node control
-//! planes implement the same small trait.
+//! embedded SQLite backend ([`SqliteStore`]) and the PostgreSQL backend for
+//! control planes of several servers ([`PostgresStore`]) implement the same
+//! small trait, and pass one test suite (`tests/suite`).
 //!
 //! Log events are the exception: see [`LogEventStore`], the second trait a
 //! backend implements, in the same database.
 
+pub mod copy;
 mod log_events;
-mod schema;
+mod postgres;
 mod sqlite;
 
 pub use log_events::{
     Event, EventKey, GroupKey, GroupRead, LogEventStore, NewEvent, StreamCursor, StreamInfo,
     StreamOrder, StreamQuery, StreamRead, StreamSelector,
 };
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -145,12 +148,6 @@ pub enum StoreError {
     Conflict { kind: &'static str, id: String },
     #[error("store failure: {0}")]
     Backend(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -8,16 +8,25 @@
 //! a small pool of read-only connections; WAL lets them run beside the
 //! writer and see every acknowledged commit.
 
-use crate::schema::MIGRATIONS;
 use crate::{Doc, Expect, Query, Result, Scope, Store, StoreError, Write};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use schema::MIGRATIONS;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
+mod copy;
 mod log_events;
+mod schema;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
 
 /// Jobs grouped into one transaction at most.
 const MAX_GROUP: usize = 256;
@@ -63,9 +72,41 @@ where
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
     writer: Mutex<mpsc::Sender<Box<dyn Job>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// Idle read-only connections, opened as needed.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.idle.lock().pop() {
+            Some(c) => c,
+            None => {
+                let c = open(&self.path)?;
+                c.execute_batch("PRAGMA query_only=1;")?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock();
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+/// Query parameters built per call, owned so that a read can move to
+/// another thread.
+type Params = Vec<Box<dyn ToSql + Send>>;
+
+fn refs(args: &Params) -> Vec<&dyn ToSql> {
+    args.iter().map(|b| b.as_ref() as &dyn ToSql).collect()
 }
 
 fn open(path: &Path) -> Result<Connection> {
@@ -115,27 +156,32 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore {
-            path,
             writer: Mutex::new(tx),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
+    /// Runs a read on a pooled connection, on the calling thread.
+    #[cfg(test)]
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = match self.readers.lock().pop() {
-            Some(c) => c,
-            None => {
-                let c = open(&self.path)?;
-                c.execute_batch("PRAGMA query_only=1;")?;
-                c
-            }
-        };
-        let out = f(&conn);
-        let mut pool = self.readers.lock();
-        if pool.len() < 8 {
-            pool.push(conn);
-        }
-        out
+        self.readers.with(f)
+    }
+
+    /// Runs a read on a pooled connection on tokio's blocking threads: a
+    /// query may take milliseconds, which must not stall the async workers
+    /// that serve every other request.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store reader: {e}")))?
     }
 
     /// Runs `work` on the writer thread, in the next group transaction, and
@@ -323,7 +369,8 @@ fn prefix_end(prefix: &str) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, scope: &Scope, kind: &'static str, id: &str) -> Result<Option<Doc>> {
-        self.with_reader(|c| {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT id, sort, parent, status, version, body FROM docs
                  WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
@@ -334,6 +381,7 @@ impl Store for SqliteStore {
                 })
                 .optional()?)
         })
+        .await
     }
 
     async fn list(&self, scope: &Scope, kind: &'static str, q: &Query) -> Result<Vec<Doc>> {
@@ -341,12 +389,12 @@ impl Store for SqliteStore {
             "SELECT id, sort, parent, status, version, body FROM docs
              WHERE account=?1 AND region=?2 AND kind=?3",
         );
-        let mut args: Vec<Box<dyn ToSql>> = vec![
+        let mut args: Params = vec![
             Box::new(scope.account.clone()),
             Box::new(scope.region.clone()),
             Box::new(kind),
         ];
-        let mut push = |clause: &str, v: String, args: &mut Vec<Box<dyn ToSql>>| {
+        let mut push = |clause: &str, v: String, args: &mut Params| {
             args.push(Box::new(v));
             sql.push_str(&format!(" AND {clause} ?{}", args.len()));
         };
@@ -373,12 +421,12 @@ impl Store for SqliteStore {
             " ORDER BY sort ASC"
         });
         sql.push_str(&format!(" LIMIT {}", q.limit.min(i64::MAX as usize)));
-        self.with_reader(|c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&sql)?;
-            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let rows = st.query_map(refs.as_slice(), |r| row_to_doc(kind, r))?;
+            let rows = st.query_map(refs(&args).as_slice(), |r| row_to_doc(kind, r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+        .await
     }
 
     async fn count(
@@ -397,7 +445,12 @@ impl Store for SqliteStore {
             (false, true) => "SELECT COUNT(*) FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND status=?5 AND ?4 IS NULL",
             (false, false) => "SELECT COUNT(*) FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND ?4 IS NULL AND ?5 IS NULL",
         };
-        self.with_reader(|c| {
+        let (scope, parent, status) = (
+            scope.clone(),
+            parent.map(str::to_string),
+            status.map(str::to_string),
+        );
+        self.read(move |c| {
             let mut st = c.prepare_cached(sql)?;
             let n: i64 = st.query_row(
                 params![scope.account, scope.region, kind, parent, status],
@@ -405,10 +458,11 @@ impl Store for SqliteStore {
             )?;
             Ok(n as u64)
         })
+        .await
     }
 
     async fn scopes(&self, kind: &'static str) -> Result<Vec<Scope>> {
-        self.with_reader(|c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT DISTINCT account, region FROM docs WHERE kind=?1 ORDER BY account, region",
             )?;
@@ -417,6 +471,7 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+        .await
     }
 
     async fn commit(&self, scope: &Scope, writes: Vec<Write>) -> Result<Vec<i64>> {
@@ -425,6 +480,3 @@ impl Store for SqliteStore {
             .await
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -26,7 +26,7 @@ pub struct SecretsManager {
 
 impl SecretsManager {
     /// `token_key` signs pagination tokens; `vault` seals the values.
-    pub fn new<S: Store>(store: Arc<S>, token_key: Vec<u8>, vault: Vault) -> Self {
+    pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>, vault: Vault) -> Self {
         SecretsManager {
             store,
             tokens: TokenCodec::new(token_key),

@@ -52,7 +52,7 @@ impl Record for Param {
 
 impl ParameterStore {
     /// `token_key` signs pagination tokens; `vault` seals SecureStrings.
-    pub fn new<S: Store>(store: Arc<S>, token_key: Vec<u8>, vault: Vault) -> Self {
+    pub fn new(store: Arc<dyn Store>, token_key: Vec<u8>, vault: Vault) -> Self {
         ParameterStore {
             store,
             tokens: TokenCodec::new(token_key),

@@ -1,7 +1,7 @@
 //! [`LogEventStore`] on SQLite: `log_streams` rows and `log_events`, written
 //! by the same group-commit writer thread as documents.
 
-use super::{prefix_end, SqliteStore};
+use super::{prefix_end, refs, Params, SqliteStore};
 use crate::log_events::*;
 use crate::{Result, Scope};
 use async_trait::async_trait;
@@ -156,10 +156,9 @@ fn expire_events(
 }
 
 /// Collects a query's rows with boxed parameters (for SQL built per call).
-fn query_events(conn: &Connection, sql: &str, args: &[Box<dyn ToSql>]) -> Result<Vec<Event>> {
+fn query_events(conn: &Connection, sql: &str, args: &Params) -> Result<Vec<Event>> {
     let mut st = conn.prepare_cached(sql)?;
-    let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-    let rows = st.query_map(refs.as_slice(), row_to_event)?;
+    let rows = st.query_map(refs(args).as_slice(), row_to_event)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -230,7 +229,9 @@ impl LogEventStore for SqliteStore {
     }
 
     async fn stream(&self, scope: &Scope, group: &str, stream: &str) -> Result<Option<StreamInfo>> {
-        self.with_reader(|c| load_stream(c, scope, group, stream))
+        let (scope, group, stream) = (scope.clone(), group.to_string(), stream.to_string());
+        self.read(move |c| load_stream(c, &scope, &group, &stream))
+            .await
     }
 
     async fn list_streams(
@@ -246,7 +247,7 @@ impl LogEventStore for SqliteStore {
         let mut sql = format!(
             "SELECT {STREAM_COLUMNS} FROM log_streams WHERE account=?1 AND region=?2 AND grp=?3"
         );
-        let mut args: Vec<Box<dyn ToSql>> = vec![
+        let mut args: Params = vec![
             Box::new(scope.account.clone()),
             Box::new(scope.region.clone()),
             Box::new(group.to_string()),
@@ -275,12 +276,12 @@ impl LogEventStore for SqliteStore {
         let dir = if q.descending { "DESC" } else { "ASC" };
         let order: Vec<String> = sort.iter().map(|c| format!("{c} {dir}")).collect();
         sql += &format!(" ORDER BY {} LIMIT {}", order.join(", "), q.limit);
-        self.with_reader(|c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&sql)?;
-            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let rows = st.query_map(refs.as_slice(), row_to_stream)?;
+            let rows = st.query_map(refs(&args).as_slice(), row_to_stream)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+        .await
     }
 
     async fn append(
@@ -322,7 +323,7 @@ impl LogEventStore for SqliteStore {
                AND (timestamp, seq) > (?7, ?8) AND (timestamp, seq) < (?9, ?10)
              ORDER BY timestamp {dir}, seq {dir} LIMIT ?11"
         );
-        let args: Vec<Box<dyn ToSql>> = vec![
+        let args: Params = vec![
             Box::new(scope.account.clone()),
             Box::new(scope.region.clone()),
             Box::new(group.to_string()),
@@ -335,7 +336,7 @@ impl LogEventStore for SqliteStore {
             Box::new(before.seq),
             Box::new(r.limit as i64),
         ];
-        self.with_reader(|c| query_events(c, &sql, &args))
+        self.read(move |c| query_events(c, &sql, &args)).await
     }
 
     async fn read_group(&self, scope: &Scope, group: &str, r: &GroupRead) -> Result<Vec<Event>> {
@@ -344,7 +345,7 @@ impl LogEventStore for SqliteStore {
              WHERE account=?1 AND region=?2 AND grp=?3
                AND timestamp >= ?4 AND timestamp < ?5",
         );
-        let mut args: Vec<Box<dyn ToSql>> = vec![
+        let mut args: Params = vec![
             Box::new(scope.account.clone()),
             Box::new(scope.region.clone()),
             Box::new(group.to_string()),
@@ -366,7 +367,11 @@ impl LogEventStore for SqliteStore {
             StreamSelector::All => {}
             StreamSelector::Names(names) => {
                 let first = args.len() + 1;
-                args.extend(names.iter().map(|n| Box::new(n.clone()) as Box<dyn ToSql>));
+                args.extend(
+                    names
+                        .iter()
+                        .map(|n| Box::new(n.clone()) as Box<dyn ToSql + Send>),
+                );
                 let marks: Vec<String> = (first..=args.len()).map(|i| format!("?{i}")).collect();
                 sql += &format!(" AND stream IN ({})", marks.join(", "));
             }
@@ -378,17 +383,19 @@ impl LogEventStore for SqliteStore {
             }
         }
         sql += &format!(" ORDER BY timestamp, stream, seq LIMIT {}", r.limit);
-        self.with_reader(|c| query_events(c, &sql, &args))
+        self.read(move |c| query_events(c, &sql, &args)).await
     }
 
     async fn group_stored_bytes(&self, scope: &Scope, group: &str) -> Result<i64> {
-        self.with_reader(|c| {
+        let (scope, group) = (scope.clone(), group.to_string());
+        self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT COALESCE(SUM(stored_bytes), 0) FROM log_streams
                  WHERE account=?1 AND region=?2 AND grp=?3",
             )?
             .query_row(params![scope.account, scope.region, group], |r| r.get(0))?)
         })
+        .await
     }
 
     async fn delete_before(
@@ -404,7 +411,7 @@ impl LogEventStore for SqliteStore {
     }
 
     async fn groups_with_streams(&self) -> Result<Vec<(Scope, String)>> {
-        self.with_reader(|c| {
+        self.read(|c| {
             let mut st =
                 c.prepare_cached("SELECT DISTINCT account, region, grp FROM log_streams")?;
             let rows = st.query_map([], |r| {
@@ -415,6 +422,7 @@ impl LogEventStore for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+        .await
     }
 }
 

@@ -1,19 +1,10 @@
-use super::*;
-use std::sync::Arc;
+//! Documents: versions, atomic batches, ordered and filtered pages.
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path().join("berth.db")).unwrap();
-    (dir, s)
-}
+use crate::fixture::{scope, Fixture};
+use berth_store::{Doc, Query, Scope, StoreError, Write};
 
-fn scope() -> Scope {
-    Scope::new("123456789012", "us-east-1")
-}
-
-#[tokio::test]
-async fn put_get_and_versions() {
-    let (_d, s) = store();
+pub async fn put_get_and_versions(f: &Fixture) {
+    let s = f.open().await;
     let doc = Doc::new("cluster", "a", b"{}".to_vec()).with_status("ACTIVE");
     assert_eq!(
         s.commit(&scope(), vec![Write::put_over(doc.clone())])
@@ -48,9 +39,8 @@ async fn put_get_and_versions() {
         .is_none());
 }
 
-#[tokio::test]
-async fn batches_are_atomic() {
-    let (_d, s) = store();
+pub async fn batches_are_atomic(f: &Fixture) {
+    let s = f.open().await;
     let a = Doc::new("k", "a", b"1".to_vec());
     s.commit(&scope(), vec![Write::put_over(a.clone())])
         .await
@@ -66,9 +56,8 @@ async fn batches_are_atomic() {
     );
 }
 
-#[tokio::test]
-async fn list_filters_orders_and_pages() {
-    let (_d, s) = store();
+pub async fn list_filters_orders_and_pages(f: &Fixture) {
+    let s = f.open().await;
     let mut writes = Vec::new();
     for fam in ["web", "web-api", "worker"] {
         for rev in 1..=3 {
@@ -129,10 +118,8 @@ async fn list_filters_orders_and_pages() {
     assert_eq!(s.count(&scope(), "td", None, None).await.unwrap(), 9);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_commits_are_grouped_and_all_land() {
-    let (dir, s) = store();
-    let s = Arc::new(s);
+pub async fn concurrent_commits_are_grouped_and_all_land(f: &Fixture) {
+    let s = f.open().await;
     let mut handles = Vec::new();
     for i in 0..200 {
         let s = s.clone();
@@ -148,7 +135,7 @@ async fn concurrent_commits_are_grouped_and_all_land() {
         h.await.unwrap().unwrap();
     }
     drop(s);
-    let reopened = SqliteStore::open(dir.path().join("berth.db")).unwrap();
+    let reopened = f.open().await;
     assert_eq!(
         reopened.count(&scope(), "k", None, None).await.unwrap(),
         200

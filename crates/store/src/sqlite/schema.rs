@@ -1,4 +1,4 @@
-//! Schema migrations, applied in order and recorded in `user_version`.
+//! SQLite schema migrations, applied in order and recorded in `user_version`.
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: versioned JSON documents with the three indexes listings use.
