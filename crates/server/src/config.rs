@@ -52,6 +52,20 @@ pub struct ServerConfig {
     pub http: HttpOptions,
     /// Serve https with this certificate and key.
     pub tls: Option<TlsFiles>,
+    /// Simulated hosts, for measuring the control plane alone (never by default).
+    pub simulate: Option<SimulateHosts>,
+}
+
+/// `--simulate-hosts`: container instances registered and kept connected
+/// in-process, whose tasks are acknowledged without running anything.
+#[derive(Debug, Clone)]
+pub struct SimulateHosts {
+    pub hosts: usize,
+    pub zones: usize,
+    pub cluster: String,
+    pub region: String,
+    /// The account they belong to (default: the first credential's).
+    pub account: Option<String>,
 }
 
 /// What one connection and one request may cost the server.
