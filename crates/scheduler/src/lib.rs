@@ -70,14 +70,32 @@ pub enum Placement {
 /// counts are kept up to date the same way; an instance is copied only
 /// when a task of this request reserves on it.
 pub fn place(instances: &[Instance], req: &Request) -> Vec<Placement> {
+    place_among(instances, req, None)
+}
+
+/// [`place`], with `members[i]` the verdict of further `memberOf`
+/// expressions (besides `req.member_of`) on instance `i`, decided before:
+/// a caller that keeps the pool caches the verdicts of expressions that
+/// read only what instances registered, instead of evaluating them for
+/// every instance on every request.
+pub fn place_among(
+    instances: &[Instance],
+    req: &Request,
+    members: Option<&[bool]>,
+) -> Vec<Placement> {
     let mut rng = SmallRng::seed_from_u64(req.seed);
-    let refuse = |inst: &Instance| {
+    let refuse = |i: usize, inst: &Instance| {
         feasibility::check(inst, &req.demand).or_else(|| {
-            let outside = req.member_of.iter().any(|e| !e.matches(inst));
+            let outside =
+                members.is_some_and(|m| !m[i]) || req.member_of.iter().any(|e| !e.matches(inst));
             outside.then_some(Reason::MemberOf)
         })
     };
-    let mut refusal: Vec<Option<Reason>> = instances.iter().map(refuse).collect();
+    let mut refusal: Vec<Option<Reason>> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| refuse(i, inst))
+        .collect();
     let mut used = vec![false; instances.len()];
     let mut changed: HashMap<usize, Instance> = HashMap::new();
     let mut scorer = scoring::Scorer::new(instances, &req.strategies);
@@ -90,7 +108,7 @@ pub fn place(instances: &[Instance], req: &Request) -> Vec<Placement> {
             Some(i) => {
                 let inst = changed.entry(i).or_insert_with(|| instances[i].clone());
                 inst.reserve(&req.demand, req.group.as_deref());
-                refusal[i] = refuse(inst);
+                refusal[i] = refuse(i, inst);
                 used[i] = true;
                 scorer.placed(i);
                 out.push(Placement::Placed(inst.id.clone()));

@@ -16,6 +16,7 @@
 
 use super::super::*;
 use super::plan::Launched;
+use berth_core::query;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -54,6 +55,10 @@ pub(crate) struct Pool {
     /// The same instances as the scheduler sees them, in the same order.
     pub pool: Vec<scheduler::Instance>,
     by_id: HashMap<String, usize>,
+    /// Verdicts of `memberOf` expressions that read only what instances
+    /// registered, per instance, by the expressions' text: they hold for
+    /// as long as this pool (a write to an instance makes a new one).
+    members: Arc<Mutex<HashMap<String, Arc<Vec<bool>>>>>,
 }
 
 impl Pool {
@@ -82,7 +87,34 @@ impl Pool {
             instances,
             pool,
             by_id,
+            members: Default::default(),
         }
+    }
+
+    /// Whether each instance is a member of every one of `exprs` (which
+    /// must read only what instances registered), cached.
+    pub fn members(&self, exprs: &[&query::Expr]) -> Arc<Vec<bool>> {
+        let key = exprs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(m) = self.members.lock().get(&key) {
+            return m.clone();
+        }
+        let verdicts: Arc<Vec<bool>> = Arc::new(
+            self.pool
+                .iter()
+                .map(|inst| exprs.iter().all(|e| e.matches(inst)))
+                .collect(),
+        );
+        let mut cache = self.members.lock();
+        // A bounded cache: requests with ever new expressions start over.
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(key, verdicts.clone());
+        verdicts
     }
 
     /// Only the instances with these ids (StartTask).
@@ -100,6 +132,7 @@ impl Pool {
             pool: keep.iter().map(|&i| self.pool[i].clone()).collect(),
             instances,
             by_id,
+            members: Default::default(),
         }
     }
 

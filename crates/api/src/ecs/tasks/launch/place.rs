@@ -289,21 +289,24 @@ pub(crate) fn place(
     launch: &Launch,
     request: &PlacementRequest,
 ) -> Vec<Placement> {
-    scheduler::place(
+    let td_member_of = task_definition_member_of(&launch.td);
+    let (fixed, changing): (Vec<&query::Expr>, Vec<&query::Expr>) = request
+        .member_of
+        .iter()
+        .chain(&td_member_of)
+        .partition(|e| e.reads_only_registration());
+    let members = (!fixed.is_empty()).then(|| snapshot.index.members(&fixed));
+    scheduler::place_among(
         snapshot.pool(),
         &scheduler::Request {
             demand: launch.demand.clone(),
             count: request.count,
             strategies: request.strategies.clone(),
             distinct_instance: request.distinct_instance,
-            member_of: request
-                .member_of
-                .iter()
-                .cloned()
-                .chain(task_definition_member_of(&launch.td))
-                .collect(),
+            member_of: changing.into_iter().cloned().collect(),
             group: Some(launch.group.clone()),
             seed: request.seed,
         },
+        members.as_deref().map(Vec::as_slice),
     )
 }
