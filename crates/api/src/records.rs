@@ -203,7 +203,11 @@ async fn commit_in_order(store: &dyn Store, batches: Vec<Batch>) -> Result<bool,
     for b in batches {
         if !try_commit(store, &b.scope, b.writes).await? {
             for (scope, undo) in landed.into_iter().rev().filter(|(_, u)| !u.is_empty()) {
+                let placement = crate::ecs::touches_placement(&undo);
                 store.commit(&scope, undo).await.map_err(store_error)?;
+                if placement {
+                    crate::ecs::placement_written(&scope);
+                }
             }
             return Ok(false);
         }
@@ -221,8 +225,13 @@ pub async fn try_commit(
 ) -> Result<bool, EcsError> {
     // The ECS events these writes cause land in the same commit (the outbox).
     let (writes, events) = crate::events::outbox::with_ecs_events(scope, writes);
+    // Tell the placement index, once it landed (see ecs::tasks::launch::index).
+    let placement = crate::ecs::touches_placement(&writes);
     match store.commit(scope, writes).await {
         Ok(_) => {
+            if placement {
+                crate::ecs::placement_written(scope);
+            }
             if events {
                 crate::events::outbox::WAKE.notify_waiters();
             }

@@ -15,6 +15,7 @@ mod load;
 mod memory;
 mod reconcile;
 mod report;
+mod scale;
 mod servers;
 mod services;
 mod tasks;
@@ -112,9 +113,19 @@ struct Args {
     /// Service reconciler: tasks per service.
     #[arg(long, default_value_t = 10)]
     service_tasks: usize,
-    /// Service reconciler: simulated container instances.
-    #[arg(long, default_value_t = 100)]
-    instances: usize,
+    /// Simulated container instances: of the service reconciler and
+    /// service scale [default: 100], of the scale workload [default: 10000].
+    #[arg(long)]
+    instances: Option<usize>,
+    /// Scale: tasks to place (RunTask count 10).
+    #[arg(long, default_value_t = 1_000_000)]
+    tasks: u64,
+    /// Scale: connections sending RunTask.
+    #[arg(long, default_value_t = 16)]
+    scale_concurrency: usize,
+    /// Scale: stop placing after this many seconds.
+    #[arg(long, default_value_t = 1800.0)]
+    scale_timeout: f64,
     /// Service reconciler: full passes timed.
     #[arg(long, default_value_t = 50)]
     passes: usize,
@@ -148,6 +159,8 @@ enum WorkloadArg {
     ServiceScale,
     /// service-reconcile, service-convergence and service-scale.
     Services,
+    /// The control plane alone at fleet scale: simulated hosts, 1M tasks placed.
+    Scale,
     All,
 }
 
@@ -236,7 +249,7 @@ fn validate(a: &Args) -> anyhow::Result<()> {
         "--services must be in 1..=100000 and --service-tasks in 1..=1000"
     );
     ensure!(
-        (1..=100_000).contains(&a.instances) && (1..=10_000).contains(&a.passes),
+        (1..=100_000).contains(&a.instances.unwrap_or(100)) && (1..=10_000).contains(&a.passes),
         "--instances must be in 1..=100000 and --passes in 1..=10000"
     );
     ensure!(
@@ -246,6 +259,14 @@ fn validate(a: &Args) -> anyhow::Result<()> {
     ensure!(
         (1..=100_000).contains(&a.scale_services),
         "--scale-services must be in 1..=100000"
+    );
+    ensure!(
+        (1..=10_000_000).contains(&a.tasks) && (1..=256).contains(&a.scale_concurrency),
+        "--tasks must be in 1..=10000000 and --scale-concurrency in 1..=256"
+    );
+    ensure!(
+        a.scale_timeout > 0.0 && a.scale_timeout <= 86_400.0,
+        "--scale-timeout must be in (0, 86400] seconds"
     );
     Ok(())
 }
@@ -349,7 +370,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             desired: args.service_desired,
             scale_services: args.scale_services,
             scale_tasks: args.service_tasks,
-            instances: args.instances,
+            instances: args.instances.unwrap_or(100),
         })
         .await?;
     }
@@ -358,11 +379,22 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             &reconcile::Options {
                 services: args.services,
                 tasks_per_service: args.service_tasks,
-                instances: args.instances,
+                instances: args.instances.unwrap_or(100),
                 passes: args.passes,
             },
             &command_prefix(args),
         );
+    }
+    if args.workload == Scale {
+        scale::run(&scale::Options {
+            berth_bin: args.berth_bin.clone().unwrap_or_else(default_berth_bin),
+            instances: args.instances.unwrap_or(10_000),
+            tasks: args.tasks,
+            concurrency: args.scale_concurrency,
+            timeout: Duration::from_secs_f64(args.scale_timeout),
+            command: command_prefix(args),
+        })
+        .await?;
     }
     if !args.workload.list().is_empty() {
         run_requests(args).await?;

@@ -39,7 +39,7 @@ const READ_BUDGET: Duration = Duration::from_secs(20);
 const IDLE: Duration = Duration::from_secs(10);
 
 /// VmRSS and VmHWM of `pid`, in KiB.
-fn rss_kib(pid: u32) -> (Option<u64>, Option<u64>) {
+pub fn rss_kib(pid: u32) -> (Option<u64>, Option<u64>) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -66,7 +66,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// "total (file size, ...)" of the files of at least 1 MiB, largest first.
-fn dir_summary(dir: &Path) -> String {
+pub fn dir_summary(dir: &Path) -> String {
     let mut files: Vec<(u64, String)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()

@@ -19,11 +19,16 @@ pub struct Spawned {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    /// Leave the directory when stopped (it is restarted on).
+    keep_dir: bool,
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         stop(&mut self.child);
+        if self.keep_dir {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("warning: removing {}: {e}", self.dir.display());
         }
@@ -78,6 +83,7 @@ fn spawn(
             endpoint: String::new(),
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
+            keep_dir: false,
         }),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -87,6 +93,13 @@ fn spawn(
 }
 
 impl Spawned {
+    /// Stops the server and hands its data directory over (to start
+    /// another on it with [`spawn_berth_in`]).
+    pub fn stop_keeping_dir(mut self) -> PathBuf {
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -153,7 +166,19 @@ pub async fn spawn_berth_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> anyhow::Result<Spawned> {
-    let dir = make_temp_dir("berth-bench")?;
+    spawn_berth_in(bin, make_temp_dir("berth-bench")?, extra, env).await
+}
+
+/// [`spawn_berth_with_env`] on an existing data directory (a restart);
+/// the directory is removed when the server is dropped.
+pub async fn spawn_berth_in(
+    bin: &Path,
+    dir: PathBuf,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Spawned> {
+    // A previous server's endpoint file would be read as this one's.
+    let _ = std::fs::remove_file(dir.join("endpoint"));
     let mut cmd = Command::new(bin);
     cmd.envs(env.iter().copied());
     cmd.arg("server")

@@ -16,7 +16,7 @@ mod tenancy;
 use berth_api::ecs::Timings;
 use berth_server::config::{
     default_data_dir, ConfigFile, CredentialEntry, EmbeddedAgent, HttpOptions, HttpSection,
-    TlsFiles,
+    SimulateHosts, TlsFiles,
 };
 use berth_server::{ServerConfig, DEFAULT_LISTEN};
 use clap::{Parser, Subcommand};
@@ -119,6 +119,41 @@ struct ServerArgs {
     managed_uid_base: u32,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    simulate: SimulateArgs,
+}
+
+/// Simulated hosts, for measuring the control plane alone.
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Register this many SIMULATED container instances (attribute
+    /// berth.simulated=true), kept connected in-process; their tasks are
+    /// reported RUNNING and never run. For benchmarks only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    simulate_hosts: Option<u32>,
+    /// Availability zones the simulated hosts are spread across (REGIONa, REGIONb, ...).
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "simulate_hosts",
+          value_parser = clap::value_parser!(u32).range(1..=26))]
+    simulate_azs: u32,
+    /// The cluster of the simulated hosts (created if needed).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "simulated",
+        requires = "simulate_hosts"
+    )]
+    simulate_cluster: String,
+    /// The region of the simulated hosts.
+    #[arg(
+        long,
+        value_name = "REGION",
+        default_value = "us-east-1",
+        requires = "simulate_hosts"
+    )]
+    simulate_region: String,
+    /// The account of the simulated hosts [default: the first credential's].
+    #[arg(long, value_name = "ACCOUNT", requires = "simulate_hosts")]
+    simulate_account: Option<String>,
 }
 
 /// Connection timeouts, limits and throttling; each overrides the config
@@ -248,6 +283,13 @@ async fn server_config(args: ServerArgs) -> anyhow::Result<ServerConfig> {
         http,
         tls,
         scaling,
+        simulate: args.simulate.simulate_hosts.map(|n| SimulateHosts {
+            hosts: n as usize,
+            zones: args.simulate.simulate_azs as usize,
+            cluster: args.simulate.simulate_cluster.clone(),
+            region: args.simulate.simulate_region.clone(),
+            account: args.simulate.simulate_account.clone(),
+        }),
     })
 }
 

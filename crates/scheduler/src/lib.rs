@@ -18,6 +18,7 @@ pub use snapshot::{Details, Instance};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use std::collections::HashMap;
 
 /// How to order feasible instances, as ECS placement strategies do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,38 +65,72 @@ pub enum Placement {
 
 /// Places `req.count` tasks on `instances`. Each placement is accounted
 /// before the next, so a plan never oversubscribes an instance.
+///
+/// One pass per task over the pool, no copy of it: feasibility (with
+/// `memberOf`) is decided once per instance and again only for the
+/// instance a task just went to, the one whose facts changed; the spread
+/// counts are kept up to date the same way; an instance is copied only
+/// when a task of this request reserves on it.
 pub fn place(instances: &[Instance], req: &Request) -> Vec<Placement> {
-    let mut pool: Vec<Instance> = instances.to_vec();
+    place_among(instances, req, None)
+}
+
+/// [`place`], with `members[i]` the verdict of further `memberOf`
+/// expressions (besides `req.member_of`) on instance `i`, decided before:
+/// a caller that keeps the pool caches the verdicts of expressions that
+/// read only what instances registered, instead of evaluating them for
+/// every instance on every request.
+pub fn place_among(
+    instances: &[Instance],
+    req: &Request,
+    members: Option<&[bool]>,
+) -> Vec<Placement> {
     let mut rng = SmallRng::seed_from_u64(req.seed);
-    let mut used_by_request: Vec<String> = Vec::new();
-    (0..req.count)
-        .map(|_| {
-            let mut refusals = Vec::new();
-            let mut feasible = Vec::new();
-            for (i, inst) in pool.iter().enumerate() {
-                let reason = if req.distinct_instance && used_by_request.contains(&inst.id) {
-                    Some(Reason::DistinctInstance)
-                } else {
-                    feasibility::check(inst, &req.demand).or_else(|| {
-                        let outside = req.member_of.iter().any(|e| !e.matches(inst));
-                        outside.then_some(Reason::MemberOf)
-                    })
-                };
-                match reason {
-                    None => feasible.push(i),
-                    Some(r) => refusals.push((inst.id.clone(), r)),
-                }
-            }
-            match scoring::best(&pool, &feasible, &req.strategies, &mut rng) {
-                Some(i) => {
-                    pool[i].reserve(&req.demand, req.group.as_deref());
-                    used_by_request.push(pool[i].id.clone());
-                    Placement::Placed(pool[i].id.clone())
-                }
-                None => Placement::Unplaced(refusals),
-            }
+    let refuse = |i: usize, inst: &Instance| {
+        feasibility::check(inst, &req.demand).or_else(|| {
+            let outside =
+                members.is_some_and(|m| !m[i]) || req.member_of.iter().any(|e| !e.matches(inst));
+            outside.then_some(Reason::MemberOf)
         })
-        .collect()
+    };
+    let mut refusal: Vec<Option<Reason>> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| refuse(i, inst))
+        .collect();
+    let mut used = vec![false; instances.len()];
+    let mut changed: HashMap<usize, Instance> = HashMap::new();
+    let mut scorer = scoring::Scorer::new(instances, &req.strategies);
+    let mut out = Vec::with_capacity(req.count);
+    for _ in 0..req.count {
+        let view = |i: usize| changed.get(&i).unwrap_or(&instances[i]);
+        let feasible = (0..instances.len())
+            .filter(|&i| refusal[i].is_none() && !(req.distinct_instance && used[i]));
+        match scorer.best(feasible, view, &mut rng) {
+            Some(i) => {
+                let inst = changed.entry(i).or_insert_with(|| instances[i].clone());
+                inst.reserve(&req.demand, req.group.as_deref());
+                refusal[i] = refuse(i, inst);
+                used[i] = true;
+                scorer.placed(i);
+                out.push(Placement::Placed(inst.id.clone()));
+            }
+            None => {
+                let reasons = (0..instances.len())
+                    .filter_map(|i| {
+                        let r = if req.distinct_instance && used[i] {
+                            Some(Reason::DistinctInstance)
+                        } else {
+                            refusal[i]
+                        };
+                        Some((instances[i].id.clone(), r?))
+                    })
+                    .collect();
+                out.push(Placement::Unplaced(reasons));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -64,6 +64,20 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Managed scaling's hooks and timings (`[scaling]`, `[[scaling_hooks]]`).
     pub scaling: crate::scaling::ScalingConfig,
+    /// Simulated hosts, for measuring the control plane alone (never by default).
+    pub simulate: Option<SimulateHosts>,
+}
+
+/// `--simulate-hosts`: container instances registered and kept connected
+/// in-process, whose tasks are acknowledged without running anything.
+#[derive(Debug, Clone)]
+pub struct SimulateHosts {
+    pub hosts: usize,
+    pub zones: usize,
+    pub cluster: String,
+    pub region: String,
+    /// The account they belong to (default: the first credential's).
+    pub account: Option<String>,
 }
 
 /// Where the server keeps its state.

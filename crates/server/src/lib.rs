@@ -103,6 +103,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if let Some(sim) = &config.simulate {
+        simulate(&ecs, sim, &creds.credentials).await?;
+    }
     spawn_sweeper(ecs.clone());
     // The service scheduler: keeps every service's tasks as it asks.
     tokio::spawn(ecs.clone().run_services());
@@ -206,6 +209,45 @@ async fn open_store(
             token_key,
         ),
     })
+}
+
+/// Registers (or finds again) the simulated hosts, and says so loudly: a
+/// server with them does not run the tasks it reports RUNNING.
+async fn simulate(
+    ecs: &Ecs,
+    sim: &config::SimulateHosts,
+    credentials: &[berth_auth::Credential],
+) -> anyhow::Result<()> {
+    let account = match &sim.account {
+        Some(a) => a.clone(),
+        None => credentials
+            .first()
+            .map(|c| c.account_id.clone())
+            .context("simulated hosts need an account (no credentials)")?,
+    };
+    let ctx = berth_wire::RequestContext::for_account(&account, &sim.region);
+    let started = std::time::Instant::now();
+    let spec = berth_api::ecs::Simulation {
+        hosts: sim.hosts,
+        zones: sim.zones,
+        cluster: sim.cluster.clone(),
+    };
+    let new = ecs
+        .simulate_hosts(&ctx, &spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("simulating hosts: {e:?}"))?;
+    let line = format!(
+        "SIMULATED HOSTS: {} container instances in cluster {} ({account}, {}) across {} zones ({new} newly registered in {:.1} s) are simulated: attribute {}=true, no agent, their tasks are reported RUNNING and never run",
+        sim.hosts,
+        sim.cluster,
+        sim.region,
+        sim.zones,
+        started.elapsed().as_secs_f64(),
+        berth_api::ecs::SIMULATED_ATTRIBUTE,
+    );
+    tracing::warn!("{line}");
+    println!("  {line}");
+    Ok(())
 }
 
 /// Housekeeping every two seconds: lost agents' tasks, expired tasks.

@@ -7,7 +7,7 @@
 //! from the instance's registration and the tasks on it that have not
 //! stopped, so they are exact at every moment and cannot drift.
 
-use super::tasks::{self, AssignmentDoc, TaskDoc};
+use super::tasks::{AssignmentDoc, TaskDoc};
 use super::{clusters, Ecs};
 use crate::records::{
     self, kind, load, retry, scope, too_contended, try_commit, Attempt, Record, Versioned,
@@ -114,6 +114,28 @@ fn ports_resource(name: &str, ports: Vec<String>) -> Resource {
 /// Whether the instance's agent is connected now.
 pub fn connected(ecs: &Ecs, doc: &InstanceDoc) -> bool {
     ecs.liveness.silence(doc.arn()) < ecs.timings.agent_disconnect_grace
+}
+
+/// The tasks on one of `ctx`'s instances that have not stopped: those its
+/// assignments list (an index range of the instance, not the cluster's tasks).
+async fn tasks_on(
+    ecs: &Ecs,
+    ctx: &RequestContext,
+    instance_id: &str,
+) -> Result<Vec<TaskDoc>, EcsError> {
+    let q = Query {
+        parent: Some(instance_id.to_string()),
+        limit: 1_000_000,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for a in records::list::<AssignmentDoc>(ecs.store(), &scope(ctx), &q).await? {
+        let task_scope = berth_store::Scope::new(&a.value.account, &a.value.region);
+        if let Some(t) = load::<TaskDoc>(ecs.store(), &task_scope, &a.value.task_id).await? {
+            out.push(t.value);
+        }
+    }
+    Ok(out)
 }
 
 /// The instance as DescribeContainerInstances shows it, with the live
@@ -336,11 +358,8 @@ pub async fn register(
         return Err(too_contended());
     }
     ecs.liveness.seen(&instance_arn);
-    let active = tasks::active_in_cluster(ecs, ctx, &cluster_name).await?;
-    let on_it: Vec<&TaskDoc> = active
-        .iter()
-        .filter(|t| t.instance_id.as_deref() == Some(&doc.value.id))
-        .collect();
+    let active = tasks_on(ecs, ctx, &doc.value.id).await?;
+    let on_it: Vec<&TaskDoc> = active.iter().collect();
     // A DAEMON service follows its cluster's instances; any service may
     // now place what it could not.
     ecs.wake_services_of_cluster(ctx, &cluster_name).await?;
@@ -390,16 +409,13 @@ pub async fn describe(
         ));
     }
     let include = input.include.unwrap_or_default();
-    let active = tasks::active_in_cluster(ecs, ctx, &cluster).await?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for r in &input.container_instances {
         match find(ecs, ctx, &cluster, r).await? {
             Some(doc) => {
-                let on_it: Vec<&TaskDoc> = active
-                    .iter()
-                    .filter(|t| t.instance_id.as_deref() == Some(&doc.value.id))
-                    .collect();
+                let active = tasks_on(ecs, ctx, &doc.value.id).await?;
+                let on_it: Vec<&TaskDoc> = active.iter().collect();
                 let mut ci = live_view(
                     ecs,
                     &doc.value,
@@ -547,7 +563,6 @@ pub async fn update_state(
         ));
     }
     let _serialized = ecs.lock(ctx, kind::CLUSTER, &cluster).await;
-    let active = tasks::active_in_cluster(ecs, ctx, &cluster).await?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for r in &input.container_instances {
@@ -562,10 +577,8 @@ pub async fn update_state(
         .await?;
         match updated {
             Some(d) => {
-                let on_it: Vec<&TaskDoc> = active
-                    .iter()
-                    .filter(|t| t.instance_id.as_deref() == Some(&d.id))
-                    .collect();
+                let active = tasks_on(ecs, ctx, &d.id).await?;
+                let on_it: Vec<&TaskDoc> = active.iter().collect();
                 out.push(live_view(ecs, &d, &on_it, false));
             }
             None => failures.push(Failure {
@@ -602,11 +615,8 @@ pub async fn deregister(
                 input.container_instance
             ))
         })?;
-    let active = tasks::active_in_cluster(ecs, ctx, &cluster).await?;
-    let on_it: Vec<&TaskDoc> = active
-        .iter()
-        .filter(|t| t.instance_id.as_deref() == Some(&doc.value.id))
-        .collect();
+    let active = tasks_on(ecs, ctx, &doc.value.id).await?;
+    let on_it: Vec<&TaskDoc> = active.iter().collect();
     if !on_it.is_empty() && input.force != Some(true) {
         return Err(EcsError::invalid(
             "Found running tasks on the instance: stop them first, or deregister with force.",

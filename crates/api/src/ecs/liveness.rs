@@ -7,6 +7,7 @@
 use berth_core::clock::Clock;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,21 +49,44 @@ pub struct Liveness {
     /// When this control plane started, on `clock`'s monotonic time.
     started: Duration,
     seen: Mutex<HashMap<String, Duration>>,
+    /// An instance silent for this long counts as disconnected.
+    grace: Duration,
+    /// Grows whenever an instance silent past the grace is heard from again
+    /// (its `connected` flips back), so cached views re-read liveness.
+    epoch: AtomicU64,
 }
 
 impl Liveness {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, grace: Duration) -> Self {
         Liveness {
             started: clock.monotonic(),
             clock,
             seen: Mutex::new(HashMap::new()),
+            grace,
+            epoch: AtomicU64::new(0),
         }
     }
 
     /// Records a sign of life from the instance with this ARN.
     pub fn seen(&self, instance_arn: &str) {
         let now = self.clock.monotonic();
-        self.seen.lock().insert(instance_arn.to_string(), now);
+        let before = self.seen.lock().insert(instance_arn.to_string(), now);
+        let last = before.unwrap_or(self.started);
+        if now.saturating_sub(last) >= self.grace {
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a sign of life from each of these instances (simulated hosts).
+    pub fn seen_all<'a>(&self, instance_arns: impl IntoIterator<Item = &'a str>) {
+        for arn in instance_arns {
+            self.seen(arn);
+        }
+    }
+
+    /// Changes whenever an instance's agent reconnects.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
     }
 
     /// How long since the instance was last heard from.

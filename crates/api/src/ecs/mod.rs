@@ -10,6 +10,7 @@ mod liveness;
 mod paging;
 pub mod scaling;
 mod services;
+mod simulate;
 mod sweeper;
 mod tags;
 mod task_definitions;
@@ -45,13 +46,19 @@ pub struct Ecs {
     pub(crate) services: Arc<services::ServiceScheduler>,
     /// Seals task-role credentials (`task_role`); none: no task gets any.
     pub(crate) sessions: Option<Arc<berth_auth::SessionKey>>,
+    /// Each cluster's instances and reservations as placement reads them.
+    pub(crate) placement: Arc<tasks::launch::PlacementIndex>,
+    /// Simulated hosts (`simulate`), when the server was asked for them.
+    pub(crate) simulated: Arc<std::sync::OnceLock<Arc<simulate::Simulated>>>,
 }
 
 pub use agent_channel::MANAGED_CLUSTER;
 pub(crate) use container_instances::InstanceDoc;
 use liveness::Liveness;
 pub use liveness::Timings;
+pub use simulate::{Simulation, SIMULATED_ATTRIBUTE};
 pub use sweeper::Swept;
+pub(crate) use tasks::launch::{placement_written, touches_placement};
 
 impl Ecs {
     /// `token_key` signs pagination tokens; keep it stable across restarts
@@ -62,25 +69,31 @@ impl Ecs {
 
     pub fn with_timings(store: Arc<dyn Store>, token_key: Vec<u8>, timings: Timings) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let grace = timings.agent_disconnect_grace;
         Ecs {
             store,
             tokens: TokenCodec::new(token_key),
             locks: Arc::default(),
             timings,
-            liveness: Arc::new(Liveness::new(clock.clone())),
+            liveness: Arc::new(Liveness::new(clock.clone(), grace)),
             clock,
             work: Arc::default(),
             endpoint: String::new(),
             last_expiry: Arc::default(),
             services: Arc::default(),
             sessions: None,
+            placement: Arc::default(),
+            simulated: Arc::default(),
         }
     }
 
     /// Decides by `clock` instead of the system's (tests use a
     /// `ManualClock`). Call before any agent is seen: liveness starts over.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.liveness = Arc::new(Liveness::new(clock.clone()));
+        self.liveness = Arc::new(Liveness::new(
+            clock.clone(),
+            self.timings.agent_disconnect_grace,
+        ));
         self.clock = clock;
         self
     }

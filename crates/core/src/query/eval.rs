@@ -19,6 +19,23 @@ pub trait Facts {
 }
 
 impl Expr {
+    /// Whether the expression reads only what an instance registered
+    /// (attributes, agent version, EC2 id, registration time): not its
+    /// agent's connection nor its tasks, so its verdict on an instance
+    /// holds until the instance is written again.
+    pub fn reads_only_registration(&self) -> bool {
+        match self {
+            Expr::Compare(c) => !matches!(
+                c.subject,
+                Subject::AgentConnected | Subject::RunningTasksCount | Subject::TaskGroup
+            ),
+            Expr::Not(e) => e.reads_only_registration(),
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.reads_only_registration() && b.reads_only_registration()
+            }
+        }
+    }
+
     /// Whether an instance with these facts is a member.
     pub fn matches(&self, f: &dyn Facts) -> bool {
         match self {

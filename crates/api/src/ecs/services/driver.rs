@@ -673,7 +673,7 @@ fn unplaced_message(service: &str, failures: &[Failure], snap: &launch::Snapshot
     let instance = closest
         .and_then(|f| f.arn.as_deref())
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-        .filter(|_| !snap.pool.is_empty())
+        .filter(|_| !snap.pool().is_empty())
         .unwrap_or_else(|| "managed capacity".into());
     format!(
         "(service {service}) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {instance}) {why}. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."

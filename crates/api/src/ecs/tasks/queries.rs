@@ -109,18 +109,26 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|l| t.task.launch_type.as_ref() == Some(l))
     };
-    // Live tasks (few) come from the status index; a desired status of
-    // STOPPED adds STOPPED tasks, read page by page in sort order and
-    // merged in, so no listing decodes every task the cluster ever had.
-    let start = after.clone();
-    let past_start = |t: &TaskDoc| start.as_ref().is_none_or(|a| t.sort() > *a);
-    let mut live: Vec<TaskDoc> = active_in_cluster(ecs, ctx, &cluster)
-        .await?
-        .into_iter()
-        .filter(|t| keep(t) && past_start(t))
-        .collect();
-    live.sort_by_key(|t| t.sort());
-    let mut live = live.into_iter().peekable();
+    // Live tasks come from the status index, one cursor per live status
+    // merged in sort order, a page at a time; a desired status of STOPPED
+    // adds STOPPED tasks, read page by page in sort order and merged in, so
+    // no listing decodes more of the cluster's tasks than its page needs.
+    let mut live = Live {
+        ecs,
+        scope: scope(ctx),
+        cluster: cluster.clone(),
+        keep: &keep,
+        cursors: TaskStatus::ALL
+            .iter()
+            .filter(|s| s.holds_resources())
+            .map(|s| Cursor {
+                status: s.as_str(),
+                after: after.clone(),
+                buf: Default::default(),
+                done: false,
+            })
+            .collect(),
+    };
     let mut found: Vec<TaskDoc> = Vec::new();
     if desired == DesiredStatus::Stopped {
         'scan: loop {
@@ -135,8 +143,8 @@ pub async fn list(
             let exhausted = batch.len() < 1000;
             for d in batch {
                 after = Some(d.value.sort());
-                while live.peek().is_some_and(|l| l.sort() < d.value.sort()) {
-                    found.push(live.next().expect("peeked"));
+                while live.peek().await?.is_some_and(|l| l < d.value.sort()) {
+                    found.extend(live.next().await?);
                 }
                 if keep(&d.value) {
                     found.push(d.value);
@@ -150,7 +158,12 @@ pub async fn list(
             }
         }
     }
-    found.extend(live);
+    while found.len() <= limit {
+        match live.next().await? {
+            Some(t) => found.push(t),
+            None => break,
+        }
+    }
     let more = found.len() > limit;
     found.truncate(limit);
     let next_token = (more && !found.is_empty())
@@ -159,4 +172,73 @@ pub async fn list(
         task_arns: Some(found.iter().map(|t| t.arn().to_string()).collect()),
         next_token,
     })
+}
+
+/// Tasks read per page of one live status.
+const LIVE_PAGE: usize = 200;
+
+/// A cluster's live tasks that `keep` accepts, in sort order: one cursor
+/// per live status over the status index, merged.
+struct Live<'a, F> {
+    ecs: &'a Ecs,
+    scope: Scope,
+    cluster: String,
+    keep: &'a F,
+    cursors: Vec<Cursor>,
+}
+
+struct Cursor {
+    status: &'static str,
+    /// The last sort key read.
+    after: Option<String>,
+    buf: std::collections::VecDeque<TaskDoc>,
+    done: bool,
+}
+
+impl<F: Fn(&TaskDoc) -> bool> Live<'_, F> {
+    /// Refills the cursors that ran dry; the index of the one holding the
+    /// smallest next task.
+    async fn fill(&mut self) -> Result<Option<usize>, EcsError> {
+        for c in &mut self.cursors {
+            while c.buf.is_empty() && !c.done {
+                let q = Query {
+                    parent: Some(self.cluster.clone()),
+                    status: Some(c.status.into()),
+                    after: c.after.clone(),
+                    limit: LIVE_PAGE,
+                    ..Default::default()
+                };
+                let batch = records::list::<TaskDoc>(self.ecs.store(), &self.scope, &q).await?;
+                c.done = batch.len() < LIVE_PAGE;
+                for d in batch {
+                    c.after = Some(d.value.sort());
+                    if (self.keep)(&d.value) {
+                        c.buf.push_back(d.value);
+                    }
+                }
+            }
+        }
+        Ok(self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.buf.front()?.sort())))
+            .min_by(|a, b| a.1.cmp(&b.1))
+            .map(|(i, _)| i))
+    }
+
+    /// The sort key of the next task.
+    async fn peek(&mut self) -> Result<Option<String>, EcsError> {
+        Ok(self
+            .fill()
+            .await?
+            .and_then(|i| Some(self.cursors[i].buf.front()?.sort())))
+    }
+
+    async fn next(&mut self) -> Result<Option<TaskDoc>, EcsError> {
+        Ok(self
+            .fill()
+            .await?
+            .and_then(|i| self.cursors[i].buf.pop_front()))
+    }
 }

@@ -26,11 +26,13 @@
 //! launched.wake(ecs);
 //! ```
 
+mod index;
 mod place;
 mod plan;
 mod prepare;
 mod run;
 
+pub(crate) use index::{placement_written, touches_placement, PlacementIndex};
 pub(crate) use place::{
     constraints_of, expression, place, scheduler_instance, scheduler_strategies, snapshot,
     PlacementRequest,
@@ -73,12 +75,30 @@ pub(crate) async fn launch(
     request: &PlacementRequest,
 ) -> Result<Launched, EcsError> {
     let _placing = lock_placement(ecs, ctx, launch).await;
+    // Where the snapshot was read, for the placement index once it lands.
+    let read = std::sync::Mutex::new(None);
     let launched = retry(ecs.store(), async || {
         let snap = snapshot(ecs, ctx, launch, request.only.as_deref()).await?;
         let placements = place(&snap, launch, request);
-        Ok::<_, EcsError>(plan(ctx, launch, &snap, placements, ecs.now()).commit(ctx, Vec::new()))
+        let plan = plan(ctx, launch, &snap, placements, ecs.now());
+        let stale = read
+            .lock()
+            .expect("not poisoned")
+            .replace((snap.scope.clone(), snap.cluster.clone(), snap.generation))
+            .is_some();
+        if stale {
+            // A conflict: whatever the index held, read the store again next.
+            ecs.placement.forget(&snap.scope, &snap.cluster);
+        }
+        Ok::<_, EcsError>(plan.commit(ctx, Vec::new()))
     })
     .await?;
+    if let Some((scope, cluster, generation)) = read.into_inner().expect("not poisoned") {
+        if request.only.is_none() {
+            ecs.placement
+                .landed(&scope, &cluster, generation, &launched);
+        }
+    }
     launched.wake(ecs);
     Ok(launched)
 }

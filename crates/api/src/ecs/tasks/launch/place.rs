@@ -3,9 +3,11 @@
 //! scheduler).
 
 use super::super::*;
+use super::index::Pool;
 use super::Launch;
 use crate::ecs::MANAGED_CLUSTER;
 use berth_core::query;
+use std::sync::Arc;
 
 /// How to place a launch's tasks.
 #[derive(Debug, Clone)]
@@ -132,17 +134,24 @@ fn task_definition_member_of(td: &TaskDefinition) -> Vec<query::Expr> {
 pub(crate) struct Snapshot {
     /// Where the instances (and their assignments) live.
     pub scope: Scope,
-    /// The instances that are not INACTIVE, with the versions read: the
-    /// commit re-writes those it uses at these versions.
-    pub instances: Vec<Versioned<InstanceDoc>>,
-    /// The same instances as the scheduler sees them, live reservations
-    /// counted.
-    pub pool: Vec<scheduler::Instance>,
+    /// The instances that are not INACTIVE, with the versions read (the
+    /// commit re-writes those it uses at these versions), and as the
+    /// scheduler sees them, live reservations counted.
+    pub index: Arc<Pool>,
+    /// The scope's generation when it was read (see `index`).
+    pub generation: u64,
+    /// The cluster whose instances these are (berth's managed one for FARGATE).
+    pub cluster: String,
 }
 
 impl Snapshot {
     pub fn instance(&self, id: &str) -> Option<&Versioned<InstanceDoc>> {
-        self.instances.iter().find(|d| d.value.id == id)
+        self.index.instance(id)
+    }
+
+    /// The instances as the scheduler sees them.
+    pub fn pool(&self) -> &[scheduler::Instance] {
+        &self.index.pool
     }
 }
 
@@ -156,9 +165,10 @@ pub(super) fn awsvpc_shares_host(d: &InstanceDoc) -> bool {
         .any(|a| a.name == "berth.runtime" && a.value.as_deref() == Some("docker"))
 }
 
-/// Reads the instances `launch` may use (only those in `only`, if given)
-/// and the reservations of the live tasks on them. No usable instance at
-/// all is an error, as on ECS.
+/// The instances `launch` may use (only those in `only`, if given) and the
+/// reservations of the live tasks on them: from the placement index when
+/// nothing wrote since it was read, else from the store. No usable
+/// instance at all is an error, as on ECS.
 pub(crate) async fn snapshot(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -167,60 +177,83 @@ pub(crate) async fn snapshot(
 ) -> Result<Snapshot, EcsError> {
     let managed = launch.is_managed();
     let scope = if managed { managed_scope() } else { scope(ctx) };
-    let parent = if managed {
+    let cluster = if managed {
         MANAGED_CLUSTER.to_string()
     } else {
         launch.cluster_name()
     };
-    let q = Query {
-        parent: Some(parent.clone()),
-        limit: 100_000,
-        ..Default::default()
+    let generation = ecs.placement.generation(&scope);
+    let cached = ecs.placement.get(ecs, &scope, &cluster);
+    let index = match (cached, only) {
+        (Some(p), None) => p,
+        (cached, only) => {
+            let p = match cached {
+                Some(p) => (*p).clone(),
+                None => read_pool(ecs, &scope, &cluster).await?,
+            };
+            let p = Arc::new(p);
+            match only {
+                None => {
+                    ecs.placement
+                        .put(ecs, &scope, &cluster, generation, p.clone());
+                    p
+                }
+                Some(ids) => Arc::new(p.only(ids)),
+            }
+        }
     };
-    let mut instances: Vec<Versioned<InstanceDoc>> = records::list(ecs.store(), &scope, &q).await?;
-    if let Some(ids) = only {
-        instances.retain(|d| ids.contains(&d.value.id));
-    }
-    instances.retain(|d| d.value.instance.status.as_deref() != Some(INACTIVE));
     // A capacity provider's tasks go only to the instances that joined it.
-    if let Some(provider) = launch.instance_provider() {
-        instances.retain(|d| d.value.instance.capacity_provider_name.as_deref() == Some(provider));
-    }
-    if instances.is_empty() {
+    let index = match launch.instance_provider() {
+        Some(provider) => Arc::new(
+            index.filtered(|d| d.instance.capacity_provider_name.as_deref() == Some(provider)),
+        ),
+        None => index,
+    };
+    if index.instances.is_empty() {
         return Err(if managed {
             EcsError::client("No managed capacity is registered to run FARGATE tasks (start berth server with its embedded agent).")
         } else {
             EcsError::invalid("No Container Instances were found in your cluster.")
         });
     }
-    // Only this cluster's reservations: an index range, not the scope.
-    let aq = Query {
-        sort_prefix: Some(AssignmentDoc::cluster_prefix(&parent)),
-        limit: 1_000_000,
+    Ok(Snapshot {
+        scope,
+        index,
+        generation,
+        cluster,
+    })
+}
+
+/// Reads a cluster's instances that are not INACTIVE and the reservations
+/// on them from the store.
+async fn read_pool(ecs: &Ecs, scope: &Scope, cluster: &str) -> Result<Pool, EcsError> {
+    let q = Query {
+        parent: Some(cluster.to_string()),
+        limit: 100_000,
         ..Default::default()
     };
-    let reservations = records::list::<AssignmentDoc>(ecs.store(), &scope, &aq)
+    let mut instances: Vec<Versioned<InstanceDoc>> = records::list(ecs.store(), scope, &q).await?;
+    instances.retain(|d| d.value.instance.status.as_deref() != Some(INACTIVE));
+    // Only this cluster's reservations: an index range, not the scope.
+    let aq = Query {
+        sort_prefix: Some(AssignmentDoc::cluster_prefix(cluster)),
+        limit: 10_000_000,
+        ..Default::default()
+    };
+    let reservations = records::list::<AssignmentDoc>(ecs.store(), scope, &aq)
         .await?
         .into_iter()
         .map(|a| a.value)
         .collect::<Vec<_>>();
-    let pool = instances
-        .iter()
-        .map(|d| scheduler_instance(ecs, &d.value, &reservations))
-        .collect();
-    Ok(Snapshot {
-        scope,
-        instances,
-        pool,
-    })
+    Ok(Pool::new(ecs, instances, &reservations))
 }
 
 /// An instance as the scheduler (and the cluster query language) sees it,
 /// with its tasks' reservations and groups.
-pub(crate) fn scheduler_instance(
+pub(crate) fn scheduler_instance<'a>(
     ecs: &Ecs,
     d: &InstanceDoc,
-    reservations: &[AssignmentDoc],
+    reservations: impl IntoIterator<Item = &'a AssignmentDoc>,
 ) -> scheduler::Instance {
     let (cpu, memory, ports) = d.registered();
     let mut inst = scheduler::Instance {
@@ -250,7 +283,7 @@ pub(crate) fn scheduler_instance(
             groups: Default::default(),
         },
     };
-    for a in reservations.iter().filter(|a| a.instance_id == d.id) {
+    for a in reservations.into_iter().filter(|a| a.instance_id == d.id) {
         inst.reserve(&a.reserved, a.group.as_deref());
     }
     inst
@@ -263,21 +296,24 @@ pub(crate) fn place(
     launch: &Launch,
     request: &PlacementRequest,
 ) -> Vec<Placement> {
-    scheduler::place(
-        &snapshot.pool,
+    let td_member_of = task_definition_member_of(&launch.td);
+    let (fixed, changing): (Vec<&query::Expr>, Vec<&query::Expr>) = request
+        .member_of
+        .iter()
+        .chain(&td_member_of)
+        .partition(|e| e.reads_only_registration());
+    let members = (!fixed.is_empty()).then(|| snapshot.index.members(&fixed));
+    scheduler::place_among(
+        snapshot.pool(),
         &scheduler::Request {
             demand: launch.demand.clone(),
             count: request.count,
             strategies: request.strategies.clone(),
             distinct_instance: request.distinct_instance,
-            member_of: request
-                .member_of
-                .iter()
-                .cloned()
-                .chain(task_definition_member_of(&launch.td))
-                .collect(),
+            member_of: changing.into_iter().cloned().collect(),
             group: Some(launch.group.clone()),
             seed: request.seed,
         },
+        members.as_deref().map(Vec::as_slice),
     )
 }

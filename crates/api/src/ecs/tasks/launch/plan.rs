@@ -98,13 +98,23 @@ pub(crate) struct Launched {
     pub tasks: Vec<TaskDoc>,
     pub failures: Vec<Failure>,
     used: Vec<String>,
+    /// The tasks' scope.
+    scope: Scope,
 }
 
 impl Launched {
+    /// The ids of the instances that got tasks.
+    pub fn used(&self) -> &[String] {
+        &self.used
+    }
+
     /// Wakes the long polls of the agents that got tasks.
     pub fn wake(&self, ecs: &Ecs) {
         for id in &self.used {
             ecs.work.bump(id);
+        }
+        if let Some(sim) = ecs.simulated.get() {
+            sim.placed(&self.scope, &self.tasks);
         }
     }
 }
@@ -140,6 +150,7 @@ impl Plan {
             tasks: self.tasks,
             failures: self.failures,
             used: self.used,
+            scope: scope(ctx),
         };
         let mut writes = self.instance_writes;
         if self.managed {

@@ -377,7 +377,7 @@ async fn reservations_are_read_by_cluster_and_old_ones_upgraded() {
         stored[0].value.sort(),
         format!("c\t{}", stored[0].value.id())
     );
-    let reserved = |snap: &Snapshot| snap.pool[0].memory;
+    let reserved = |snap: &Snapshot| snap.pool()[0].memory;
     assert_eq!(reserved(&snapshot(ecs, ctx, &l, None).await.unwrap()), 512);
 
     // The form earlier versions stored: no cluster, sorted by its id.
@@ -387,6 +387,8 @@ async fn reservations_are_read_by_cluster_and_old_ones_upgraded() {
         .commit(&scope(ctx), vec![old.write()])
         .await
         .unwrap();
+    // Written behind `records`' back: the placement index must be told.
+    crate::ecs::placement_written(&scope(ctx));
     assert_eq!(reserved(&snapshot(ecs, ctx, &l, None).await.unwrap()), 1024);
 
     assert_eq!(ecs.upgrade_stored().await.unwrap(), 1);
