@@ -1,5 +1,5 @@
-//! `berth shim` as a binary of its own, for this crate's integration tests
-//! (see `ProcessRuntime::new`); the agent runs `berth shim` instead.
+//! The shim as a binary of this crate, for its integration tests (the test
+//! binary cannot serve as a shim). `berth` ships its own `berth-shim`.
 
 fn main() {
     let args = std::env::args().skip(1).collect();
