@@ -18,6 +18,7 @@ mod report;
 mod scale;
 mod servers;
 mod services;
+mod spawnloop;
 mod tasks;
 mod throughput;
 
@@ -98,6 +99,9 @@ struct Args {
     /// Task throughput: measured seconds.
     #[arg(long, default_value_t = 10.0)]
     task_duration: f64,
+    /// Task throughput: seconds of the bare `sh -c true` spawn loop first.
+    #[arg(long, default_value_t = 3.0)]
+    spawn_duration: f64,
     /// Task retention: STOPPED tasks to create.
     #[arg(long, default_value_t = 100_000)]
     retained_tasks: u64,
@@ -233,6 +237,10 @@ fn validate(a: &Args) -> anyhow::Result<()> {
         "--task-duration must be in (0, 300] seconds"
     );
     ensure!(
+        a.spawn_duration > 0.0 && a.spawn_duration <= 60.0,
+        "--spawn-duration must be in (0, 60] seconds"
+    );
+    ensure!(
         (1..=1_000_000).contains(&a.retained_tasks),
         "--retained-tasks must be in 1..=1000000"
     );
@@ -310,6 +318,7 @@ fn task_options(a: &Args) -> tasks::Options {
         batch: a.task_batch,
         slots: task_slots(a),
         duration: Duration::from_secs_f64(a.task_duration),
+        spawn_duration: Duration::from_secs_f64(a.spawn_duration),
         retained: a.retained_tasks,
         retain_concurrency: a.retain_concurrency,
         retain_timeout: Duration::from_secs_f64(a.retain_timeout),

@@ -42,6 +42,8 @@ pub struct Options {
     pub batch: usize,
     pub slots: usize,
     pub duration: Duration,
+    /// Task throughput: how long the bare spawn loop runs first.
+    pub spawn_duration: Duration,
     pub retained: u64,
     pub retain_concurrency: usize,
     pub retain_timeout: Duration,

@@ -1,5 +1,5 @@
 //! The process runtime with real processes. The shim is this crate's
-//! `berth-shim` binary (the test binary cannot serve as `berth shim`).
+//! `berth-test-shim` binary (the test binary cannot serve as `berth shim`).
 //! Nothing sleeps for a fixed time to let something happen: tests poll
 //! with generous deadlines.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn runtime(dir: &Path) -> ProcessRuntime {
-    ProcessRuntime::new(dir, vec![env!("CARGO_BIN_EXE_berth-shim").into()])
+    ProcessRuntime::new(dir, vec![env!("CARGO_BIN_EXE_berth-test-shim").into()])
 }
 
 fn spec(container: &str, argv: &[&str]) -> ContainerSpec {
@@ -172,7 +172,7 @@ async fn environment_and_working_directory_reach_the_process() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     // The agent's (here: the shim's) environment has AGENT_SECRET.
-    let shim = env!("CARGO_BIN_EXE_berth-shim");
+    let shim = env!("CARGO_BIN_EXE_berth-test-shim");
     let rt = ProcessRuntime::new(
         dir.path(),
         vec!["env".into(), "AGENT_SECRET=x".into(), shim.into()],

@@ -12,6 +12,7 @@
 //! `/etc/passwd` and `/etc/group`. Linux only (it relies on `/proc`).
 
 pub mod cgroup;
+mod exitwatch;
 mod spawn;
 pub mod state;
 mod stats;
@@ -59,9 +60,9 @@ pub struct ProcessRuntime {
 impl ProcessRuntime {
     /// A runtime keeping its containers under `state_dir` (created on the
     /// first start), running `shim_command` + `<container dir>` as the shim:
-    /// `[<berth binary>, "shim"]` for the agent (see
+    /// `berth-shim` or `[<berth binary>, "shim"]` for the agent (see
     /// [`ProcessRuntime::with_current_exe`]); this crate's tests use its
-    /// `berth-shim` binary.
+    /// `berth-test-shim` binary.
     pub fn new(state_dir: impl Into<PathBuf>, shim_command: Vec<String>) -> Self {
         ProcessRuntime {
             state_dir: state_dir.into(),
@@ -121,11 +122,20 @@ impl ProcessRuntime {
         }
     }
 
-    /// A runtime whose shim is `<this executable> shim` — for the `berth`
-    /// binary.
+    /// A runtime for the `berth` binary: its shim is the one
+    /// [`shim_command`] finds for this executable.
     pub fn with_current_exe(state_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
-        let exe = std::env::current_exe()?.to_string_lossy().into_owned();
-        Ok(ProcessRuntime::new(state_dir, vec![exe, "shim".into()]))
+        let exe = std::env::current_exe()?;
+        let configured = std::env::var_os(SHIM_ENV).map(PathBuf::from);
+        Ok(ProcessRuntime::new(
+            state_dir,
+            shim_command(&exe, configured.as_deref()),
+        ))
+    }
+
+    /// The command the shim runs as (`+ <container dir>`).
+    pub fn shim(&self) -> &[String] {
+        &self.shim_command
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -204,28 +214,84 @@ impl ProcessRuntime {
     }
 
     /// Wait until the container has exited or `deadline` passes; the final
-    /// status if it exited.
+    /// status if it exited. Woken by the shim's exit where the kernel has
+    /// pidfds (a poll per container every 10 ms cost CPU and up to 10 ms of
+    /// every task's stop); polls otherwise.
     async fn wait_until(
         &self,
         key: &ContainerKey,
         deadline: Option<Instant>,
     ) -> Result<Option<ContainerStatus>, RuntimeError> {
-        let exit_file = self.dir(key)?.join(EXIT);
+        let dir = self.dir(key)?;
+        let exit_file = dir.join(EXIT);
         let mut round = 0u32;
+        let mut watch = None;
+        let mut watched = false;
+        let mut full = true;
         loop {
             // The cheap check every round, the full one now and then.
-            if round.is_multiple_of(FULL_CHECK_EVERY) || exit_file.exists() {
+            if full || round.is_multiple_of(FULL_CHECK_EVERY) || exit_file.exists() {
                 let status = self.read_status(key)?.ok_or(RuntimeError::NotFound)?;
                 if status.is_exited() {
                     return Ok(Some(status));
                 }
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            full = false;
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
-            tokio::time::sleep(POLL).await;
-            round = round.wrapping_add(1);
+            if !watched {
+                watch = exitwatch::ShimExit::open(&dir);
+                watched = true;
+            }
+            let nap = match watch {
+                // Still a full check now and then: the container may be
+                // removed under us.
+                Some(_) => POLL * FULL_CHECK_EVERY,
+                None => POLL,
+            };
+            let nap = deadline.map_or(nap, |d| nap.min(d - now));
+            match &watch {
+                Some(w) => {
+                    if tokio::time::timeout(nap, w.exited()).await.is_ok() {
+                        // The shim is gone: its `exit` is written (or it
+                        // was lost, which the full check records). A
+                        // process outliving it is polled for.
+                        watch = None;
+                    }
+                    full = true;
+                }
+                None => {
+                    tokio::time::sleep(nap).await;
+                    round = round.wrapping_add(1);
+                }
+            }
         }
+    }
+}
+
+/// Names the shim binary to run instead of the one beside `berth`.
+pub const SHIM_ENV: &str = "BERTH_SHIM";
+/// The small shim binary `berth` ships beside itself.
+pub const SHIM_BIN: &str = "berth-shim";
+
+/// The shim for the `berth` executable `exe`: `configured` (from
+/// `BERTH_SHIM`) if given, else the `berth-shim` binary beside `exe` when
+/// there is one, else `exe shim` — the same code, but exec'ing the whole
+/// server costs milliseconds per container that the small binary does not.
+pub fn shim_command(exe: &Path, configured: Option<&Path>) -> Vec<String> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    if let Some(shim) = configured.filter(|p| !p.as_os_str().is_empty()) {
+        return vec![path(shim)];
+    }
+    let beside = exe.with_file_name(SHIM_BIN);
+    let executable =
+        fs::metadata(&beside).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if executable && beside != exe {
+        vec![path(&beside)]
+    } else {
+        vec![path(exe), "shim".into()]
     }
 }
 
@@ -568,6 +634,29 @@ fn interface_with(ip: std::net::Ipv4Addr) -> Option<String> {
     // SAFETY: `list` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     found
+}
+
+#[cfg(test)]
+mod shim_command_tests {
+    use super::*;
+
+    #[test]
+    fn the_small_shim_beside_berth_wins_and_a_configured_one_wins_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("berth");
+        fs::write(&exe, "").unwrap();
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        assert_eq!(shim_command(&exe, None), vec![s(&exe), "shim".into()]);
+        // Present but not executable: not used.
+        let small = dir.path().join(SHIM_BIN);
+        fs::write(&small, "").unwrap();
+        assert_eq!(shim_command(&exe, None), vec![s(&exe), "shim".into()]);
+        fs::set_permissions(&small, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(shim_command(&exe, None), vec![s(&small)]);
+        let other = Path::new("/opt/shim");
+        assert_eq!(shim_command(&exe, Some(other)), vec![s(other)]);
+        assert_eq!(shim_command(&exe, Some(Path::new(""))), vec![s(&small)]);
+    }
 }
 
 #[cfg(test)]

@@ -253,14 +253,17 @@ fn run(dir: &Path) -> Result<(), String> {
 /// descendant of the shim (all of them, without a cgroup); the cgroup is
 /// removed once empty.
 fn end_the_rest(shim: u32, cgroup: Option<&Cgroup>) {
+    // Where the cgroup emptied, the tree walk only looks for processes that
+    // left it; otherwise it is all there is, and is double-checked.
+    let mut emptied = false;
     if let Some(cg) = cgroup {
         match cgroup::kill_all(cg.path()) {
-            Ok(true) => {}
+            Ok(true) => emptied = true,
             Ok(false) => eprintln!("berth shim: processes of the cgroup survive SIGKILL"),
             Err(e) => eprintln!("berth shim: cannot kill the cgroup's processes: {e}"),
         }
     }
-    let left = tree::kill_descendants(shim, &[], KILL_PATIENCE);
+    let left = tree::kill_descendants(shim, &[], KILL_PATIENCE, !emptied);
     if left > 0 {
         eprintln!("berth shim: {left} processes survive SIGKILL");
     }

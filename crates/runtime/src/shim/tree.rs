@@ -45,6 +45,48 @@ fn all_processes() -> HashMap<u32, Stat> {
     .collect()
 }
 
+/// The children of `pid` from `/proc/<pid>/task/*/children`; `None` where
+/// the kernel has no such files.
+fn children_of(pid: u32) -> Option<Vec<u32>> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        match fs::read_to_string(task.path().join("children")) {
+            Ok(text) => out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !task.path().exists() => {}
+            Err(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The live descendants of `root` found by walking down from it: reads
+/// only the processes of the tree, where [`live_descendants`] reads every
+/// process of the host. `None` where the kernel cannot tell children.
+fn walk_descendants(root: u32) -> Option<Vec<(u32, u64)>> {
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        let Some(children) = children_of(p) else {
+            if p == root {
+                return None;
+            }
+            continue; // gone meanwhile
+        };
+        for c in children {
+            let Some(s) = stat(c) else { continue };
+            queue.push(c);
+            if s.state != 'Z' && s.state != 'X' {
+                found.push((c, s.start_ticks));
+            }
+        }
+    }
+    Some(found)
+}
+
 /// The live (not zombie) descendants of `root`, with their start times.
 fn live_descendants(root: u32) -> Vec<(u32, u64)> {
     let procs = all_processes();
@@ -98,14 +140,27 @@ fn kill_exactly(pid: u32, start_ticks: u64) {
 
 /// Kills every descendant of `root` (except those in `spare`), round after
 /// round, until none is alive or `patience` runs out; the number still
-/// alive.
-pub fn kill_descendants(root: u32, spare: &[u32], patience: Duration) -> usize {
+/// alive. The rounds walk the tree down from `root` (reading every process
+/// of the host costs a millisecond or more per container); the kernel's
+/// lists of children can miss a process that is being reparented while
+/// others exit, so with `confirm` the round that finds none is repeated
+/// over every process of the host (where no cgroup holds the container).
+pub fn kill_descendants(root: u32, spare: &[u32], patience: Duration, confirm: bool) -> usize {
     let deadline = Instant::now() + patience;
+    let mut walk = true;
     loop {
-        let left: Vec<_> = live_descendants(root)
+        let found = match walk.then(|| walk_descendants(root)).flatten() {
+            Some(found) => found,
+            None => live_descendants(root),
+        };
+        let left: Vec<_> = found
             .into_iter()
             .filter(|(pid, _)| !spare.contains(pid))
             .collect();
+        if left.is_empty() && walk && confirm {
+            walk = false;
+            continue;
+        }
         if left.is_empty() || Instant::now() >= deadline {
             return left.len();
         }
@@ -139,5 +194,8 @@ mod tests {
         let me = std::process::id();
         let parent = stat(me).unwrap().ppid;
         assert!(live_descendants(parent).iter().any(|(p, _)| *p == me));
+        if let Some(walked) = walk_descendants(parent) {
+            assert!(walked.iter().any(|(p, _)| *p == me));
+        }
     }
 }

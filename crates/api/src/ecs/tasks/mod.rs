@@ -238,7 +238,11 @@ pub async fn find(
         .filter(|d| d.value.cluster == cluster))
 }
 
-/// Applies `change` to a task with optimistic retries; bumps its agent.
+/// Applies `change` to a task with optimistic retries; wakes its agent's
+/// poll when the agent has something to learn: a desired status that
+/// changed, or a task that stopped (its assignment went with it). Not for
+/// the agent's own reports, its task's health or protection: waking the
+/// poll for those made every report cost a full work list.
 async fn modify(
     ecs: &Ecs,
     ctx: &RequestContext,
@@ -246,16 +250,22 @@ async fn modify(
     reference: &str,
     change: impl Fn(&mut TaskDoc) -> Result<(), EcsError>,
 ) -> Result<Option<TaskDoc>, EcsError> {
+    let wake_agent = std::sync::atomic::AtomicBool::new(false);
     let changed = retry(ecs.store(), async || {
         let Some(mut doc) = find(ecs, ctx, cluster, reference).await? else {
             return Ok(Attempt::Done(None));
         };
         let before = doc.value.last_status();
+        let desired_before = doc.value.task.desired();
         change(&mut doc.value)?;
         lifecycle::interface_follows(&mut doc.value, before);
         doc.value.task.version = Some(doc.value.task.version.unwrap_or(0) + 1);
         let stopping_now =
             before != TaskStatus::Stopped && doc.value.last_status() == TaskStatus::Stopped;
+        wake_agent.store(
+            stopping_now || doc.value.task.desired() != desired_before,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let ports_grew = absorb_bound_ports(&mut doc.value);
         let mut writes = vec![doc.write()];
         if ports_grew && doc.value.last_status() != TaskStatus::Stopped {
@@ -289,7 +299,11 @@ async fn modify(
     })
     .await?;
     if let Some(t) = &changed {
-        if let Some(i) = &t.instance_id {
+        if let Some(i) = t
+            .instance_id
+            .as_ref()
+            .filter(|_| wake_agent.load(std::sync::atomic::Ordering::Relaxed))
+        {
             ecs.work.bump(i);
         }
         // Its service watches it.
