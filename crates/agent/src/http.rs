@@ -32,8 +32,12 @@ const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const LOGS_PREFIX: &str = "Logs_20140328";
 
 pub struct HttpControlPlane {
-    endpoint: http::Uri,
-    host: String,
+    /// The servers to try, in order, each with its `host` header; calls go
+    /// to `current` until it fails to answer (a transport error, a
+    /// timeout, or a 5xx), then to the next (`--endpoint A,B,C`: servers
+    /// sharing one store).
+    endpoints: Vec<(http::Uri, String)>,
+    current: std::sync::atomic::AtomicUsize,
     access_key_id: String,
     secret_access_key: String,
     region: String,
@@ -185,6 +189,22 @@ impl rustls::client::danger::ServerCertVerifier for PinnedOrCa {
     }
 }
 
+/// One `--endpoint` URL and the `host` header it is signed with.
+fn parse_endpoint(endpoint: &str) -> anyhow::Result<(http::Uri, String)> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .with_context(|| format!("invalid endpoint URL '{endpoint}'"))?;
+    anyhow::ensure!(
+        matches!(uri.scheme_str(), Some("http" | "https")),
+        "the endpoint must be an http:// or https:// URL"
+    );
+    let host = uri
+        .authority()
+        .context("the endpoint URL has no host")?
+        .to_string();
+    Ok((uri, host))
+}
+
 impl HttpControlPlane {
     pub fn new(
         endpoint: &str,
@@ -204,21 +224,17 @@ impl HttpControlPlane {
         region: &str,
         ca: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let endpoint: http::Uri = endpoint
-            .parse()
-            .with_context(|| format!("invalid endpoint URL '{endpoint}'"))?;
-        anyhow::ensure!(
-            matches!(endpoint.scheme_str(), Some("http" | "https")),
-            "the endpoint must be an http:// or https:// URL"
-        );
-        let host = endpoint
-            .authority()
-            .context("the endpoint URL has no host")?
-            .to_string();
+        let endpoints = endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(parse_endpoint)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!endpoints.is_empty(), "no endpoint URL given");
         let tls = Arc::new(tls_config(ca)?);
         Ok(HttpControlPlane {
-            endpoint,
-            host,
+            endpoints,
+            current: Default::default(),
             access_key_id: access_key_id.into(),
             secret_access_key: secret_access_key.into(),
             region: region.into(),
@@ -267,8 +283,10 @@ impl HttpControlPlane {
         } else {
             "application/x-amz-json-1.1"
         };
+        let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % self.endpoints.len();
+        let (endpoint, host) = &self.endpoints[at];
         let headers = [
-            ("host", self.host.as_str()),
+            ("host", host.as_str()),
             ("content-type", content_type),
             ("x-amz-target", target),
         ];
@@ -284,7 +302,7 @@ impl HttpControlPlane {
             &body,
             SystemTime::now(),
         );
-        let mut req = http::Request::post(self.endpoint.clone());
+        let mut req = http::Request::post(endpoint.clone());
         for (k, v) in headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -297,17 +315,22 @@ impl HttpControlPlane {
         let resp = match tokio::time::timeout(timeout, client.request(req)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
-                *self.client.lock() = new_client(&self.tls);
+                self.fail_over(at);
                 // hyper's own text is only "client error (Connect)": the
                 // causes say what went wrong (refused, certificate, ...).
-                return Err(anyhow!("{target}: {}", with_causes(&e)));
+                return Err(anyhow!("{target}: {endpoint}: {}", with_causes(&e)));
             }
             Err(_) => {
-                *self.client.lock() = new_client(&self.tls);
-                return Err(anyhow!("{target}: no answer within {timeout:?}"));
+                self.fail_over(at);
+                return Err(anyhow!(
+                    "{target}: {endpoint}: no answer within {timeout:?}"
+                ));
             }
         };
         let status = resp.status();
+        if status.is_server_error() {
+            self.fail_over(at);
+        }
         let bytes = resp.into_body().collect().await?.to_bytes();
         if !status.is_success() {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -320,6 +343,31 @@ impl HttpControlPlane {
             ));
         }
         Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// The server at `at` did not answer: drop pooled connections (they
+    /// may lead nowhere once the network changed) and move to the next
+    /// server, unless another call already did.
+    fn fail_over(&self, at: usize) {
+        *self.client.lock() = new_client(&self.tls);
+        let next = (at + 1) % self.endpoints.len();
+        if self
+            .current
+            .compare_exchange(
+                at,
+                next,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+            && next != at
+        {
+            tracing::warn!(
+                from = %self.endpoints[at].0,
+                to = %self.endpoints[next].0,
+                "the control plane did not answer: trying the next server"
+            );
+        }
     }
 
     /// Any signed call (`service` is the signing name, `target` the
@@ -606,6 +654,9 @@ mod tests {
         assert!(ok("http://127.0.0.1:8450", None).is_ok());
         assert!(ok("https://berth.example:8450", None).is_ok());
         assert!(ok("ftp://x", None).is_err());
+        assert!(ok("http://a:1, http://b:2", None).is_ok());
+        assert!(ok("http://a:1,ftp://b", None).is_err());
+        assert!(ok(" , ", None).is_err());
         let missing = dir.path().join("missing.pem");
         let e = ok("https://x", Some(&missing)).err().unwrap();
         assert!(format!("{e:#}").contains("reading the CA bundle"), "{e:#}");
@@ -616,6 +667,48 @@ mod tests {
             format!("{e:#}").contains("holds no PEM certificate"),
             "{e:#}"
         );
+    }
+
+    /// A server that does not answer is left for the next one: the
+    /// agent's calls (which it retries) reach a live server.
+    #[tokio::test]
+    async fn calls_move_to_the_next_server_when_one_does_not_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead); // nothing listens there now: connections are refused
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_addr = live.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut c, _) = live.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = c.read(&mut buf).await;
+                    let body = "{\"ok\":true}";
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = c.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let cp = HttpControlPlane::new(
+            &format!("http://{dead_addr},http://{live_addr}"),
+            "AK",
+            "s",
+            "r",
+        )
+        .unwrap();
+        let t = Duration::from_secs(5);
+        let v = serde_json::json!({});
+        let first = cp.call_json("ecs", "X.Y", &v, t).await;
+        assert!(first.is_err(), "the dead server answered: {first:?}");
+        let second = cp.call_json("ecs", "X.Y", &v, t).await.unwrap();
+        assert_eq!(second["ok"], true);
+        // It stays with the server that answers.
+        assert!(cp.call_json("ecs", "X.Y", &v, t).await.is_ok());
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct AgentArgs {
-    /// The control plane's URL (what `berth env` prints as AWS_ENDPOINT_URL).
+    /// The control plane's URL (what `berth env` prints as AWS_ENDPOINT_URL);
+    /// several, comma-separated, for servers sharing one store: the agent
+    /// moves to the next when one stops answering.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint: String,
     /// The cluster to join (`default` is created if missing, as ECS's agent does).
@@ -79,7 +81,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = AgentConfig::for_host(&args.cluster, &args.data_dir);
     config.cleanup_wait = std::time::Duration::from_secs(args.task_cleanup_wait);
     config.env_file_dirs = berth_agent::envfile::EnvFileDirs::new(&args.allow_env_files)?;
-    config.task_endpoint = Some(args.task_endpoint.unwrap_or_else(|| args.endpoint.clone()));
+    let first = args.endpoint.split(',').next().unwrap_or_default().trim();
+    config.task_endpoint = Some(args.task_endpoint.unwrap_or_else(|| first.to_string()));
     let zone = args
         .availability_zone
         .unwrap_or_else(|| format!("{}a", args.region));
