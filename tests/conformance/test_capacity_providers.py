@@ -221,7 +221,7 @@ def test_strategies_are_checked_as_ecs_checks_them(ecs, name):
 
 # -- where tasks land ----------------------------------------------------------
 
-def test_a_service_splits_base_then_weights_over_fargate_and_spot(ecs, name):
+def test_a_service_splits_base_then_weights_over_fargate_and_spot(ecs, server, name):
     c = name("fg")
     ecs.create_cluster(clusterName=c, capacityProviders=["FARGATE", "FARGATE_SPOT"])
     fam = both_family(ecs, name("fg"))
@@ -242,7 +242,7 @@ def test_a_service_splits_base_then_weights_over_fargate_and_spot(ecs, name):
         # A spot interruption: SIGTERM now, stopCode SpotInterruption, and
         # the service puts a new task back on FARGATE_SPOT.
         victim = next(t for t in tasks if t["capacityProviderName"] == "FARGATE_SPOT")
-        r = spot_interrupt_via(ecs, c, victim["taskArn"])
+        r = spot_interrupt(server, c, victim["taskArn"])
         assert r.returncode == 0, r.stderr
         ecs.get_waiter("tasks_stopped").wait(cluster=c, tasks=[victim["taskArn"]], WaiterConfig=FAST)
         t = ecs.describe_tasks(cluster=c, tasks=[victim["taskArn"]])["tasks"][0]
@@ -261,7 +261,7 @@ def test_a_service_splits_base_then_weights_over_fargate_and_spot(ecs, name):
 
         # Only FARGATE_SPOT tasks can be interrupted.
         on_demand = next(x for x in running if x["capacityProviderName"] == "FARGATE")
-        r = spot_interrupt_via(ecs, c, on_demand["taskArn"])
+        r = spot_interrupt(server, c, on_demand["taskArn"])
         assert r.returncode != 0 and "FARGATE_SPOT" in r.stderr
         # FARGATE_SPOT cannot leave the cluster while the service uses it.
         assert error(lambda: ecs.put_cluster_capacity_providers(
@@ -301,17 +301,6 @@ def test_one_service_over_fargate_spot_and_an_agent_pool(ecs, server, name, tmp_
     finally:
         ecs.delete_service(cluster=c, service=svc, force=True)
         agent.stop()
-
-
-def spot_interrupt_via(ecs, cluster, task):
-    """`berth spot-interrupt` with the credentials `ecs` signs with."""
-    creds = ecs._request_signer._credentials
-    env = dict(os.environ, AWS_ENDPOINT_URL=ecs.meta.endpoint_url,
-               AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key,
-               AWS_DEFAULT_REGION=ecs.meta.region_name)
-    return subprocess.run(
-        [str(harness.berth_bin()), "spot-interrupt", "--cluster", cluster, "--task", task],
-        env=env, capture_output=True, text=True, timeout=30)
 
 
 def test_pools_of_agents_take_their_providers_tasks(ecs, server, name, tmp_path):
